@@ -1,0 +1,3 @@
+from raspapi.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,171 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import BaseRoute, Mount
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from raspapi import endpoints
+from raspapi.auth import Authenticator
+from raspapi.errors import ApiError
+from raspapi.guard import Guard
+from raspapi.keys import KEY_NAME, AdminKey
+from raspapi.logs import AccessLogMiddleware
+from raspapi.manager import PluginManager
+from raspapi.routing import ApiRoute
+from raspapi.runner import CommandRunner
+from raspapi.runtime import Runtime
+from raspapi.settings import Settings
+
+log = logging.getLogger("raspapi")
+
+
+def create_app(settings: Settings) -> Starlette:
+    """Build the daemon: load plugins, collect and guard their routes."""
+    manager = PluginManager(settings, CommandRunner(settings.root))
+    manager.load()
+    admin_key = AdminKey(settings.env_file, settings.api_key_override)
+    runtime = Runtime(settings, admin_key, Authenticator(admin_key), manager)
+
+    api_routes = endpoints.routes() + manager.collect_routes() + _failed_plugin_routes(manager)
+    runtime.routes = api_routes
+    routes: list[BaseRoute] = []
+    for route in api_routes:
+        route.app = Guard(route.app, route, runtime)
+        routes.append(route)
+    routes.append(
+        Mount("/static", StaticFiles(directory=endpoints.webui_dir() / "static"), name="static")
+    )
+
+    middleware = [Middleware(ErrorMiddleware)]
+    if settings.access_log:
+        middleware.insert(0, Middleware(AccessLogMiddleware))
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        announce_key(admin_key)
+        await manager.startup()
+        runtime.ready = True
+        try:
+            yield
+        finally:
+            runtime.ready = False
+            await manager.shutdown()
+
+    app = Starlette(
+        routes=routes,
+        middleware=middleware,
+        exception_handlers={HTTPException: _http_error, ApiError: _api_error},
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    return app
+
+
+def announce_key(admin_key: AdminKey) -> None:
+    """Make sure a key exists and say where it is (never what it is)."""
+    if admin_key.override:
+        log.info("API key: from the %s environment variable", KEY_NAME)
+        return
+    try:
+        created = admin_key.ensure()
+    except OSError as exc:
+        log.error(
+            "no API key, and cannot write one to %s: %s; every route that needs a key "
+            "answers 403 until one is set",
+            admin_key.env_file,
+            exc.strerror or exc,
+        )
+        return
+    if created:
+        log.warning(
+            "generated a new API key: %s=... in %s (mode 0600)", KEY_NAME, admin_key.env_file
+        )
+    else:
+        log.info("API key: %s in %s", KEY_NAME, admin_key.env_file)
+
+
+def _failed_plugin_routes(manager: PluginManager) -> list[ApiRoute]:
+    """A plugin that failed before giving routes still answers 503 under its namespace."""
+    out: list[ApiRoute] = []
+    for name, plugin in manager.plugins.items():
+        if plugin.failure is not None and not plugin.routes:
+            for path in ("/", "/{rest:path}"):
+                route = ApiRoute(
+                    path,
+                    _never,
+                    methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                    include_in_schema=False,
+                )
+                out.append(
+                    route.relocated(
+                        f"/api/v1/{name}" + ("" if path == "/" else path), name, legacy=False
+                    )
+                )
+    return out
+
+
+async def _never(request: Request) -> Response:  # pragma: no cover - the guard answers
+    raise ApiError("plugin failed")
+
+
+def _is_api(request: Request) -> bool:
+    return request.url.path.startswith("/api/")
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    body: dict[str, str] = {"detail": exc.detail}
+    # RaspAP's clients see RaspAP's exact bodies; our API adds a code.
+    if _is_api(request):
+        body["code"] = {404: "not_found", 405: "method_not_allowed"}.get(
+            exc.status_code, f"http_{exc.status_code}"
+        )
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+async def _api_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ApiError)
+    return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers or None)
+
+
+class ErrorMiddleware:
+    """Whatever a handler raises, the client gets a JSON 500 and no traceback."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception as exc:
+            route = scope.get("raspapi.route")
+            owner = f"plugin {route.plugin!r}" if route is not None and route.plugin else "core"
+            log.error("%s raised on %s %s", owner, scope["method"], scope["path"], exc_info=exc)
+            if not started:
+                response = JSONResponse(
+                    {"detail": "Internal Server Error", "code": "internal_error"},
+                    status_code=500,
+                )
+                await response(scope, receive, send)

@@ -1,0 +1,81 @@
+"""A small TTL cache where concurrent requests share one refresh."""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import time
+from collections.abc import Awaitable, Callable, Hashable
+from dataclasses import dataclass
+from typing import Any, TypeVar, cast
+
+T = TypeVar("T")
+Loader = Callable[[], T] | Callable[[], Awaitable[T]]
+
+
+@dataclass(slots=True)
+class _Entry:
+    expires: float
+    value: Any
+    error: BaseException | None
+
+
+class Cache:
+    """Values by key for ``ttl`` seconds.
+
+    ``get`` runs the loader once however many requests ask at the same time: the
+    first starts a refresh task and every caller awaits it. A synchronous loader
+    runs in a thread, so file reads never block the event loop. A loader's error
+    is kept for the same ``ttl``, so a missing device costs nothing under load.
+    """
+
+    def __init__(self, ttl: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl = ttl
+        self.clock = clock
+        self._entries: dict[Hashable, _Entry] = {}
+        self._inflight: dict[Hashable, asyncio.Task[Any]] = {}
+        self.loads = 0
+
+    async def get(self, key: Hashable, loader: Loader[T], ttl: float | None = None) -> T:
+        entry = self._entries.get(key)
+        if entry is not None and entry.expires > self.clock():
+            if entry.error is not None:
+                raise entry.error
+            return cast(T, entry.value)
+        task = self._inflight.get(key)
+        if task is None:
+            task = asyncio.ensure_future(self._load(key, loader, self.ttl if ttl is None else ttl))
+            task.add_done_callback(_consume)
+            self._inflight[key] = task
+        return cast(T, await asyncio.shield(task))
+
+    async def _load(self, key: Hashable, loader: Loader[Any], ttl: float) -> Any:
+        self.loads += 1
+        try:
+            if inspect.iscoroutinefunction(loader):
+                value = await loader()
+            else:
+                value = await asyncio.to_thread(loader)
+                if inspect.isawaitable(value):
+                    value = await value
+        except Exception as exc:
+            self._entries[key] = _Entry(self.clock() + ttl, None, exc)
+            raise
+        else:
+            self._entries[key] = _Entry(self.clock() + ttl, value, None)
+            return value
+        finally:
+            self._inflight.pop(key, None)
+
+    def invalidate(self, key: Hashable | None = None) -> None:
+        """Forget one key (or all), e.g. after a control action changed it."""
+        if key is None:
+            self._entries.clear()
+        else:
+            self._entries.pop(key, None)
+
+
+def _consume(task: asyncio.Task[Any]) -> None:
+    # Every waiter may have gone (clients hung up); don't warn about the error.
+    if not task.cancelled():
+        task.exception()

@@ -1,0 +1,171 @@
+"""The one way plugins run programs: argument lists, timeouts, capped output."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import shutil
+import signal
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger("raspapi.runner")
+
+#: Where programs are looked for, under the configured root first.
+SYSTEM_BIN_DIRS = ("/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin", "/sbin", "/bin")
+#: Never handed to a child process.
+_SECRET_ENV = ("RASPAP_API_KEY",)
+
+
+class CommandError(Exception):
+    """A program could not be run, or did not succeed."""
+
+    def __init__(self, args: Sequence[str], message: str) -> None:
+        super().__init__(f"{args[0] if args else '?'}: {message}")
+        self.argv = list(args)
+        self.message = message
+
+
+class CommandNotFound(CommandError):
+    pass
+
+
+class CommandTimeout(CommandError):
+    pass
+
+
+class OutputTooLarge(CommandError):
+    pass
+
+
+class CommandFailed(CommandError):
+    def __init__(self, args: Sequence[str], returncode: int, stderr: bytes) -> None:
+        text = stderr.decode(errors="replace").strip().splitlines()
+        reason = text[-1] if text else "no message"
+        super().__init__(args, f"exited with status {returncode}: {reason}")
+        self.returncode = returncode
+        self.stderr = stderr
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    args: tuple[str, ...]
+    returncode: int
+    stdout: bytes
+    stderr: bytes
+
+    @property
+    def text(self) -> str:
+        return self.stdout.decode("utf-8", errors="replace")
+
+
+class CommandRunner:
+    """Runs programs as asyncio subprocesses; never through a shell."""
+
+    def __init__(
+        self,
+        root: Path = Path("/"),
+        *,
+        timeout: float = 10.0,
+        max_output: int = 4 * 1024 * 1024,
+        environ: Mapping[str, str] | None = None,
+    ) -> None:
+        self.timeout = timeout
+        self.max_output = max_output
+        base = dict(os.environ if environ is None else environ)
+        for name in _SECRET_ENV:
+            base.pop(name, None)
+        base["LC_ALL"] = "C"
+        self.env = base
+        dirs = [str(root / d.lstrip("/")) for d in SYSTEM_BIN_DIRS] if root != Path("/") else []
+        dirs += base.get("PATH", os.defpath).split(os.pathsep)
+        dirs += [d for d in SYSTEM_BIN_DIRS if d not in dirs]
+        self.search_path = os.pathsep.join(dict.fromkeys(d for d in dirs if d))
+
+    def which(self, program: str) -> str | None:
+        """The program's full path: under the root first, then on PATH."""
+        if os.sep in program:
+            return program if os.access(program, os.X_OK) else None
+        return shutil.which(program, path=self.search_path)
+
+    async def run(
+        self,
+        args: Sequence[str],
+        *,
+        timeout: float | None = None,
+        max_output: int | None = None,
+        check: bool = True,
+        input: bytes | None = None,
+    ) -> CommandResult:
+        """Run ``args`` and return its output.
+
+        Raises CommandNotFound, CommandTimeout, OutputTooLarge, or (with
+        ``check``) CommandFailed on a non-zero exit.
+        """
+        if not args or isinstance(args, str):
+            raise TypeError("args must be a non-empty list of strings")
+        argv = [str(a) for a in args]
+        program = self.which(argv[0])
+        if program is None:
+            raise CommandNotFound(argv, "not installed")
+        limit = self.max_output if max_output is None else max_output
+        log.debug("run %s", argv)
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                program,
+                *argv[1:],
+                stdin=asyncio.subprocess.PIPE if input is not None else asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env=self.env,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            raise CommandError(argv, f"cannot start: {exc.strerror or exc}") from exc
+        try:
+            async with asyncio.timeout(self.timeout if timeout is None else timeout):
+                if input is not None and proc.stdin is not None:
+                    proc.stdin.write(input)
+                    with contextlib.suppress(ConnectionError):
+                        await proc.stdin.drain()
+                    proc.stdin.close()
+                assert proc.stdout is not None and proc.stderr is not None
+                stdout, stderr = await asyncio.gather(
+                    _read_capped(proc.stdout, limit), _read_capped(proc.stderr, limit)
+                )
+                returncode = await proc.wait()
+        except TimeoutError:
+            _kill(proc)
+            await proc.wait()
+            raise CommandTimeout(argv, f"timed out after {timeout or self.timeout:g} s") from None
+        except OutputTooLarge:
+            _kill(proc)
+            await proc.wait()
+            raise OutputTooLarge(argv, f"printed more than {limit} bytes") from None
+        except BaseException:
+            _kill(proc)
+            raise
+        result = CommandResult(tuple(argv), returncode, stdout, stderr)
+        if check and returncode != 0:
+            raise CommandFailed(argv, returncode, stderr)
+        return result
+
+
+async def _read_capped(stream: asyncio.StreamReader, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    while chunk := await stream.read(65536):
+        size += len(chunk)
+        if size > limit:
+            raise OutputTooLarge([], "too much output")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _kill(proc: asyncio.subprocess.Process) -> None:
+    if proc.returncode is None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)

@@ -1,0 +1,132 @@
+"""Settings: RaspAP's ``.env`` file, overridden by the process environment."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from dotenv import dotenv_values
+
+from raspapi.errors import StartupError
+
+SYSTEM_CONFIG_DIR = Path("/etc/raspap/api")
+SYSTEM_STATE_DIR = Path("/var/lib/raspapi")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the daemon is configured with. See ``etc/raspapi.env``."""
+
+    env_file: Path
+    host: str = "127.0.0.1"
+    port: int = 8081
+    root: Path = Path("/")
+    state_dir: Path = SYSTEM_STATE_DIR
+    plugins_dir: Path = SYSTEM_CONFIG_DIR / "plugins.d"
+    disable: frozenset[str] = frozenset()
+    cache_ttl: float = 1.0
+    log_level: str = "info"
+    access_log: bool = True
+    #: RASPAP_API_KEY from the process environment; it wins over the file.
+    api_key_override: str | None = field(default=None, repr=False)
+    #: Whether entry-point plugins of installed packages are loaded.
+    entry_points: bool = True
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, *, cwd: Path | None = None
+    ) -> Settings:
+        """Read settings: defaults, then the ``.env`` file, then ``environ``.
+
+        With no ``/etc/raspap/api`` folder (a development machine), the key
+        file, state and drop-in folder live in ``./.raspapi`` instead.
+        """
+        env = dict(os.environ if environ is None else environ)
+        local = (cwd or Path.cwd()) / ".raspapi"
+        dev = not SYSTEM_CONFIG_DIR.is_dir()
+        default_env_file = local / ".env" if dev else SYSTEM_CONFIG_DIR / ".env"
+        env_file = Path(env.get("RASPAPI_ENV_FILE") or default_env_file)
+        try:
+            file_values = (
+                {k: v for k, v in dotenv_values(env_file).items() if v is not None}
+                if env_file.is_file()
+                else {}
+            )
+        except (OSError, UnicodeDecodeError) as exc:
+            raise StartupError(f"cannot read {env_file}: {exc}") from exc
+        merged: dict[str, str] = {**file_values, **env}
+
+        def get(name: str) -> str | None:
+            value = merged.get(name)
+            return value.strip() if value is not None else None
+
+        kwargs: dict[str, Any] = {"env_file": env_file}
+        if dev:
+            kwargs["state_dir"] = local / "state"
+            kwargs["plugins_dir"] = local / "plugins.d"
+        if (v := get("RASPAPI_HOST")) is not None:
+            kwargs["host"] = v or "127.0.0.1"
+        if (v := get("RASPAPI_PORT")) is not None:
+            kwargs["port"] = _int("RASPAPI_PORT", v, 1, 65535)
+        if v := get("RASPAPI_ROOT"):
+            kwargs["root"] = Path(v)
+        if v := get("RASPAPI_STATE_DIR"):
+            kwargs["state_dir"] = Path(v)
+        if v := get("RASPAPI_PLUGINS_DIR"):
+            kwargs["plugins_dir"] = Path(v)
+        if (v := get("RASPAPI_DISABLE")) is not None:
+            kwargs["disable"] = frozenset(n.strip() for n in v.split(",") if n.strip())
+        if (v := get("RASPAPI_CACHE_TTL")) is not None:
+            kwargs["cache_ttl"] = _float("RASPAPI_CACHE_TTL", v, 0.0, 3600.0)
+        if (v := get("RASPAPI_LOG_LEVEL")) is not None:
+            if v.lower() not in LOG_LEVELS:
+                raise StartupError(f"RASPAPI_LOG_LEVEL={v!r} is not one of {', '.join(LOG_LEVELS)}")
+            kwargs["log_level"] = v.lower()
+        if (v := get("RASPAPI_ACCESS_LOG")) is not None:
+            kwargs["access_log"] = _bool("RASPAPI_ACCESS_LOG", v)
+        # Only the process environment overrides the key: the file's own value
+        # is re-read by the key watcher whenever the file changes.
+        if env.get("RASPAP_API_KEY", "").strip():
+            kwargs["api_key_override"] = env["RASPAP_API_KEY"].strip()
+        settings = cls(**kwargs)
+        if not settings.root.is_dir():
+            raise StartupError(f"RASPAPI_ROOT={settings.root} is not a folder")
+        return settings
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+
+def _int(name: str, value: str, low: int, high: int) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise StartupError(f"{name}={value!r} is not a whole number") from None
+    if not low <= number <= high:
+        raise StartupError(f"{name}={number} is out of range {low}..{high}")
+    return number
+
+
+def _float(name: str, value: str, low: float, high: float) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise StartupError(f"{name}={value!r} is not a number") from None
+    if not low <= number <= high:
+        raise StartupError(f"{name}={number} is out of range {low}..{high}")
+    return number
+
+
+def _bool(name: str, value: str) -> bool:
+    lowered = value.lower()
+    if lowered in _TRUE:
+        return True
+    if lowered in _FALSE:
+        return False
+    raise StartupError(f"{name}={value!r} is not one of on/off, true/false, 1/0")
