@@ -53,7 +53,7 @@ def create_app(settings: Settings) -> Starlette:
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        announce_key(admin_key)
+        announce_key(admin_key, settings)
         await manager.startup()
         runtime.ready = True
         try:
@@ -72,7 +72,7 @@ def create_app(settings: Settings) -> Starlette:
     return app
 
 
-def announce_key(admin_key: AdminKey) -> None:
+def announce_key(admin_key: AdminKey, settings: Settings) -> None:
     """Make sure a key exists and say where it is (never what it is)."""
     if admin_key.override:
         log.info("API key: from the %s environment variable", KEY_NAME)
@@ -93,6 +93,9 @@ def announce_key(admin_key: AdminKey) -> None:
         )
     else:
         log.info("API key: %s in %s", KEY_NAME, admin_key.env_file)
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+    log.info("try: curl -H \"access_token: $(sed -n 's/^%s=//p' %s)\" http://%s:%d/system",
+             KEY_NAME, admin_key.env_file, host, settings.port)
 
 
 def _failed_plugin_routes(manager: PluginManager) -> list[ApiRoute]:

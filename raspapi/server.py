@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import logging
+import signal
+from types import FrameType
 
 import uvicorn
 
@@ -30,4 +32,16 @@ def serve(settings: Settings) -> None:
     )
     server = uvicorn.Server(config)
     log.info("raspapi listening on http://%s:%d (docs at /docs)", settings.host, settings.port)
-    server.run()
+    # uvicorn re-raises the signal that stopped it once it has shut down
+    # gracefully; by then the job is done, so the process exits with 0.
+    previous = {sig: signal.signal(sig, _ignore) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        server.run()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    log.info("raspapi stopped")
+
+
+def _ignore(sig: int, frame: FrameType | None) -> None:
+    return None

@@ -1,0 +1,114 @@
+"""The TTL cache: one refresh however many ask at once."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import pytest
+
+from raspapi.cache import Cache
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_concurrent_requests_share_one_refresh():
+    async def main() -> None:
+        cache = Cache(ttl=1.0)
+        calls = 0
+
+        async def load() -> int:
+            nonlocal calls
+            calls += 1
+            await asyncio.sleep(0.05)
+            return 42
+
+        results = await asyncio.gather(*(cache.get("k", load) for _ in range(100)))
+        assert results == [42] * 100
+        assert calls == 1
+
+    asyncio.run(main())
+
+
+def test_sync_loaders_run_in_a_thread():
+    async def main() -> None:
+        cache = Cache()
+        loop_thread = threading.get_ident()
+        seen: list[int] = []
+
+        def load() -> str:
+            seen.append(threading.get_ident())
+            return "x"
+
+        assert await cache.get("k", load) == "x"
+        assert seen and seen[0] != loop_thread
+
+    asyncio.run(main())
+
+
+def test_values_expire_after_ttl():
+    async def main() -> None:
+        clock = Clock()
+        cache = Cache(ttl=1.0, clock=clock)
+        values = iter(range(10))
+
+        async def load() -> int:
+            return next(values)
+
+        assert await cache.get("k", load) == 0
+        clock.now += 0.9
+        assert await cache.get("k", load) == 0
+        clock.now += 0.2
+        assert await cache.get("k", load) == 1
+        cache.invalidate("k")
+        assert await cache.get("k", load) == 2
+
+    asyncio.run(main())
+
+
+def test_errors_are_cached_for_the_ttl_too():
+    async def main() -> None:
+        clock = Clock()
+        cache = Cache(ttl=1.0, clock=clock)
+        calls = 0
+
+        async def load() -> int:
+            nonlocal calls
+            calls += 1
+            raise FileNotFoundError("gone")
+
+        for _ in range(3):
+            with pytest.raises(FileNotFoundError):
+                await cache.get("k", load)
+        assert calls == 1
+        clock.now += 2
+        with pytest.raises(FileNotFoundError):
+            await cache.get("k", load)
+        assert calls == 2
+
+    asyncio.run(main())
+
+
+def test_a_cancelled_caller_does_not_cancel_the_refresh():
+    async def main() -> None:
+        cache = Cache()
+        release = asyncio.Event()
+
+        async def load() -> str:
+            await release.wait()
+            return "done"
+
+        first = asyncio.ensure_future(cache.get("k", load))
+        second = asyncio.ensure_future(cache.get("k", load))
+        await asyncio.sleep(0)
+        first.cancel()
+        release.set()
+        assert await second == "done"
+
+    asyncio.run(main())

@@ -1,0 +1,78 @@
+"""The command runner: argument lists only, timeouts, capped output, clear errors."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+
+from raspapi.runner import (
+    CommandFailed,
+    CommandNotFound,
+    CommandRunner,
+    CommandTimeout,
+    OutputTooLarge,
+)
+
+
+def run(coro):  # type: ignore[no-untyped-def]
+    return asyncio.run(coro)
+
+
+def test_runs_and_captures_output():
+    result = run(CommandRunner().run(["printf", "%s|", "a b", "; rm -rf /"]))
+    # No shell: every argument arrives as it was given.
+    assert result.text == "a b|; rm -rf /|"
+    assert result.returncode == 0
+
+
+def test_missing_program_is_a_clear_error():
+    with pytest.raises(CommandNotFound, match="no-such-program-here: not installed"):
+        run(CommandRunner().run(["no-such-program-here"]))
+
+
+def test_non_zero_exit_raises_with_stderr():
+    with pytest.raises(CommandFailed) as info:
+        run(CommandRunner().run(["sh", "-c", "echo oops >&2; exit 3"]))
+    assert info.value.returncode == 3
+    assert "exited with status 3: oops" in str(info.value)
+    result = run(CommandRunner().run(["sh", "-c", "exit 3"], check=False))
+    assert result.returncode == 3
+
+
+def test_timeout_kills_the_process_group():
+    start = time.monotonic()
+    with pytest.raises(CommandTimeout, match="timed out after 0.3 s"):
+        run(CommandRunner().run(["sh", "-c", "sleep 30 & sleep 30"], timeout=0.3))
+    assert time.monotonic() - start < 5
+
+
+def test_output_is_capped():
+    with pytest.raises(OutputTooLarge, match="printed more than 1000 bytes"):
+        run(CommandRunner().run(["head", "-c", "100000", "/dev/zero"], max_output=1000))
+
+
+def test_input_goes_to_stdin():
+    assert run(CommandRunner().run(["cat"], input=b"secret\n")).text == "secret\n"
+
+
+def test_children_never_see_the_api_key():
+    runner = CommandRunner(environ={"PATH": "/usr/bin:/bin", "RASPAP_API_KEY": "x" * 32})
+    assert "RASPAP_API_KEY" not in run(runner.run(["env"])).text
+
+
+def test_programs_under_the_root_come_first(tmp_path: Path):
+    fake = tmp_path / "usr" / "bin" / "vcgencmd"
+    fake.parent.mkdir(parents=True)
+    fake.write_text("#!/bin/sh\necho throttled=0x50005\n")
+    fake.chmod(0o755)
+    runner = CommandRunner(tmp_path)
+    assert runner.which("vcgencmd") == str(fake)
+    assert run(runner.run(["vcgencmd", "get_throttled"])).text == "throttled=0x50005\n"
+
+
+def test_a_string_is_not_a_command():
+    with pytest.raises(TypeError):
+        run(CommandRunner().run("ls -l"))  # type: ignore[arg-type]
