@@ -93,9 +93,15 @@ def announce_key(admin_key: AdminKey, settings: Settings) -> None:
         )
     else:
         log.info("API key: %s in %s", KEY_NAME, admin_key.env_file)
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
-    log.info("try: curl -H \"access_token: $(sed -n 's/^%s=//p' %s)\" http://%s:%d/system",
-             KEY_NAME, admin_key.env_file, host, settings.port)
+    wildcard = settings.host in ("0.0.0.0", "::", "")  # noqa: S104 - a comparison, not a bind
+    host = "127.0.0.1" if wildcard else settings.host
+    log.info(
+        "try: curl -H \"access_token: $(sed -n 's/^%s=//p' %s)\" http://%s:%d/system",
+        KEY_NAME,
+        admin_key.env_file,
+        host,
+        settings.port,
+    )
 
 
 def _failed_plugin_routes(manager: PluginManager) -> list[ApiRoute]:

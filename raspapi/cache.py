@@ -7,10 +7,9 @@ import inspect
 import time
 from collections.abc import Awaitable, Callable, Hashable
 from dataclasses import dataclass
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar, overload
 
 T = TypeVar("T")
-Loader = Callable[[], T] | Callable[[], Awaitable[T]]
 
 
 @dataclass(slots=True)
@@ -36,20 +35,28 @@ class Cache:
         self._inflight: dict[Hashable, asyncio.Task[Any]] = {}
         self.loads = 0
 
-    async def get(self, key: Hashable, loader: Loader[T], ttl: float | None = None) -> T:
+    @overload
+    async def get(
+        self, key: Hashable, loader: Callable[[], Awaitable[T]], ttl: float | None = None
+    ) -> T: ...
+
+    @overload
+    async def get(self, key: Hashable, loader: Callable[[], T], ttl: float | None = None) -> T: ...
+
+    async def get(self, key: Hashable, loader: Callable[[], Any], ttl: float | None = None) -> Any:
         entry = self._entries.get(key)
         if entry is not None and entry.expires > self.clock():
             if entry.error is not None:
                 raise entry.error
-            return cast(T, entry.value)
+            return entry.value
         task = self._inflight.get(key)
         if task is None:
             task = asyncio.ensure_future(self._load(key, loader, self.ttl if ttl is None else ttl))
             task.add_done_callback(_consume)
             self._inflight[key] = task
-        return cast(T, await asyncio.shield(task))
+        return await asyncio.shield(task)
 
-    async def _load(self, key: Hashable, loader: Loader[Any], ttl: float) -> Any:
+    async def _load(self, key: Hashable, loader: Callable[[], Any], ttl: float) -> Any:
         self.loads += 1
         try:
             if inspect.iscoroutinefunction(loader):

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from raspapi.cache import Cache
 from raspapi.runner import CommandRunner
 from raspapi.settings import Settings
+from raspapi.storage import Store
 
 
 class Hooks(Protocol):
@@ -28,6 +30,7 @@ class PluginContext:
     cache: Cache
     logger: logging.Logger
     hooks: Hooks
+    _stores: dict[str, Store] = field(default_factory=dict, repr=False)
 
     def path(self, path: str | Path) -> Path:
         """``path`` (absolute, as on the machine) resolved under RASPAPI_ROOT."""
@@ -47,3 +50,17 @@ class PluginContext:
                 return fh.read(limit).decode("utf-8", errors="replace")
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError):
             return None
+
+    def store(self, migrations: Sequence[str] = (), *, name: str | None = None) -> Store:
+        """The plugin's SQLite database in the state folder (``<name>.db``),
+        opened on first use with ``migrations`` applied; closed at shutdown."""
+        key = name or self.name
+        if key not in self._stores:
+            path = self.settings.state_dir / f"{key}.db"
+            self._stores[key] = Store(path, migrations)
+        return self._stores[key]
+
+    def close(self) -> None:
+        for store in self._stores.values():
+            store.close()
+        self._stores.clear()

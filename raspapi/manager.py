@@ -210,6 +210,9 @@ class PluginManager:
                 await self.acall(plugin, impl)
             except Exception as exc:
                 log.warning("plugin %r raised while stopping: %s", plugin.name, _describe(exc))
+        for plugin in self.plugins.values():
+            if plugin.ctx is not None:
+                plugin.ctx.close()
 
     async def status(self, name: str) -> Status:
         """The plugin's current status (its self-check is cached briefly)."""

@@ -1,18 +1,45 @@
-"""Runs the app under uvicorn (uvloop and httptools where installed)."""
+"""Runs the app under uvicorn (uvloop and httptools where installed), telling
+systemd when it is ready, alive and stopping."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import importlib.util
 import logging
 import signal
+import socket
 from types import FrameType
 
 import uvicorn
 
 from raspapi.app import create_app
+from raspapi.sdnotify import Notifier
 from raspapi.settings import Settings
 
 log = logging.getLogger("raspapi")
+
+
+class _Server(uvicorn.Server):
+    def __init__(self, config: uvicorn.Config, notifier: Notifier) -> None:
+        super().__init__(config)
+        self.notifier = notifier
+        self._watchdog: asyncio.Task[None] | None = None
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        if self.started:
+            # Sent once the sockets accept connections, not before.
+            self.notifier.ready(f"listening on {self.config.host}:{self.config.port}")
+            self._watchdog = asyncio.ensure_future(self.notifier.watchdog())
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        self.notifier.stopping()
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watchdog
+        await super().shutdown(sockets)
 
 
 def serve(settings: Settings) -> None:
@@ -30,7 +57,7 @@ def serve(settings: Settings) -> None:
         proxy_headers=False,
         timeout_graceful_shutdown=5,
     )
-    server = uvicorn.Server(config)
+    server = _Server(config, Notifier())
     log.info("raspapi listening on http://%s:%d (docs at /docs)", settings.host, settings.port)
     # uvicorn re-raises the signal that stopped it once it has shut down
     # gracefully; by then the job is done, so the process exits with 0.
@@ -40,6 +67,8 @@ def serve(settings: Settings) -> None:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+    if not server.started:
+        raise SystemExit(1)
     log.info("raspapi stopped")
 
 

@@ -28,9 +28,14 @@ def all_routes() -> list[tuple[str, str, ApiRoute]]:
     from tempfile import TemporaryDirectory
 
     with TemporaryDirectory() as tmp:
-        settings = Settings(env_file=Path(tmp) / ".env", root=FIXTURE_ROOT,
-                            state_dir=Path(tmp) / "state", plugins_dir=Path(tmp) / "none",
-                            access_log=False, entry_points=False)
+        settings = Settings(
+            env_file=Path(tmp) / ".env",
+            root=FIXTURE_ROOT,
+            state_dir=Path(tmp) / "state",
+            plugins_dir=Path(tmp) / "none",
+            access_log=False,
+            entry_points=False,
+        )
         routes = create_app(settings).state.runtime.routes
     out = []
     for route in routes:
@@ -68,8 +73,13 @@ def test_no_key_is_refused(client: TestClient, item: tuple[str, str, ApiRoute]):
 @pytest.mark.parametrize("item", GUARDED, ids=ids)
 def test_wrong_or_empty_key_is_refused(client: TestClient, item: tuple[str, str, ApiRoute]):
     method, path, route = item
-    for headers in ({"access_token": WRONG}, {"access_token": ""}, {"X-API-Key": WRONG},
-                    {"Authorization": f"Bearer {WRONG}"}, {"Authorization": f"Basic {KEY}"}):
+    for headers in (
+        {"access_token": WRONG},
+        {"access_token": ""},
+        {"X-API-Key": WRONG},
+        {"Authorization": f"Bearer {WRONG}"},
+        {"Authorization": f"Basic {KEY}"},
+    ):
         response = client.request(method, path, headers=headers)
         assert response.status_code == (403 if route.legacy else 401), headers
         if route.legacy:

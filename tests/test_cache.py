@@ -29,7 +29,7 @@ def test_concurrent_requests_share_one_refresh():
             await asyncio.sleep(0.05)
             return 42
 
-        results = await asyncio.gather(*(cache.get("k", load) for _ in range(100)))
+        results: list[int] = await asyncio.gather(*(cache.get("k", load) for _ in range(100)))
         assert results == [42] * 100
         assert calls == 1
 
@@ -104,8 +104,8 @@ def test_a_cancelled_caller_does_not_cancel_the_refresh():
             await release.wait()
             return "done"
 
-        first = asyncio.ensure_future(cache.get("k", load))
-        second = asyncio.ensure_future(cache.get("k", load))
+        first: asyncio.Future[str] = asyncio.ensure_future(cache.get("k", load))
+        second: asyncio.Future[str] = asyncio.ensure_future(cache.get("k", load))
         await asyncio.sleep(0)
         first.cancel()
         release.set()

@@ -34,8 +34,14 @@ def env_for(settings: Settings, **extra: str) -> dict[str, str]:
 
 
 def cli(settings: Settings, *args: str, **extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*CLI, *args], env=env_for(settings, **extra), capture_output=True,
-                          text=True, timeout=60, check=False)
+    return subprocess.run(
+        [*CLI, *args],
+        env=env_for(settings, **extra),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
 
 
 def test_keygen_prints_a_key_and_saves_only_when_asked(settings: Settings):
@@ -119,9 +125,13 @@ def get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[in
 def test_serve_runs_the_daemon_and_stops_cleanly(settings: Settings):
     settings.env_file.unlink()  # first start: the daemon makes a key
     port = free_port()
-    proc = subprocess.Popen([*CLI, "serve", "--port", str(port)],
-                            env=env_for(settings, RASPAPI_LOG_LEVEL="info"),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*CLI, "serve", "--port", str(port)],
+        env=env_for(settings, RASPAPI_LOG_LEVEL="info"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 20
         status = 0

@@ -16,8 +16,15 @@ def test_traceback_is_folded_into_the_line():
     try:
         raise ValueError("bad\nvalue")
     except ValueError:
-        record = logging.LogRecord("raspapi", logging.ERROR, __file__, 1, "it broke\nhere", None,
-                                   exc_info=__import__("sys").exc_info())
+        record = logging.LogRecord(
+            "raspapi",
+            logging.ERROR,
+            __file__,
+            1,
+            "it broke\nhere",
+            None,
+            exc_info=__import__("sys").exc_info(),
+        )
     line = formatter.format(record)
     assert "\n" not in line
     assert line.startswith("ERROR raspapi: it broke | here [ValueError at test_logs.py:")
@@ -32,6 +39,9 @@ def test_journald_lines_have_no_timestamp_but_a_terminal_does():
 def test_no_shell_true_anywhere():
     result = subprocess.run(
         ["grep", "-rnE", r"shell\s*=\s*True", "--include=*.py", "raspapi", "plugins", "bench"],
-        cwd=PROJECT, capture_output=True, text=True, check=False,
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        check=False,
     )
     assert result.stdout == ""

@@ -17,7 +17,9 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(PROJECT)],
-        check=True, capture_output=True, timeout=300,
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
     (path,) = out.glob("raspapi-*.whl")
     return zipfile.ZipFile(path)
@@ -49,6 +51,12 @@ def test_installed_package_exposes_no_plugins_or_webui_module(tmp_path: Path):
         "import importlib.util, raspapi.plugins, raspapi.webui;"
         "print(importlib.util.find_spec('plugins'), importlib.util.find_spec('webui'))"
     )
-    result = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=60, check=True)
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     assert result.stdout.split() == ["None", "None"]

@@ -14,9 +14,14 @@ def test_environment_overrides_the_file(tmp_path: Path):
     env_file = tmp_path / ".env"
     env_file.write_text("RASPAP_API_KEY=fromfile\nRASPAPI_PORT=9000\nRASPAPI_CACHE_TTL=2.5\n")
     settings = Settings.from_env(
-        {"RASPAPI_ENV_FILE": str(env_file), "RASPAPI_PORT": "9100", "RASPAPI_ROOT": str(tmp_path),
-         "RASPAPI_DISABLE": "thermal, dns,,", "RASPAPI_ACCESS_LOG": "off",
-         "RASPAPI_LOG_LEVEL": "DEBUG"},
+        {
+            "RASPAPI_ENV_FILE": str(env_file),
+            "RASPAPI_PORT": "9100",
+            "RASPAPI_ROOT": str(tmp_path),
+            "RASPAPI_DISABLE": "thermal, dns,,",
+            "RASPAPI_ACCESS_LOG": "off",
+            "RASPAPI_LOG_LEVEL": "DEBUG",
+        },
         cwd=tmp_path,
     )
     assert settings.port == 9100
