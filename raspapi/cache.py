@@ -28,8 +28,14 @@ class Cache:
     is kept for the same ``ttl``, so a missing device costs nothing under load.
     """
 
-    def __init__(self, ttl: float = 1.0, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        ttl: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+        max_entries: int = 1024,
+    ) -> None:
         self.ttl = ttl
+        self.max_entries = max_entries
         self.clock = clock
         self._entries: dict[Hashable, _Entry] = {}
         self._inflight: dict[Hashable, asyncio.Task[Any]] = {}
@@ -66,13 +72,24 @@ class Cache:
                 if inspect.isawaitable(value):
                     value = await value
         except Exception as exc:
-            self._entries[key] = _Entry(self.clock() + ttl, None, exc)
+            self._store(key, _Entry(self.clock() + ttl, None, exc))
             raise
         else:
-            self._entries[key] = _Entry(self.clock() + ttl, value, None)
+            self._store(key, _Entry(self.clock() + ttl, value, None))
             return value
         finally:
             self._inflight.pop(key, None)
+
+    def _store(self, key: Hashable, entry: _Entry) -> None:
+        self._entries[key] = entry
+        if len(self._entries) > self.max_entries:
+            # Keys may come from requests (an interface name, a page): drop
+            # what has expired, then the oldest, so memory stays bounded.
+            now = self.clock()
+            for old in [k for k, e in self._entries.items() if e.expires <= now]:
+                del self._entries[old]
+            while len(self._entries) > self.max_entries:
+                del self._entries[next(iter(self._entries))]
 
     def invalidate(self, key: Hashable | None = None) -> None:
         """Forget one key (or all), e.g. after a control action changed it."""

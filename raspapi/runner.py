@@ -43,8 +43,10 @@ class OutputTooLarge(CommandError):
 
 class CommandFailed(CommandError):
     def __init__(self, args: Sequence[str], returncode: int, stderr: bytes) -> None:
-        text = stderr.decode(errors="replace").strip().splitlines()
-        reason = text[-1] if text else "no message"
+        # The first line says what failed; later ones tend to be hints such
+        # as systemctl's "See 'systemctl status ...' for details".
+        lines = [line.strip() for line in stderr.decode(errors="replace").splitlines()]
+        reason = next((line for line in lines if line), "no message")
         super().__init__(args, f"exited with status {returncode}: {reason}")
         self.returncode = returncode
         self.stderr = stderr

@@ -56,35 +56,51 @@ class Systemd:
         self.timeout = timeout
 
     async def state(self, unit: str) -> UnitState:
+        (state,) = await self.states([unit])
+        return state
+
+    async def states(self, units: list[str]) -> list[UnitState]:
+        """Several units' states from one ``systemctl show`` call."""
+        if not units:
+            return []
         result = await self.runner.run(
-            ["systemctl", "show", "--no-pager", "-p", ",".join(_PROPERTIES), "--", unit],
+            ["systemctl", "show", "--no-pager", "-p", ",".join(_PROPERTIES), "--", *units],
             timeout=10,
         )
-        values = dict(line.split("=", 1) for line in result.text.splitlines() if "=" in line)
+        blocks = result.text.strip("\n").split("\n\n")
+        if len(blocks) != len(units):
+            raise CommandError(["systemctl"], f"expected {len(units)} units, got {len(blocks)}")
+        return [_parse(unit, block) for unit, block in zip(units, blocks, strict=True)]
 
-        def number(name: str) -> int | None:
-            raw = values.get(name, "")
-            return (
-                int(raw)
-                if raw.isdigit() and int(raw) > 0 and raw != "18446744073709551615"
-                else None
-            )
+    async def act(self, action: Action, unit: str, *, no_block: bool = False) -> None:
+        """``systemctl <action> <unit>``; ``no_block`` returns once the job is
+        queued (the daemon restarting itself still answers the request)."""
+        argv = ["systemctl", action, "--no-ask-password"]
+        if no_block:
+            argv.append("--no-block")
+        await self.runner.run([*argv, "--", unit], timeout=self.timeout)
 
-        return UnitState(
-            unit=unit,
-            load_state=values.get("LoadState", "unknown"),
-            active_state=values.get("ActiveState", "unknown"),
-            sub_state=values.get("SubState", "unknown"),
-            unit_file_state=values.get("UnitFileState", "") or "unknown",
-            main_pid=number("MainPID"),
-            active_since=values.get("ActiveEnterTimestamp") or None,
-            memory_bytes=number("MemoryCurrent"),
-        )
 
-    async def act(self, action: Action, unit: str) -> None:
-        await self.runner.run(
-            ["systemctl", action, "--no-ask-password", "--", unit], timeout=self.timeout
-        )
+def _parse(unit: str, block: str) -> UnitState:
+    values = dict(line.split("=", 1) for line in block.splitlines() if "=" in line)
+
+    def number(name: str) -> int | None:
+        raw = values.get(name, "")
+        # systemd prints 2**64-1 for "not set".
+        if raw.isdigit() and 0 < int(raw) < 2**64 - 1:
+            return int(raw)
+        return None
+
+    return UnitState(
+        unit=unit,
+        load_state=values.get("LoadState", "unknown"),
+        active_state=values.get("ActiveState", "unknown"),
+        sub_state=values.get("SubState", "unknown"),
+        unit_file_state=values.get("UnitFileState", "") or "unknown",
+        main_pid=number("MainPID"),
+        active_since=values.get("ActiveEnterTimestamp") or None,
+        memory_bytes=number("MemoryCurrent"),
+    )
 
 
 __all__ = ["CommandError", "Systemd", "UnitState"]

@@ -112,3 +112,20 @@ def test_a_cancelled_caller_does_not_cancel_the_refresh():
         assert await second == "done"
 
     asyncio.run(main())
+
+
+def test_memory_stays_bounded_whatever_the_keys():
+    async def main() -> None:
+        clock = Clock()
+        cache = Cache(ttl=1.0, clock=clock, max_entries=10)
+
+        async def load() -> int:
+            return 1
+
+        for i in range(100):
+            await cache.get(f"key-{i}", load)
+            clock.now += 0.01
+        assert len(cache._entries) == 10
+        assert "key-99" in cache._entries and "key-0" not in cache._entries
+
+    asyncio.run(main())

@@ -76,3 +76,11 @@ def test_programs_under_the_root_come_first(tmp_path: Path):
 def test_a_string_is_not_a_command():
     with pytest.raises(TypeError):
         run(CommandRunner().run("ls -l"))
+
+
+def test_failure_message_is_the_first_line_of_stderr():
+    script = (
+        "echo 'Job for hostapd.service failed.' >&2; echo \"See 'systemctl status'\" >&2; exit 1"
+    )
+    with pytest.raises(CommandFailed, match="status 1: Job for hostapd.service failed.$"):
+        run(CommandRunner().run(["sh", "-c", script]))
