@@ -1,0 +1,505 @@
+"""Network interfaces: addresses, link state, traffic counters and rates.
+
+RaspAP's ``GET /networking`` (each throughput label filled from the counter its
+name says) and ``/api/v1/networking``.
+
+Sources, all under the root: ``/sys/class/net/<iface>/`` for the link
+attributes, ``/proc/net/dev`` for the counters (one read for every interface;
+``/sys/class/net/<iface>/statistics/`` when an interface is missing there), and
+``ip -j address show`` for the addresses. /sys holds no address, and
+/proc/net/fib_trie names no interface and gives no prefix length per address
+(nor secondary addresses apart), so ``ip``'s JSON is the one complete source.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import ipaddress
+import json
+import os
+import re
+import time
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from raspapi import hookimpl
+from raspapi.context import PluginContext
+from raspapi.errors import NotFound
+from raspapi.routing import ApiRoute
+from raspapi.runner import CommandError
+from raspapi.status import Status
+
+SYS_NET = "/sys/class/net"
+PROC_NET_DEV = "/proc/net/dev"
+COUNTERS = (
+    "rx_bytes",
+    "rx_packets",
+    "rx_errors",
+    "rx_dropped",
+    "tx_bytes",
+    "tx_packets",
+    "tx_errors",
+    "tx_dropped",
+)
+#: Where each counter sits among the 16 numbers of a /proc/net/dev line.
+_DEV_COLUMN = {name: i for i, name in zip((0, 1, 2, 3, 8, 9, 10, 11), COUNTERS, strict=True)}
+MAX_INTERFACES = 1024
+MAX_ADDRESSES = 256
+#: Samples closer together than this keep the previous rates (noise, not data).
+MIN_RATE_INTERVAL = 0.5
+ADDRESSES_TTL = 5.0
+#: What the kernel accepts as an interface name (dev_valid_name).
+_IFNAME = re.compile(r"[^/:\s\x00]{1,15}")
+_LEGACY_SKIP = ("lo", "docker")
+
+
+def valid_ifname(name: str) -> bool:
+    return (
+        _IFNAME.fullmatch(name) is not None
+        and name not in (".", "..")
+        and len(name.encode("utf-8", "surrogatepass")) <= 15
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    family: str  # "inet" or "inet6"
+    address: str
+    prefix_length: int
+    scope: str | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"address": self.address, "prefix_length": self.prefix_length, "scope": self.scope}
+
+    @property
+    def netmask(self) -> str:
+        return str(ipaddress.ip_network(f"0.0.0.0/{self.prefix_length}").netmask)
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    name: str
+    ifindex: int | None = None
+    mac_address: str | None = None
+    mtu: int | None = None
+    operstate: str = "unknown"
+    carrier: bool | None = None
+    speed_mbps: int | None = None
+    counters: dict[str, int] | None = None
+    addresses: tuple[Address, ...] = ()
+
+    @property
+    def up(self) -> bool:
+        # Tunnels and loopback say "unknown"; their carrier tells.
+        return self.operstate == "up" or (self.operstate == "unknown" and self.carrier is True)
+
+    def first(self, family: str) -> Address | None:
+        return next((a for a in self.addresses if a.family == family), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Snapshot:
+    monotonic: float
+    sampled_at: str
+    links: tuple[Link, ...]
+    #: Why addresses are missing (``ip`` absent or failing), else None.
+    addresses_error: str | None
+
+
+# -- reading -------------------------------------------------------------------
+
+
+def _read(path: Path, limit: int = 4096) -> str | None:
+    """A sysfs/procfs value; None when absent or unreadable (speed of a down link)."""
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(limit).decode("utf-8", "replace").strip()
+    except (OSError, ValueError):
+        return None
+
+
+def _int(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        return None
+
+
+def parse_proc_net_dev(text: str | None) -> dict[str, dict[str, int]]:
+    """Counters per interface from /proc/net/dev; malformed lines are skipped."""
+    out: dict[str, dict[str, int]] = {}
+    if not text:
+        return out
+    for line in text.splitlines()[2 : MAX_INTERFACES + 2]:
+        name, sep, rest = line.partition(":")
+        name = name.strip()
+        fields = rest.split()
+        if not sep or not valid_ifname(name) or len(fields) < 16:
+            continue
+        try:
+            numbers = [int(f) for f in fields[:16]]
+        except ValueError:
+            continue
+        if any(n < 0 for n in numbers):
+            continue
+        out[name] = {counter: numbers[col] for counter, col in _DEV_COLUMN.items()}
+    return out
+
+
+def _sys_counters(base: Path) -> dict[str, int] | None:
+    values = {name: _int(_read(base / "statistics" / name)) for name in COUNTERS}
+    if any(v is None or v < 0 for v in values.values()):
+        return None
+    return {k: v for k, v in values.items() if v is not None}
+
+
+def _read_link(base: Path, name: str, counters: dict[str, int] | None) -> Link:
+    directory = base / name
+    mac = (_read(directory / "address") or "").lower() or None
+    carrier = _read(directory / "carrier")
+    speed = _int(_read(directory / "speed"))
+    return Link(
+        name=name,
+        ifindex=_int(_read(directory / "ifindex")),
+        mac_address=mac,
+        mtu=_int(_read(directory / "mtu")),
+        operstate=(_read(directory / "operstate") or "unknown").lower(),
+        carrier=None if carrier not in ("0", "1") else carrier == "1",
+        speed_mbps=speed if speed is not None and speed > 0 else None,
+        counters=counters if counters is not None else _sys_counters(directory),
+    )
+
+
+def read_links(ctx: PluginContext) -> list[Link]:
+    """Every interface of /sys/class/net (else of /proc/net/dev), in ifindex order."""
+    base = ctx.path(SYS_NET)
+    dev = parse_proc_net_dev(_read(ctx.path(PROC_NET_DEV), limit=1 << 20))
+    try:
+        names = [n for n in os.listdir(base)[:MAX_INTERFACES] if valid_ifname(n)]
+    except OSError:
+        names = list(dev)
+    links = [_read_link(base, name, dev.get(name)) for name in names]
+    links.sort(key=lambda link: (link.ifindex is None, link.ifindex or 0, link.name))
+    return links
+
+
+def parse_ip_addresses(text: str) -> dict[str, list[Address]]:
+    """Addresses per interface from ``ip -j address show``; odd entries skipped."""
+    data = json.loads(text)
+    if not isinstance(data, list):
+        raise ValueError("expected a JSON array")
+    out: dict[str, list[Address]] = {}
+    for entry in data[:MAX_INTERFACES]:
+        if not isinstance(entry, dict) or not isinstance(entry.get("ifname"), str):
+            continue
+        infos = entry.get("addr_info")
+        if not isinstance(infos, list):
+            continue
+        found = out.setdefault(entry["ifname"], [])
+        for info in infos[:MAX_ADDRESSES]:
+            address = _address(info)
+            if address is not None:
+                found.append(address)
+    return out
+
+
+def _address(info: Any) -> Address | None:
+    if not isinstance(info, dict):
+        return None
+    family, local, prefix = info.get("family"), info.get("local"), info.get("prefixlen")
+    if family not in ("inet", "inet6") or not isinstance(local, str):
+        return None
+    if not isinstance(prefix, int) or isinstance(prefix, bool):
+        return None
+    try:
+        ip = ipaddress.ip_address(local)
+    except ValueError:
+        return None
+    if ip.version != (4 if family == "inet" else 6) or not 0 <= prefix <= ip.max_prefixlen:
+        return None
+    scope = info.get("scope")
+    return Address(family, str(ip), prefix, scope if isinstance(scope, str) else None)
+
+
+async def read_addresses(ctx: PluginContext) -> tuple[dict[str, list[Address]], str | None]:
+    try:
+        result = await ctx.runner.run(
+            ["ip", "-j", "address", "show"], timeout=5, max_output=4 << 20
+        )
+    except CommandError as exc:
+        return {}, str(exc)
+    try:
+        return parse_ip_addresses(result.text), None
+    except (ValueError, RecursionError) as exc:
+        return {}, f"ip printed no usable JSON: {exc}"
+
+
+async def take_snapshot(ctx: PluginContext) -> Snapshot:
+    # Addresses change rarely (a DHCP renewal): one `ip` run per few seconds.
+    addresses_ttl = max(ctx.settings.cache_ttl, ADDRESSES_TTL)
+    links, (addresses, error) = await asyncio.gather(
+        asyncio.to_thread(read_links, ctx),
+        ctx.cache.get("addresses", functools.partial(read_addresses, ctx), ttl=addresses_ttl),
+    )
+    merged = tuple(replace(link, addresses=tuple(addresses.get(link.name, ()))) for link in links)
+    now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return Snapshot(time.monotonic(), now, merged, error)
+
+
+# -- rates ---------------------------------------------------------------------
+
+
+class Rates:
+    """Per-second rates between the last two snapshots far enough apart."""
+
+    def __init__(self) -> None:
+        self._base: Snapshot | None = None
+        self._seen: Snapshot | None = None
+        self.rates: dict[str, dict[str, float]] = {}
+        self.interval: float | None = None
+
+    def observe(self, snapshot: Snapshot) -> None:
+        if snapshot is self._seen:
+            return
+        self._seen = snapshot
+        base = self._base
+        if base is None:
+            self._base = snapshot
+            return
+        elapsed = snapshot.monotonic - base.monotonic
+        if elapsed < MIN_RATE_INTERVAL:
+            return
+        before = {link.name: link.counters for link in base.links}
+        rates: dict[str, dict[str, float]] = {}
+        for link in snapshot.links:
+            old, new = before.get(link.name), link.counters
+            # A counter that went down means the interface was re-created.
+            if old is None or new is None or any(new[k] < old[k] for k in COUNTERS):
+                continue
+            rates[link.name] = {k: round((new[k] - old[k]) / elapsed, 2) for k in COUNTERS}
+        self._base = snapshot
+        self.rates = rates
+        self.interval = round(elapsed, 3)
+
+
+class Networking:
+    def __init__(self, ctx: PluginContext) -> None:
+        self.ctx = ctx
+        self.rates = Rates()
+        self._logged: str | None = None
+
+    async def snapshot(self) -> Snapshot:
+        snapshot: Snapshot = await self.ctx.cache.get(
+            "snapshot", functools.partial(take_snapshot, self.ctx)
+        )
+        if snapshot.addresses_error and snapshot.addresses_error != self._logged:
+            self.ctx.logger.warning("no interface addresses: %s", snapshot.addresses_error)
+        self._logged = snapshot.addresses_error
+        return snapshot
+
+    # -- RaspAP ----------------------------------------------------------------
+
+    async def legacy(self, request: Request) -> JSONResponse:
+        """Interfaces (IPv4 address, netmask, MAC) and their traffic counters.
+
+        RaspAP's shape; lo* and docker* are left out. Counters are integers (as
+        RaspAP's psutil gives them), each filled from the counter its label names.
+        """
+        snapshot = await self.snapshot()
+        interfaces: dict[str, Any] = {}
+        throughput: dict[str, Any] = {}
+        for link in snapshot.links:
+            if link.name.startswith(_LEGACY_SKIP):
+                continue
+            v4 = link.first("inet")
+            interfaces[link.name] = {
+                "IP_address": v4.address if v4 else None,
+                "Netmask": v4.netmask if v4 else None,
+                "MAC_address": link.mac_address,
+            }
+            if link.counters is not None:
+                throughput[link.name] = {
+                    "RX_packets": link.counters["rx_packets"],
+                    "RX_bytes": link.counters["rx_bytes"],
+                    "TX_packets": link.counters["tx_packets"],
+                    "TX_bytes": link.counters["tx_bytes"],
+                }
+        return JSONResponse({"interfaces": interfaces, "throughput": throughput})
+
+    # -- v1 --------------------------------------------------------------------
+
+    def _interface(self, link: Link) -> dict[str, Any]:
+        rates = self.rates.rates.get(link.name)
+        return {
+            "name": link.name,
+            "ifindex": link.ifindex,
+            "mac_address": link.mac_address,
+            "mtu": link.mtu,
+            "operstate": link.operstate,
+            "carrier": link.carrier,
+            "up": link.up,
+            "speed_mbps": link.speed_mbps,
+            "ipv4": [a.as_dict() for a in link.addresses if a.family == "inet"],
+            "ipv6": [a.as_dict() for a in link.addresses if a.family == "inet6"],
+            "counters": {k: link.counters[k] if link.counters else None for k in COUNTERS},
+            "rates": {f"{k}_per_second": rates[k] if rates else None for k in COUNTERS},
+        }
+
+    def _meta(self, snapshot: Snapshot) -> dict[str, Any]:
+        return {
+            "sampled_at": snapshot.sampled_at,
+            "rate_interval_seconds": self.rates.interval,
+            "addresses_error": snapshot.addresses_error,
+        }
+
+    async def overview(self, request: Request) -> JSONResponse:
+        """Every interface: addresses, MAC, MTU, state, speed, counters and rates.
+
+        Rates are per second, averaged since the previous refresh (refreshes are
+        at least a cache period apart); null on the first sample and after a
+        counter went back (the interface was re-created).
+        """
+        snapshot = await self.snapshot()
+        self.rates.observe(snapshot)
+        body = self._meta(snapshot)
+        body["interfaces"] = [self._interface(link) for link in snapshot.links]
+        return JSONResponse(body)
+
+    async def one(self, request: Request) -> JSONResponse:
+        """One interface: addresses, MAC, MTU, state, speed, counters and rates."""
+        name: str = request.path_params["interface"]
+        snapshot = await self.snapshot()
+        self.rates.observe(snapshot)
+        link = next((x for x in snapshot.links if x.name == name), None)
+        if link is None or not valid_ifname(name):
+            raise NotFound(f"no network interface named {name[:64]!r}", code="unknown_interface")
+        return JSONResponse({**self._interface(link), **self._meta(snapshot)})
+
+
+# -- plugin state and hooks ------------------------------------------------------
+
+_STATE: dict[int, tuple[PluginContext, Networking]] = {}
+
+
+def _networking(ctx: PluginContext) -> Networking:
+    entry = _STATE.get(id(ctx))
+    if entry is None or entry[0] is not ctx:
+        entry = _STATE[id(ctx)] = (ctx, Networking(ctx))
+    return entry[1]
+
+
+_NULLABLE_INT = {"type": ["integer", "null"]}
+_NULLABLE_NUMBER = {"type": ["number", "null"]}
+_NULLABLE_STRING = {"type": ["string", "null"]}
+_ADDRESS = {
+    "type": "object",
+    "properties": {
+        "address": {"type": "string"},
+        "prefix_length": {"type": "integer"},
+        "scope": _NULLABLE_STRING,
+    },
+}
+INTERFACE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string"},
+        "ifindex": _NULLABLE_INT,
+        "mac_address": _NULLABLE_STRING,
+        "mtu": _NULLABLE_INT,
+        "operstate": {"type": "string", "description": "The kernel's operstate: up, down..."},
+        "carrier": {"type": ["boolean", "null"]},
+        "up": {"type": "boolean", "description": "operstate up, or unknown with carrier"},
+        "speed_mbps": {**_NULLABLE_INT, "description": "null when the driver does not say"},
+        "ipv4": {"type": "array", "items": _ADDRESS},
+        "ipv6": {"type": "array", "items": _ADDRESS},
+        "counters": {"type": "object", "properties": {k: _NULLABLE_INT for k in COUNTERS}},
+        "rates": {
+            "type": "object",
+            "properties": {f"{k}_per_second": _NULLABLE_NUMBER for k in COUNTERS},
+        },
+    },
+}
+_META = {
+    "sampled_at": {"type": "string", "format": "date-time"},
+    "rate_interval_seconds": {**_NULLABLE_NUMBER, "description": "what the rates average over"},
+    "addresses_error": {**_NULLABLE_STRING, "description": "why addresses are missing"},
+}
+OVERVIEW_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {**_META, "interfaces": {"type": "array", "items": INTERFACE_SCHEMA}},
+}
+ONE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {**INTERFACE_SCHEMA["properties"], **_META},
+}
+LEGACY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "interfaces": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "properties": {
+                    "IP_address": _NULLABLE_STRING,
+                    "Netmask": _NULLABLE_STRING,
+                    "MAC_address": _NULLABLE_STRING,
+                },
+            },
+        },
+        "throughput": {
+            "type": "object",
+            "additionalProperties": {
+                "type": "object",
+                "properties": {
+                    k: {"type": "integer"}
+                    for k in ("RX_packets", "RX_bytes", "TX_packets", "TX_bytes")
+                },
+            },
+        },
+    },
+}
+
+
+@hookimpl
+def raspapi_legacy_routes(ctx: PluginContext) -> list[ApiRoute]:
+    return [ApiRoute("/networking", _networking(ctx).legacy, response=LEGACY_SCHEMA)]
+
+
+@hookimpl
+def raspapi_routes(ctx: PluginContext) -> list[ApiRoute]:
+    api = _networking(ctx)
+    return [
+        ApiRoute("/", api.overview, response=OVERVIEW_SCHEMA),
+        ApiRoute("/{interface}", api.one, response=ONE_SCHEMA),
+    ]
+
+
+def _self_check(ctx: PluginContext) -> Status:
+    has_sys = ctx.path(SYS_NET).is_dir()
+    has_dev = ctx.path(PROC_NET_DEV).is_file()
+    if not has_sys and not has_dev:
+        return Status.unavailable(f"neither {SYS_NET} nor {PROC_NET_DEV} can be read")
+    ip = ctx.runner.which("ip")
+    return Status.ok(
+        interfaces=len(read_links(ctx)),
+        addresses=f"from {ip}" if ip else "none: ip (iproute2) is not installed",
+    )
+
+
+@hookimpl
+async def raspapi_status(ctx: PluginContext) -> Status:
+    status: Status = await ctx.cache.get("status", lambda: _self_check(ctx), ttl=10)
+    return status
+
+
+@hookimpl
+def raspapi_shutdown(ctx: PluginContext) -> None:
+    _STATE.pop(id(ctx), None)

@@ -1,0 +1,278 @@
+"""State and control of an allow-list of systemd units.
+
+hostapd, dnsmasq, the OpenVPN client (``openvpn-client@client``, RaspAP's unit),
+``wg-quick@<interface>`` and this daemon (``restapi``). Any other name is a
+404: this is not a general systemctl over HTTP.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import re
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from raspapi import hookimpl
+from raspapi.context import PluginContext
+from raspapi.errors import ApiError, NotFound, Unavailable
+from raspapi.routing import ApiRoute
+from raspapi.runner import CommandError, CommandFailed, CommandNotFound, CommandTimeout
+from raspapi.status import Status
+from raspapi.systemd import Action, Systemd, UnitState
+
+#: Name in our URLs -> unit.
+FIXED = {
+    "hostapd": "hostapd.service",
+    "dnsmasq": "dnsmasq.service",
+    "openvpn-client@client": "openvpn-client@client.service",
+    "restapi": "restapi.service",
+}
+SELF = "restapi.service"
+#: wg-quick's own rule for an interface (config file) name.
+_WG = re.compile(r"wg-quick@([A-Za-z0-9_=+.-]{1,15})")
+#: Listed by GET /: RaspAP runs WireGuard as wg-quick@wg0 (wg0.conf links to
+#: the active profile); other wg-quick@<interface> units are served by name.
+LISTED = (*FIXED.values(), "wg-quick@wg0.service")
+ACTIONS: tuple[Action, ...] = ("start", "stop", "restart")
+#: What ``systemctl is-system-running`` says when systemd is not PID 1.
+_NO_SYSTEMD = ("offline", "unknown", "")
+
+
+def unit_for(name: str) -> str | None:
+    """The allowed unit a URL name means (``hostapd``, ``wg-quick@wg0.service``...)."""
+    if len(name) > 64:
+        return None
+    base = name.removesuffix(".service")
+    if base in FIXED:
+        return FIXED[base]
+    match = _WG.fullmatch(base)
+    if match and match.group(1) not in (".", ".."):
+        return f"{base}.service"
+    return None
+
+
+def _short(unit: str) -> str:
+    return unit.removesuffix(".service")
+
+
+def _entry(unit: str, state: UnitState | None, error: str | None) -> dict[str, Any]:
+    fields = (
+        state.as_dict()
+        if state is not None
+        else {k: None for k in UnitState.__dataclass_fields__ if k != "unit"}
+    )
+    fields.pop("unit", None)
+    return {
+        "name": _short(unit),
+        "unit": unit,
+        "active": state.active if state is not None else None,
+        **fields,
+        "error": error,
+    }
+
+
+def describe(exc: CommandError) -> str:
+    """systemctl's own words: it puts the reason first ("Job for x failed...")."""
+    if isinstance(exc, CommandFailed):
+        lines = [x.strip() for x in exc.stderr.decode(errors="replace").splitlines() if x.strip()]
+        if lines:
+            return f"systemctl exited with status {exc.returncode}: {' '.join(lines[:3])[:500]}"
+    return str(exc)
+
+
+def _failure(exc: CommandError, what: str) -> ApiError:
+    if isinstance(exc, CommandNotFound):
+        return Unavailable(f"{what}: systemctl is not installed", code="systemd_unavailable")
+    if isinstance(exc, CommandTimeout):
+        return ApiError(f"{what}: {exc}", code="timeout", status_code=504)
+    return ApiError(f"{what}: {describe(exc)}", code="action_failed", status_code=502)
+
+
+class Services:
+    def __init__(self, ctx: PluginContext) -> None:
+        self.ctx = ctx
+        self.systemd = Systemd(ctx.runner)
+
+    async def _state(self, unit: str) -> UnitState:
+        if unit not in LISTED:
+            # Any wg-quick@<name> may be asked for: don't let callers grow the cache.
+            return await self.systemd.state(unit)
+        state: UnitState = await self.ctx.cache.get(
+            ("state", unit), functools.partial(self.systemd.state, unit)
+        )
+        return state
+
+    async def _entry(self, unit: str) -> dict[str, Any]:
+        try:
+            return _entry(unit, await self._state(unit), None)
+        except CommandError as exc:
+            return _entry(unit, None, describe(exc))
+
+    def _unit(self, request: Request) -> str:
+        name: str = request.path_params["name"]
+        unit = unit_for(name)
+        if unit is None:
+            shown = name if len(name) <= 64 else name[:64] + "..."
+            raise NotFound(
+                f"{shown!r} is not a service this API manages; it manages "
+                "hostapd, dnsmasq, openvpn-client@client, wg-quick@<interface> and restapi",
+                code="unknown_service",
+            )
+        return unit
+
+    async def overview(self, request: Request) -> JSONResponse:
+        """The state of every service this API manages.
+
+        hostapd, dnsmasq, openvpn-client@client, restapi and wg-quick@wg0
+        (RaspAP's WireGuard unit; ask for other wg-quick@<interface> units by
+        name). A unit systemctl could not read has ``error`` set and null states.
+        """
+        entries = await asyncio.gather(*(self._entry(u) for u in LISTED))
+        return JSONResponse({"services": list(entries)})
+
+    async def one(self, request: Request) -> JSONResponse:
+        """The state of one service (hostapd, dnsmasq, wg-quick@wg0...)."""
+        unit = self._unit(request)
+        try:
+            state = await self._state(unit)
+        except CommandError as exc:
+            raise _failure(exc, f"cannot read the state of {unit}") from None
+        return JSONResponse(_entry(unit, state, None))
+
+    async def act(self, request: Request, action: Action) -> JSONResponse:
+        unit = self._unit(request)
+        what = f"systemctl {action} {unit} failed"
+        self.ctx.logger.info("%s %s requested", action, unit)
+        try:
+            if unit == SELF:
+                # Queue the job and answer: systemd stops us only after this
+                # reply is on its way (uvicorn finishes requests in flight).
+                await self.ctx.runner.run(
+                    ["systemctl", action, "--no-block", "--no-ask-password", "--", unit],
+                    timeout=self.systemd.timeout,
+                )
+            else:
+                await self.systemd.act(action, unit)
+        except CommandError as exc:
+            raise _failure(exc, what) from None
+        finally:
+            self.ctx.cache.invalidate(("state", unit))
+        if unit == SELF:
+            body = {"name": _short(unit), "unit": unit, "action": action, "result": "queued"}
+            return JSONResponse({**body, "service": None}, status_code=202)
+        service = await self._entry(unit)
+        body = {"name": _short(unit), "unit": unit, "action": action, "result": "done"}
+        return JSONResponse({**body, "service": service})
+
+    async def start(self, request: Request) -> JSONResponse:
+        """Start a service; answers with its state afterwards."""
+        return await self.act(request, "start")
+
+    async def stop(self, request: Request) -> JSONResponse:
+        """Stop a service; answers with its state afterwards."""
+        return await self.act(request, "stop")
+
+    async def restart(self, request: Request) -> JSONResponse:
+        """Restart a service; answers with its state afterwards.
+
+        ``restapi`` (this daemon) answers 202 first: the job is queued with
+        ``systemctl --no-block`` and runs after the reply.
+        """
+        return await self.act(request, "restart")
+
+
+async def system_state(ctx: PluginContext) -> Status:
+    """Whether systemd runs as PID 1, as ``systemctl is-system-running`` says."""
+    try:
+        result = await ctx.runner.run(["systemctl", "is-system-running"], timeout=10, check=False)
+    except CommandNotFound:
+        return Status.unavailable("systemctl is not installed")
+    except CommandError as exc:
+        return Status.unavailable(f"systemctl cannot answer: {exc}")
+    lines = result.text.strip().splitlines()
+    state = lines[0].strip() if lines else ""
+    if state in _NO_SYSTEMD:
+        return Status.unavailable(
+            f"systemd is not running as init (systemctl is-system-running: {state or 'no answer'})"
+        )
+    return Status.ok(system_state=state)
+
+
+# -- plugin state and hooks ------------------------------------------------------
+
+_STATE: dict[int, tuple[PluginContext, Services]] = {}
+
+
+def _services(ctx: PluginContext) -> Services:
+    entry = _STATE.get(id(ctx))
+    if entry is None or entry[0] is not ctx:
+        entry = _STATE[id(ctx)] = (ctx, Services(ctx))
+    return entry[1]
+
+
+_STRING = {"type": "string"}
+_NULLABLE_STRING = {"type": ["string", "null"]}
+SERVICE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "name": _STRING,
+        "unit": _STRING,
+        "active": {"type": ["boolean", "null"]},
+        "load_state": _NULLABLE_STRING,
+        "active_state": _NULLABLE_STRING,
+        "sub_state": _NULLABLE_STRING,
+        "unit_file_state": _NULLABLE_STRING,
+        "main_pid": {"type": ["integer", "null"]},
+        "active_since": {**_NULLABLE_STRING, "description": "as systemctl prints it"},
+        "memory_bytes": {"type": ["integer", "null"]},
+        "error": {**_NULLABLE_STRING, "description": "why systemctl could not say"},
+    },
+}
+LIST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"services": {"type": "array", "items": SERVICE_SCHEMA}},
+}
+ACTION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "name": _STRING,
+        "unit": _STRING,
+        "action": {"enum": list(ACTIONS)},
+        "result": {"enum": ["done", "queued"], "description": "queued: restapi itself"},
+        "service": {**SERVICE_SCHEMA, "type": ["object", "null"]},
+    },
+}
+
+
+@hookimpl
+def raspapi_routes(ctx: PluginContext) -> list[ApiRoute]:
+    api = _services(ctx)
+    routes = [
+        ApiRoute("/", api.overview, response=LIST_SCHEMA),
+        ApiRoute("/{name}", api.one, response=SERVICE_SCHEMA),
+    ]
+    for action in ACTIONS:
+        routes.append(
+            ApiRoute(
+                f"/{{name}}/{action}",
+                getattr(api, action),
+                methods=["POST"],
+                scope="control",
+                response=ACTION_SCHEMA,
+            )
+        )
+    return routes
+
+
+@hookimpl
+async def raspapi_status(ctx: PluginContext) -> Status:
+    status: Status = await ctx.cache.get("status", functools.partial(system_state, ctx), ttl=10)
+    return status
+
+
+@hookimpl
+def raspapi_shutdown(ctx: PluginContext) -> None:
+    _STATE.pop(id(ctx), None)

@@ -1,0 +1,233 @@
+"""The ``thermal`` plugin: temperatures, and a Raspberry Pi's throttling flags.
+
+Reads every thermal zone (/sys/class/thermal) and hwmon temperature sensor
+(/sys/class/hwmon). On a Pi, the firmware's throttling and under-voltage flags
+come from ``vcgencmd get_throttled`` or, when that program is missing or
+cannot reach the firmware (the service user is not in the ``video`` group),
+from the firmware driver's sysfs file. Contributes RaspAP's
+``systemTemperature`` (thermal_zone0) to ``GET /system``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from raspapi import hookimpl
+from raspapi.context import PluginContext
+from raspapi.routing import ApiRoute
+from raspapi.runner import CommandError
+from raspapi.status import Status
+
+THERMAL = "/sys/class/thermal"
+HWMON = "/sys/class/hwmon"
+#: Where the Raspberry Pi firmware driver publishes get_throttled (Pi 5: soc@107c000000).
+SYSFS_THROTTLED = (
+    "/sys/devices/platform/soc/soc:firmware/get_throttled",
+    "/sys/devices/platform/soc@107c000000/soc@107c000000:firmware/get_throttled",
+)
+MAX_ENTRIES = 64
+#: Bits of get_throttled: the flag now, and (shifted by 16) since boot.
+FLAGS = {
+    "under_voltage": 0,
+    "arm_frequency_capped": 1,
+    "throttled": 2,
+    "soft_temperature_limit": 3,
+}
+_VCGENCMD = re.compile(r"throttled=(0x[0-9a-fA-F]+)")
+_NUMBERED = re.compile(r"([a-z_]+?)(\d+)")
+
+
+def _read(ctx: PluginContext, path: str) -> str | None:
+    try:
+        with open(ctx.path(path), "rb") as fh:
+            return fh.read(4096).decode("utf-8", errors="replace").strip()
+    except OSError:  # absent, or a sensor that fails to answer (EIO, ENODATA)
+        return None
+
+
+def _celsius(ctx: PluginContext, path: str) -> float | None:
+    text = _read(ctx, path)
+    try:
+        return int(text) / 1000 if text is not None else None
+    except ValueError:
+        return None
+
+
+def _numbered(ctx: PluginContext, folder: str, prefix: str) -> list[str]:
+    """``prefix<N>`` entries of ``folder`` in numeric order."""
+    try:
+        names = os.listdir(ctx.path(folder))
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        match = _NUMBERED.fullmatch(name)
+        if match and match.group(1) == prefix:
+            found.append((int(match.group(2)), name))
+    return [name for _, name in sorted(found)[:MAX_ENTRIES]]
+
+
+def read_sensors(ctx: PluginContext) -> dict[str, list[dict[str, Any]]]:
+    zones = [
+        {
+            "zone": zone,
+            "label": _read(ctx, f"{THERMAL}/{zone}/type") or zone,
+            "temperature_celsius": _celsius(ctx, f"{THERMAL}/{zone}/temp"),
+        }
+        for zone in _numbered(ctx, THERMAL, "thermal_zone")
+    ]
+    hwmon: list[dict[str, Any]] = []
+    for chip in _numbered(ctx, HWMON, "hwmon"):
+        folder = f"{HWMON}/{chip}"
+        try:
+            entries = os.listdir(ctx.path(folder))
+        except OSError:
+            continue
+        inputs = sorted(
+            (int(m.group(1)), m.group(0))
+            for m in (re.fullmatch(r"temp(\d+)_input", e) for e in entries)
+            if m
+        )
+        for number, name in inputs[:MAX_ENTRIES]:
+            sensor = f"temp{number}"
+            hwmon.append(
+                {
+                    "chip": chip,
+                    "name": _read(ctx, f"{folder}/name") or chip,
+                    "label": _read(ctx, f"{folder}/{sensor}_label") or sensor,
+                    "temperature_celsius": _celsius(ctx, f"{folder}/{name}"),
+                }
+            )
+    return {"zones": zones, "hwmon": hwmon}
+
+
+def decode_throttled(value: int, source: str) -> dict[str, Any]:
+    return {
+        "source": source,
+        "raw": f"0x{value:x}",
+        "now": {name: bool(value >> bit & 1) for name, bit in FLAGS.items()},
+        "since_boot": {name: bool(value >> (bit + 16) & 1) for name, bit in FLAGS.items()},
+    }
+
+
+async def read_throttling(ctx: PluginContext) -> tuple[dict[str, Any] | None, str | None]:
+    """The decoded flags, or None and why not."""
+    problems: list[str] = []
+    if ctx.runner.which("vcgencmd") is not None:
+        try:
+            result = await ctx.runner.run(["vcgencmd", "get_throttled"], timeout=2)
+        except CommandError as exc:
+            problems.append(f"vcgencmd get_throttled failed ({exc.message})")
+        else:
+            match = _VCGENCMD.search(result.text)
+            if match:
+                return decode_throttled(int(match.group(1), 16), "vcgencmd"), None
+            problems.append(f"vcgencmd get_throttled printed {result.text.strip()[:80]!r}")
+    else:
+        problems.append("no vcgencmd")
+    for path in SYSFS_THROTTLED:
+        text = await asyncio.to_thread(_read, ctx, path)
+        if text:
+            try:
+                return decode_throttled(int(text, 16), "sysfs"), None
+            except ValueError:
+                problems.append(f"{path} holds {text[:40]!r}")
+    problems.append("no firmware get_throttled file in /sys (not a Raspberry Pi?)")
+    return None, "; ".join(problems)
+
+
+async def sensors(ctx: PluginContext) -> dict[str, list[dict[str, Any]]]:
+    return await ctx.cache.get("sensors", lambda: read_sensors(ctx))
+
+
+async def throttling(ctx: PluginContext) -> tuple[dict[str, Any] | None, str | None]:
+    async def load() -> tuple[dict[str, Any] | None, str | None]:
+        return await read_throttling(ctx)
+
+    return await ctx.cache.get("throttling", load)
+
+
+_TEMP = {"type": ["number", "null"], "description": "null when the sensor does not answer"}
+_FLAGS = {
+    "type": "object",
+    "required": list(FLAGS),
+    "properties": {name: {"type": "boolean"} for name in FLAGS},
+}
+RESPONSE: dict[str, Any] = {
+    "type": "object",
+    "required": ["zones", "hwmon", "throttling", "throttling_reason"],
+    "properties": {
+        "zones": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "zone": {"type": "string", "description": "e.g. thermal_zone0"},
+                    "label": {"type": "string", "description": "the zone's type, e.g. cpu-thermal"},
+                    "temperature_celsius": _TEMP,
+                },
+            },
+        },
+        "hwmon": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "chip": {"type": "string", "description": "e.g. hwmon0"},
+                    "name": {"type": "string", "description": "the chip's name, e.g. cpu_thermal"},
+                    "label": {"type": "string", "description": "tempN_label, else tempN"},
+                    "temperature_celsius": _TEMP,
+                },
+            },
+        },
+        "throttling": {
+            "type": ["object", "null"],
+            "properties": {
+                "source": {"enum": ["vcgencmd", "sysfs"]},
+                "raw": {"type": "string", "description": "get_throttled, e.g. 0x50005"},
+                "now": _FLAGS,
+                "since_boot": _FLAGS,
+            },
+        },
+        "throttling_reason": {"type": ["string", "null"]},
+    },
+}
+
+
+@hookimpl
+def raspapi_routes(ctx: PluginContext) -> list[ApiRoute]:
+    async def thermal(request: Request) -> JSONResponse:
+        """Temperatures of every thermal zone and hwmon sensor, and the Pi's throttling flags.
+
+        `throttling` is null on a machine without the Raspberry Pi firmware;
+        `throttling_reason` then says why.
+        """
+        found, (flags, reason) = await asyncio.gather(sensors(ctx), throttling(ctx))
+        return JSONResponse({**found, "throttling": flags, "throttling_reason": reason})
+
+    return [ApiRoute("/", thermal, methods=["GET"], response=RESPONSE)]
+
+
+@hookimpl
+async def raspapi_status(ctx: PluginContext) -> Status:
+    found = await sensors(ctx)
+    if not found["zones"] and not found["hwmon"]:
+        return Status.unavailable(
+            f"no thermal zone in {THERMAL} and no hwmon temperature sensor in {HWMON}"
+        )
+    return Status.ok(zones=len(found["zones"]), hwmon_sensors=len(found["hwmon"]))
+
+
+@hookimpl
+async def raspapi_system_fields(ctx: PluginContext) -> dict[str, Any]:
+    """RaspAP's systemTemperature: thermal_zone0 in degrees Celsius, 2 decimals."""
+    for zone in (await sensors(ctx))["zones"]:
+        if zone["zone"] == "thermal_zone0" and zone["temperature_celsius"] is not None:
+            return {"systemTemperature": round(zone["temperature_celsius"], 2)}
+    return {}
