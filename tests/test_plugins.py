@@ -240,3 +240,34 @@ def test_route_clash_fails_the_later_plugin_only(settings: Settings, make_client
     state = plugin_state(client, "bbb")
     assert state["state"] == "failed"
     assert "already served by plugin 'aaa'" in str(state["reason"])
+
+
+def test_fixed_paths_win_over_parameters_whatever_the_order(
+    settings: Settings, make_client: MakeClient
+):
+    dropin(
+        settings,
+        "shelf",
+        """
+        from starlette.responses import JSONResponse
+        from raspapi import hookimpl
+        from raspapi.routing import ApiRoute
+
+        async def item(request):
+            return JSONResponse({"item": request.path_params["name"]})
+
+        async def latest(request):
+            return JSONResponse({"latest": True})
+
+        @hookimpl
+        def raspapi_routes(ctx):
+            return [ApiRoute("/{name}", item), ApiRoute("/latest", latest)]
+        """,
+    )
+    client = make_client()
+    assert client.get("/api/v1/shelf/latest", headers=AUTH).json() == {"latest": True}
+    assert client.get("/api/v1/shelf/book", headers=AUTH).json() == {"item": "book"}
+    assert client.post("/api/v1/shelf/latest", headers=AUTH).status_code == 405
+    assert (
+        client.get("/api/v1/shelf/latest/", headers=AUTH, follow_redirects=False).status_code == 307
+    )
