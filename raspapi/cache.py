@@ -53,7 +53,9 @@ class Cache:
         entry = self._entries.get(key)
         if entry is not None and entry.expires > self.clock():
             if entry.error is not None:
-                raise entry.error
+                # Raised afresh each time: re-raising one exception object
+                # would grow its traceback by a few frames per request.
+                raise entry.error.with_traceback(None)
             return entry.value
         task = self._inflight.get(key)
         if task is None:

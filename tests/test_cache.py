@@ -129,3 +129,24 @@ def test_memory_stays_bounded_whatever_the_keys():
         assert "key-99" in cache._entries and "key-0" not in cache._entries
 
     asyncio.run(main())
+
+
+def test_a_cached_error_does_not_grow_with_each_raise():
+    async def main() -> None:
+        cache = Cache(ttl=60)
+
+        async def load() -> int:
+            raise FileNotFoundError("gone")
+
+        depths = []
+        for _ in range(20):
+            try:
+                await cache.get("k", load)
+            except FileNotFoundError as exc:
+                depth, tb = 0, exc.__traceback__
+                while tb is not None:
+                    depth, tb = depth + 1, tb.tb_next
+                depths.append(depth)
+        assert depths[-1] == depths[1], depths
+
+    asyncio.run(main())
