@@ -1,0 +1,350 @@
+"""timeseries-api compatibility: the routes ESP8266/ESP32 sketches written for it call.
+
+timeseries-api (a small Flask + flask-restful + dataset service) serves:
+
+    GET    /series          {"<id>": {id, device_id, device_desc, desc, timestamp, user, count}}
+    PUT    /series/new      {token, device_id, device_desc, desc?}    -> 201, the new id
+    GET    /series/<id>     [{id, series_id, fields, timestamp}, ...] oldest first
+    DELETE /series/<id>     {token}                                   -> 204
+    PUT    /point/new       {token, series_id, fields}                -> 201, the new id
+    GET    /point/<id>      {id, series_id, fields, timestamp}
+    DELETE /point/<id>      {token}                                   -> 204
+    GET    /points/count    the number of points
+
+Same paths, methods, bodies, status codes and answers here, with the token
+in the JSON body (these routes only) checked as a raspapi key with the
+``ingest`` scope (or ``admin``); a header key works too. What differs, on
+purpose: the GET routes need a key with the ``read`` scope in a header
+(timeseries-api's were open to anyone); a token only changes its own series
+(there, any token could delete any series); every bad input is a 4xx, not
+a 500; a point may carry its own ``timestamp`` (RFC 3339 with a zone, or Unix
+seconds; otherwise the server's time, as there); field values are numbers
+(numeric strings and booleans are taken as numbers); there is no JSONP.
+Errors are ``{"message": ...}`` as flask-restful's, plus raspapi's
+``detail`` and ``code``. Timestamps are ISO 8601 in UTC with ``+00:00``
+(timeseries-api's were the server's local time without a zone).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from raspapi.auth import Principal, key_from_headers
+from raspapi.errors import ApiError, BadRequest, Forbidden, Invalid, NotFound
+from raspapi.routing import ApiRoute, read_json
+
+from . import validate
+from .service import Sensors
+from .store import Series
+
+#: Points ``GET /series/<id>`` answers at most (the newest; the total is in X-Total-Count).
+MAX_SERIES_POINTS = 10_000
+_ID_MAX = (1 << 63) - 1
+_NAMES = {"description": "desc", "device_description": "device_desc"}
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="microseconds")
+
+
+def _error(exc: ApiError) -> JSONResponse:
+    # flask-restful's reqparse answers 400 to bad arguments; raspapi's 422 becomes that.
+    status = 400 if exc.status_code == 422 else exc.status_code
+    return JSONResponse({"message": exc.detail, **exc.body()}, status_code=status)
+
+
+def _answer(handler: Handler) -> Handler:
+    async def wrapped(request: Request) -> Response:
+        try:
+            return await handler(request)
+        except ApiError as exc:
+            return _error(exc)
+
+    wrapped.__doc__ = handler.__doc__
+    wrapped.__name__ = handler.__name__
+    return wrapped
+
+
+def _number_id(text: str, what: str) -> int:
+    if not text.isdigit() or len(text) > 19 or int(text) > _ID_MAX:
+        raise NotFound(f"{what} {text[:32]} doesn't exist", code=f"unknown_{what.lower()}")
+    return int(text)
+
+
+class Compat:
+    def __init__(self, sensors: Sensors) -> None:
+        self.sensors = sensors
+
+    async def _writer(
+        self, request: Request, *, body_required: bool
+    ) -> tuple[Principal, dict[str, Any]]:
+        """The caller, from ``token`` in the JSON body (or a key header), with ``ingest``."""
+        try:
+            body = await read_json(request)
+        except BadRequest as exc:
+            if body_required or exc.code != "body_missing":
+                raise
+            body = {}
+        if not isinstance(body, dict):
+            raise BadRequest("the body must be a JSON object", code="body_invalid")
+        token = body.get("token")
+        if token is None:
+            token = key_from_headers(request.scope["headers"])
+        if not token:
+            raise Forbidden("Authentication token is required for access.", code="unauthorized")
+        caller = (
+            request.app.state.runtime.auth.authenticate(token) if isinstance(token, str) else None
+        )
+        if caller is None:
+            raise Forbidden("the token is not a valid key", code="unauthorized")
+        if "ingest" not in caller.scopes:
+            raise Forbidden("this key lacks the 'ingest' scope", code="missing_scope")
+        return caller, body
+
+    def _series(self, text: str) -> Series:
+        series_id = _number_id(text, "Series")
+        found = self.sensors.database().series.get(series_id)
+        if found is None:
+            raise NotFound(f"Series {series_id} doesn't exist", code="unknown_series")
+        return found
+
+    # -- series --
+
+    async def list_series(self, request: Request) -> Response:
+        """timeseries-api: every series by id, with its point count."""
+        everything = sorted(tuple(self.sensors.database().series.values()), key=lambda s: s.id)
+        counts = await self.sensors.counts()
+        return JSONResponse(
+            {
+                str(s.id): {
+                    "id": s.id,
+                    "device_id": s.device_id,
+                    "device_desc": s.device_description,
+                    "desc": s.description or None,
+                    "timestamp": _iso(round(s.created_at * 1000)),
+                    "user": s.owner_name,
+                    "count": counts.get(s.id, (0, None, None))[0],
+                }
+                for s in everything
+            }
+        )
+
+    async def new_series(self, request: Request) -> Response:
+        """timeseries-api: create a series (token, device_id, device_desc, desc); answers its id."""
+        caller, body = await self._writer(request, body_required=True)
+        for name in ("device_id", "device_desc"):
+            if body.get(name) is None:
+                raise BadRequest(f"{name}: is required", code="invalid", field=name)
+        try:
+            series = await self.sensors.create(
+                caller,
+                {
+                    "description": body.get("desc"),
+                    "device_description": body.get("device_desc"),
+                    "device_id": body.get("device_id"),
+                },
+            )
+        except Invalid as exc:  # in timeseries-api's names
+            name = _NAMES.get(exc.field or "", exc.field or "body")
+            problem = exc.detail.split(": ", 1)[-1]
+            raise Invalid(name, problem) from None
+        return JSONResponse(series.id, status_code=201)
+
+    async def get_series(self, request: Request) -> Response:
+        """timeseries-api: the points of a series, oldest first (the newest 10 000 at most)."""
+        series = self._series(request.path_params["id"])
+        slots = list(range(len(series.fields)))
+        rows = await self.sensors.read(
+            lambda r: r.raw(series.id, slots, 0, 1 << 62, None, MAX_SERIES_POINTS, True)
+        )
+        counts = await self.sensors.counts([series.id])
+        rows.reverse()
+        return JSONResponse(
+            [self._point(series, row) for row in rows],
+            headers={"X-Total-Count": str(counts.get(series.id, (0,))[0])},
+        )
+
+    async def delete_series(self, request: Request) -> Response:
+        """timeseries-api: delete a series and its points (its owner's token, or an admin's)."""
+        caller, _ = await self._writer(request, body_required=False)
+        series = self._series(request.path_params["id"])
+        await self.sensors.delete(caller, series.id)
+        return Response(status_code=204)
+
+    # -- points --
+
+    async def new_point(self, request: Request) -> Response:
+        """timeseries-api: add a point (token, series_id, fields[, timestamp]); answers its id."""
+        caller, body = await self._writer(request, body_required=True)
+        raw_id = body.get("series_id")
+        if isinstance(raw_id, str) and raw_id.strip().isdigit():
+            raw_id = int(raw_id.strip())
+        if type(raw_id) is not int or not 0 <= raw_id <= _ID_MAX:
+            raise BadRequest("series_id: must be a series id", code="invalid", field="series_id")
+        if raw_id not in self.sensors.database().series:
+            raise NotFound(f"Series {raw_id} not found", code="unknown_series")
+        point: dict[str, Any] = {"fields": body.get("fields")}
+        if body.get("timestamp") is not None:
+            point["timestamp"] = body["timestamp"]
+        try:
+            batch = await self.sensors.ingest(
+                caller,
+                raw_id,
+                [point],
+                where="",
+                time_key="timestamp",
+                coerce=validate.lenient_number,
+            )
+        except Forbidden:
+            raise Forbidden("Permission denied", code="not_owner") from None
+        return JSONResponse(batch.rows[0][1], status_code=201)
+
+    async def get_point(self, request: Request) -> Response:
+        """timeseries-api: one point."""
+        point_id = _number_id(request.path_params["id"], "Point")
+        row = await self.sensors.read(lambda r: r.point(point_id))
+        series = self.sensors.database().series.get(row[0]) if row is not None else None
+        if row is None or series is None:
+            raise NotFound(f"Point {point_id} doesn't exist", code="unknown_point")
+        return JSONResponse(self._point(series, (row[2], row[1], *row[3:])))
+
+    async def delete_point(self, request: Request) -> Response:
+        """timeseries-api: delete a point (its series' owner's token, or an admin's)."""
+        caller, _ = await self._writer(request, body_required=False)
+        point_id = _number_id(request.path_params["id"], "Point")
+        try:
+            await self.sensors.delete_point(caller, point_id)
+        except NotFound:
+            raise NotFound(f"Point {point_id} doesn't exist", code="unknown_point") from None
+        return Response(status_code=204)
+
+    async def count(self, request: Request) -> Response:
+        """timeseries-api: the number of points in every series."""
+        return JSONResponse(await self.sensors.read(lambda r: r.total_points()))
+
+    @staticmethod
+    def _point(series: Series, row: tuple[Any, ...]) -> dict[str, Any]:
+        """``row`` is (id, ts, v0, v1, ...) in the series' slot order."""
+        return {
+            "id": row[0],
+            "series_id": series.id,
+            "fields": {
+                name: value
+                for name, value in zip(series.fields, row[2:], strict=False)
+                if value is not None
+            },
+            "timestamp": _iso(row[1]),
+        }
+
+    def routes(self) -> list[ApiRoute]:
+        token = {"type": "string", "description": "A raspapi key with the ingest scope."}
+        point = {
+            "type": "object",
+            "properties": {
+                "id": {"type": "integer"},
+                "series_id": {"type": "integer"},
+                "fields": {"type": "object", "additionalProperties": {"type": "number"}},
+                "timestamp": {"type": "string", "format": "date-time"},
+            },
+        }
+        auth_body = {
+            "type": "object",
+            "properties": {"token": token},
+            "description": "The token may be sent in a key header instead.",
+        }
+        return [
+            ApiRoute(
+                "/series",
+                _answer(self.list_series),
+                methods=["GET"],
+                response={
+                    "type": "object",
+                    "additionalProperties": {
+                        "type": "object",
+                        "properties": {
+                            "id": {"type": "integer"},
+                            "device_id": {"type": "string"},
+                            "device_desc": {"type": "string"},
+                            "desc": {"type": ["string", "null"]},
+                            "timestamp": {"type": "string", "format": "date-time"},
+                            "user": {"type": "string"},
+                            "count": {"type": "integer"},
+                        },
+                    },
+                },
+            ),
+            ApiRoute(
+                "/series/new",
+                _answer(self.new_series),
+                methods=["PUT"],
+                scope=None,
+                status_code=201,
+                body={
+                    "type": "object",
+                    "required": ["token", "device_id", "device_desc"],
+                    "properties": {
+                        "token": token,
+                        "device_id": {"type": "string", "maxLength": validate.DEVICE_ID_MAX},
+                        "device_desc": {"type": "string", "maxLength": validate.TEXT_MAX},
+                        "desc": {"type": "string", "maxLength": validate.TEXT_MAX},
+                    },
+                },
+                response={"type": "integer", "description": "The new series' id."},
+            ),
+            ApiRoute(
+                "/series/{id}",
+                _answer(self.get_series),
+                methods=["GET"],
+                response={"type": "array", "items": point},
+            ),
+            ApiRoute(
+                "/series/{id}",
+                _answer(self.delete_series),
+                methods=["DELETE"],
+                scope=None,
+                status_code=204,
+                body=auth_body,
+            ),
+            ApiRoute(
+                "/point/new",
+                _answer(self.new_point),
+                methods=["PUT"],
+                scope=None,
+                status_code=201,
+                body={
+                    "type": "object",
+                    "required": ["token", "series_id", "fields"],
+                    "properties": {
+                        "token": token,
+                        "series_id": {"type": "integer"},
+                        "fields": {"type": "object", "additionalProperties": {"type": "number"}},
+                        "timestamp": {
+                            "type": ["string", "number"],
+                            "description": "RFC 3339 with a zone, or Unix seconds; default now.",
+                        },
+                    },
+                },
+                response={"type": "integer", "description": "The new point's id."},
+            ),
+            ApiRoute("/point/{id}", _answer(self.get_point), methods=["GET"], response=point),
+            ApiRoute(
+                "/point/{id}",
+                _answer(self.delete_point),
+                methods=["DELETE"],
+                scope=None,
+                status_code=204,
+                body=auth_body,
+            ),
+            ApiRoute(
+                "/points/count",
+                _answer(self.count),
+                methods=["GET"],
+                response={"type": "integer"},
+            ),
+        ]

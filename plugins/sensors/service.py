@@ -1,0 +1,614 @@
+"""The sensors service: its stores, the series in memory, the retention task, and the
+``/api/v1/sensors`` handlers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import os
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+
+from raspapi.auth import Principal, principal
+from raspapi.context import PluginContext
+from raspapi.errors import ApiError, Forbidden, Invalid, NotFound, Unavailable
+from raspapi.keystore import KeyStore
+from raspapi.routing import Query, read_json
+from raspapi.storage import Store
+from raspapi.timefmt import rfc3339
+
+from . import validate
+from .config import Config
+from .store import MIGRATIONS, Aggregate, Reader, SensorDB, Series
+from .validate import Batch
+
+T = TypeVar("T")
+
+#: Steps one query may answer.
+MAX_STEPS = 10_000
+#: Raw points per page of a JSON answer, and per read of a CSV export.
+MAX_LIMIT = 10_000
+CSV_PAGE = 5_000
+#: Read connections (threads): SQLite releases the GIL while it scans.
+READERS = max(1, min(4, os.cpu_count() or 1))
+_SERIES_KEYS = frozenset(
+    {"description", "device_description", "device_id", "units", "retention_days", "owner_key_id"}
+)
+
+SINCE = Query(
+    "since",
+    str,
+    description="From: RFC 3339, Unix seconds, or -7d/-12h/-30m (default -24h; a CSV export "
+    "without `step`: the first point).",
+)
+UNTIL = Query(
+    "until", str, description="To (excluded): RFC 3339, Unix seconds, or -1h (default now)."
+)
+STEP = Query(
+    "step",
+    float,
+    minimum=0.001,
+    maximum=366 * 86400,
+    description="Seconds per step: min, avg and max of each field per step, steps aligned on "
+    f"multiples of `step` since the Unix epoch (at most {MAX_STEPS} steps). Without it: the "
+    "points themselves.",
+)
+STEPS = Query(
+    "steps",
+    int,
+    minimum=1,
+    maximum=MAX_STEPS,
+    description="Instead of `step`: about this many steps. The step is the range divided by "
+    "it, rounded up to whole seconds (to 10 s from 100 s, to 5 minutes from 3000 s) so that "
+    "rollups serve it.",
+)
+FIELDS = Query("fields", str, description="Comma-separated field names (default: every field).")
+LIMIT = Query(
+    "limit", int, default=1000, minimum=1, maximum=MAX_LIMIT, description="Points per page."
+)
+CURSOR = Query("cursor", str, description="`next_cursor` of the previous page.")
+ORDER = Query("order", str, default="asc", choices=("asc", "desc"), description="By time.")
+
+
+@dataclass(frozen=True)
+class Window:
+    start: int
+    end: int
+
+
+class Sensors:
+    """One per app (``ctx.state["sensors"]``)."""
+
+    def __init__(self, ctx: PluginContext) -> None:
+        self.ctx = ctx
+        self.config = Config.load(ctx.settings.env_file)
+        self.writer: Store = ctx.store(MIGRATIONS)
+        #: Read connections, each with its own thread: a long scan is split among them.
+        self.readers: list[tuple[Store, Reader]] = []
+        self.db: SensorDB | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.ingested = 0
+        self.rejected = 0
+        self.pruned = 0
+
+    # -- life cycle ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.db = await self.writer.run(SensorDB)
+        for _ in range(READERS):
+            store = Store(self.writer.path)
+            self.readers.append((store, await store.run(Reader)))
+        self.task = asyncio.create_task(self._retention(), name="sensors-retention")
+        self.ctx.logger.info(
+            "%d series in %s; batches of at most %d points",
+            len(self.db.series),
+            self.writer.path,
+            self.config.max_batch,
+        )
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self.task
+            self.task = None
+        readers, self.readers = self.readers, []
+        for store, _ in readers:
+            store.close()
+
+    async def _retention(self) -> None:
+        """Deletes expired points, a bounded amount per run; runs again soon while more is due."""
+        while True:
+            deleted = 0
+            try:
+                deleted = await self.prune()
+            except Exception as exc:  # logged; the next run tries again
+                self.ctx.logger.warning("retention run failed: %s", exc)
+            busy = deleted >= self.config.prune_batch
+            await asyncio.sleep(
+                min(1.0, self.config.prune_interval) if busy else self.config.prune_interval
+            )
+
+    async def prune(self, now: float | None = None) -> int:
+        db = self.database()
+        moment = time.time() if now is None else now
+        deleted = await self.writer.run(lambda conn: db.prune(moment, self.config.prune_batch))
+        self.pruned += deleted
+        return deleted
+
+    # -- access ----------------------------------------------------------------------
+
+    def database(self) -> SensorDB:
+        if self.db is None:
+            raise Unavailable("the sensors store is not open")
+        return self.db
+
+    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        try:
+            return await self.writer.run(fn)
+        except sqlite3.Error as exc:
+            self.ctx.logger.error("cannot write %s: %s", self.writer.path, exc)
+            raise Unavailable(f"cannot write the sensors store: {exc}") from None
+
+    async def read(self, fn: Callable[[Reader], T], which: int = 0) -> T:
+        if not self.readers:
+            raise Unavailable("the sensors store is not open")
+        store, reader = self.readers[which % len(self.readers)]
+        try:
+            return await store.run(lambda conn: fn(reader))
+        except sqlite3.Error as exc:
+            raise Unavailable(f"cannot read the sensors store: {exc}") from None
+
+    async def steps(
+        self, series: Series, slots: list[int], window: Window, step: int
+    ) -> tuple[str, list[list[Aggregate]]]:
+        """Aggregates per step; the steps are shared among the read connections."""
+        count = -(-(window.end - window.start) // step)
+        parts = max(1, min(len(self.readers), count // 8))
+        size = -(-count // parts)
+
+        def part(i: int) -> Callable[[Reader], tuple[str, list[list[Aggregate]]]]:
+            lo = window.start + i * size * step
+            hi = min(window.end, lo + size * step)
+            return lambda r: r.steps(series.id, slots, lo, hi, step)
+
+        answers = await asyncio.gather(*(self.read(part(i), i) for i in range(parts)))
+        table = [row for _, rows in answers for row in rows]
+        return answers[0][0], table
+
+    def series(self, series_id: int) -> Series:
+        found = self.database().series.get(series_id)
+        if found is None:
+            raise NotFound(f"series {series_id} does not exist", code="unknown_series")
+        return found
+
+    @staticmethod
+    def may_write(caller: Principal | None, series: Series) -> bool:
+        if caller is None:
+            return False
+        return caller.is_admin or (
+            caller.key_id is not None and caller.key_id == series.owner_key_id
+        )
+
+    def writable(self, caller: Principal | None, series_id: int) -> Series:
+        series = self.series(series_id)
+        if not self.may_write(caller, series):
+            raise Forbidden(
+                f"series {series_id} belongs to another key; only its owner or an admin "
+                "key may change it",
+                code="not_owner",
+            )
+        return series
+
+    # -- operations shared with the timeseries-api routes ---------------------------------
+
+    async def create(
+        self, caller: Principal, body: dict[str, Any], keys: KeyStore | None = None
+    ) -> Series:
+        owner_id, owner_name = caller.key_id, caller.name
+        wanted = body.get("owner_key_id")
+        if wanted is not None:
+            if not caller.is_admin:
+                raise Forbidden("only an admin key may create a series for another key")
+            owner_id, owner_name = _owner(keys, wanted)
+        series = Series(
+            id=0,
+            description=validate.text(body, "description"),
+            device_description=validate.text(body, "device_description"),
+            device_id=validate.text(body, "device_id", validate.DEVICE_ID_MAX),
+            units=validate.units(body.get("units")),
+            fields=(),
+            owner_key_id=owner_id,
+            owner_name=owner_name,
+            retention_days=validate.retention_days(
+                body.get("retention_days"), self.config.retention_days
+            ),
+            created_at=time.time(),
+        )
+        db = self.database()
+        created = await self.write(lambda conn: db.create(series, self.config.max_series))
+        self.ctx.logger.info("series %d created by key %r", created.id, owner_name)
+        return created
+
+    async def delete(self, caller: Principal | None, series_id: int) -> None:
+        self.writable(caller, series_id)
+        db = self.database()
+        await self.write(lambda conn: db.delete(series_id))
+        self.ctx.logger.info("series %d deleted", series_id)
+
+    async def ingest(
+        self,
+        caller: Principal | None,
+        series_id: int,
+        value: Any,
+        *,
+        where: str = "points",
+        time_key: str = "at",
+        coerce: Callable[[Any], float | None] = validate.number,
+    ) -> Batch:
+        """Checks every point, then stores the batch in one transaction (or nothing)."""
+        self.writable(caller, series_id)
+        db = self.database()
+        count = len(value) if isinstance(value, list) else 0
+        count = count if count <= self.config.max_batch else 0
+        try:
+            batch = validate.points(
+                value,
+                series_id=series_id,
+                first_id=db.reserve(count),
+                now_ms=int(time.time() * 1000),
+                max_batch=self.config.max_batch,
+                max_future_ms=int(self.config.max_future_seconds * 1000),
+                where=where,
+                time_key=time_key,
+                coerce=coerce,
+            )
+            await self.write(lambda conn: db.insert(series_id, batch))
+        except ApiError:
+            self.rejected += 1
+            raise
+        self.ingested += len(batch.rows)
+        return batch
+
+    async def delete_point(self, caller: Principal | None, point_id: int) -> None:
+        row = await self.read(lambda r: r.point(point_id))
+        if row is None or row[0] not in self.database().series:
+            raise NotFound(f"point {point_id} does not exist", code="unknown_point")
+        self.writable(caller, row[0])
+        db = self.database()
+        await self.write(lambda conn: db.delete_point(point_id))
+
+    async def counts(
+        self, ids: Sequence[int] | None = None
+    ) -> dict[int, tuple[int, int | None, int | None]]:
+        return await self.read(lambda r: r.listing(ids))
+
+    # -- v1 handlers -------------------------------------------------------------------
+
+    def describe(
+        self, series: Series, counts: tuple[int, int | None, int | None]
+    ) -> dict[str, Any]:
+        count, first, last = counts
+        return {
+            "id": series.id,
+            "description": series.description,
+            "device_description": series.device_description,
+            "device_id": series.device_id,
+            "units": series.units,
+            "fields": list(series.fields),
+            "owner_key_id": series.owner_key_id,
+            "owner": series.owner_name,
+            "retention_days": series.retention_days,
+            "created_at": rfc3339(series.created_at),
+            "point_count": count,
+            "first_at": validate.rfc3339_ms(first) if first is not None else None,
+            "last_at": validate.rfc3339_ms(last) if last is not None else None,
+        }
+
+    async def list_series(self, request: Request) -> JSONResponse:
+        """Every series, with its point count and first and last point time."""
+        everything = tuple(self.database().series.values())
+        counts = await self.counts()
+        items = [
+            self.describe(s, counts.get(s.id, (0, None, None)))
+            for s in sorted(everything, key=lambda s: s.id)
+        ]
+        return JSONResponse({"series": items, "max_batch": self.config.max_batch})
+
+    async def create_series(self, request: Request) -> JSONResponse:
+        """Create a series; the key that creates it owns it (only it, or an admin, writes to it).
+
+        Body (every field optional): `description`, `device_description`,
+        `device_id`, `units` (unit hints, e.g. `{"temperature": "°C"}`),
+        `retention_days` (default from `RASPAPI_SENSORS_RETENTION_DAYS`), and,
+        for an admin key only, `owner_key_id` to create it for a device's key.
+        """
+        caller = _caller(request)
+        body = await read_json(request)
+        if not isinstance(body, dict):
+            raise Invalid("body", "must be a JSON object")
+        for key in body:
+            if key not in _SERIES_KEYS:
+                raise Invalid(
+                    str(key)[:64], f"unknown field; fields are {', '.join(sorted(_SERIES_KEYS))}"
+                )
+        series = await self.create(caller, body, request.app.state.runtime.keys)
+        return JSONResponse(self.describe(series, (0, None, None)), status_code=201)
+
+    async def get_series(self, request: Request) -> JSONResponse:
+        """One series, with its point count and first and last point time."""
+        series = self.series(_series_id(request))
+        counts = await self.counts([series.id])
+        return JSONResponse(self.describe(series, counts.get(series.id, (0, None, None))))
+
+    async def delete_series(self, request: Request) -> JSONResponse:
+        """Delete a series and its points (its owner's key or an admin key)."""
+        series_id = _series_id(request)
+        await self.delete(_caller(request), series_id)
+        return JSONResponse({"id": series_id, "deleted": True})
+
+    async def push(self, request: Request) -> JSONResponse:
+        """Add a batch of points: all of them, or (on any problem) none.
+
+        Body: `{"points": [{"at": "2030-01-31T12:00:00.250Z", "fields":
+        {"temperature": 21.5, "humidity": 40}}, ...]}`. `at` is optional (the
+        server's time), RFC 3339 with a zone or Unix seconds, never more than
+        `RASPAPI_SENSORS_MAX_FUTURE_SECONDS` ahead; `fields` holds 1 to 16 finite
+        numbers. A series has at most 16 field names over its life.
+        """
+        caller = _caller(request)
+        series_id = _series_id(request)
+        self.writable(caller, series_id)
+        body = await read_json(request, max_bytes=self.config.max_body_bytes)
+        if not isinstance(body, dict) or "points" not in body:
+            raise Invalid("points", 'the body must be {"points": [...]}')
+        if len(body) > 1:
+            extra = next(str(k) for k in body if k != "points")
+            raise Invalid(extra[:64], 'unknown field; the body is {"points": [...]}')
+        batch = await self.ingest(caller, series_id, body["points"])
+        return JSONResponse(
+            {
+                "series_id": series_id,
+                "accepted": len(batch.rows),
+                "first_id": batch.rows[0][1],
+                "first_at": validate.rfc3339_ms(batch.first_ms),
+                "last_at": validate.rfc3339_ms(batch.last_ms),
+            },
+            status_code=201,
+        )
+
+    async def points(self, request: Request) -> JSONResponse:
+        """A series' points in a time range, or with `step`, min/avg/max per step.
+
+        Without `step`: the points, oldest first (`order=desc`: newest first),
+        `limit` per page; `next_cursor` fetches the next page. With `step`
+        (seconds): one entry per step from `since` (rounded down to a multiple
+        of `step`) to `until`, each field's count, min, avg and max (nulls and
+        count 0 for a step without values). Steps that are multiples of 10 s
+        are read from rollups kept at each write, so a week or a year costs
+        a few thousand rows, not its points.
+        """
+        series = self.series(_series_id(request))
+        names, slots = _fields(series, FIELDS.parse(request))
+        stepped = self._steps_window(request)
+        if stepped is not None:
+            window, step_ms = stepped
+            source, table = await self.steps(series, slots, window, step_ms)
+            return JSONResponse(
+                {
+                    "series_id": series.id,
+                    "start_at": validate.rfc3339_ms(window.start),
+                    "end_at": validate.rfc3339_ms(window.end),
+                    "step_seconds": step_ms / 1000,
+                    "source": source,
+                    "fields": names,
+                    "units": {n: series.units[n] for n in names if n in series.units},
+                    "steps": [
+                        {
+                            "at": validate.rfc3339_ms(window.start + i * step_ms),
+                            "fields": {n: _summary(a) for n, a in zip(names, row, strict=True)},
+                        }
+                        for i, row in enumerate(table)
+                    ],
+                }
+            )
+        now = time.time()
+        since, until = SINCE.parse(request), UNTIL.parse(request)
+        start = (
+            int(validate.query_time("since", since, now) * 1000)
+            if since
+            else int((now - 86400) * 1000)
+        )
+        end = int(validate.query_time("until", until, now) * 1000) if until else _FAR
+        limit = LIMIT.parse(request) or 1000
+        descending = ORDER.parse(request) == "desc"
+        after = _cursor(CURSOR.parse(request))
+        rows = await self.read(
+            lambda r: r.raw(series.id, slots, start, end, after, limit + 1, descending)
+        )
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return JSONResponse(
+            {
+                "series_id": series.id,
+                "fields": names,
+                "units": {n: series.units[n] for n in names if n in series.units},
+                "points": [
+                    {
+                        "id": row[0],
+                        "at": validate.rfc3339_ms(row[1]),
+                        "fields": {
+                            n: v for n, v in zip(names, row[2:], strict=True) if v is not None
+                        },
+                    }
+                    for row in rows
+                ],
+                "next_cursor": f"{rows[-1][1]}:{rows[-1][0]}" if more else None,
+            }
+        )
+
+    def _steps_window(self, request: Request) -> tuple[Window, int] | None:
+        """The window and step (ms) of a downsampled query; None without `step`/`steps`."""
+        step, wanted = STEP.parse(request), STEPS.parse(request)
+        if step is None and wanted is None:
+            return None
+        if step is not None and wanted is not None:
+            raise Invalid("steps", "give step or steps, not both")
+        now = time.time()
+        since, until = SINCE.parse(request), UNTIL.parse(request)
+        end_s = validate.query_time("until", until, now) if until else now
+        start_s = validate.query_time("since", since, now) if since else end_s - 86400
+        if start_s >= end_s:
+            raise Invalid("since", "must be before until")
+        if step is not None:
+            step_ms = max(1, round(step * 1000))
+        else:
+            assert wanted is not None
+            step_ms = _nice(end_s - start_s, wanted)
+        start = int(start_s * 1000) // step_ms * step_ms
+        end = int(end_s * 1000)
+        count = -(-(end - start) // step_ms)
+        if count > MAX_STEPS:
+            least = math.ceil((end - start) / MAX_STEPS / 1000)
+            raise Invalid("step", f"gives {count} steps; at most {MAX_STEPS}: use {least} or more")
+        return Window(start, end), step_ms
+
+    async def export(self, request: Request) -> Response:
+        """The points (or, with `step`, min/avg/max per step) as CSV, streamed.
+
+        Columns: `at` (RFC 3339), then one per field (with `step`:
+        `<field>_count`, `_min`, `_avg`, `_max`). Without `since`, the export
+        starts at the first point.
+        """
+        series = self.series(_series_id(request))
+        names, slots = _fields(series, FIELDS.parse(request))
+        headers = {"Content-Disposition": f'attachment; filename="series-{series.id}.csv"'}
+        stepped = self._steps_window(request)
+        if stepped is not None:
+            window, step_ms = stepped
+            _, table = await self.steps(series, slots, window, step_ms)
+            lines = [
+                ",".join(
+                    ["at", *(f"{n}_{k}" for n in names for k in ("count", "min", "avg", "max"))]
+                )
+            ]
+            for i, row in enumerate(table):
+                cells = [validate.rfc3339_ms(window.start + i * step_ms)]
+                for a in row:
+                    cells += [
+                        str(a.count),
+                        _num(a.low),
+                        _num(_avg(a)),
+                        _num(a.high),
+                    ]
+                lines.append(",".join(cells))
+            return Response("\r\n".join(lines) + "\r\n", media_type="text/csv", headers=headers)
+        now = time.time()
+        since, until = SINCE.parse(request), UNTIL.parse(request)
+        start = int(validate.query_time("since", since, now) * 1000) if since else 0
+        end = int(validate.query_time("until", until, now) * 1000) if until else _FAR
+
+        def page(after: tuple[int, int] | None) -> Callable[[Reader], list[tuple[Any, ...]]]:
+            return lambda r: r.raw(series.id, slots, start, end, after, CSV_PAGE)
+
+        async def body() -> AsyncIterator[bytes]:
+            yield (",".join(["at", *names]) + "\r\n").encode()
+            after: tuple[int, int] | None = None
+            while True:  # bounded: each page moves the cursor past the points read
+                rows = await self.read(page(after))
+                if not rows:
+                    return
+                yield "".join(
+                    validate.rfc3339_ms(row[1]) + "," + ",".join(_num(v) for v in row[2:]) + "\r\n"
+                    for row in rows
+                ).encode()
+                if len(rows) < CSV_PAGE:
+                    return
+                after = (rows[-1][1], rows[-1][0])
+
+        return StreamingResponse(body(), media_type="text/csv", headers=headers)
+
+
+_FAR = 1 << 62
+
+
+def _series_id(request: Request) -> int:
+    """The ``{id}`` of the path; a 404 when it cannot be a series id."""
+    text = str(request.path_params["id"])
+    if not text.isdigit() or len(text) > 18:
+        raise NotFound(f"series {text[:32]!r} does not exist", code="unknown_series")
+    return int(text)
+
+
+def _caller(request: Request) -> Principal:
+    caller = principal(request)
+    if caller is None:  # the guard lets no request through without one
+        raise Forbidden("a key is required")
+    return caller
+
+
+def _owner(keys: KeyStore | None, key_id: Any) -> tuple[str, str]:
+    if not isinstance(key_id, str) or keys is None:
+        raise Invalid("owner_key_id", "must be the id of a scoped key")
+    record = keys.get(key_id)
+    if record is None or record.state(time.time()) != "active":
+        raise Invalid("owner_key_id", f"no active key has the id {key_id[:64]!r}")
+    if "ingest" not in record.principal.scopes:
+        raise Invalid("owner_key_id", f"key {key_id!r} lacks the 'ingest' scope")
+    return record.id, record.name
+
+
+def _fields(series: Series, wanted: str | None) -> tuple[list[str], list[int]]:
+    if not wanted:
+        names = list(series.fields)
+    else:
+        names = [n.strip() for n in wanted.split(",") if n.strip()]
+        for name in names:
+            if name not in series.fields:
+                known = ", ".join(series.fields) or "none yet"
+                raise Invalid(
+                    "fields", f"series {series.id} has no field {name[:64]!r} (it has: {known})"
+                )
+    return names, [series.fields.index(n) for n in names]
+
+
+def _cursor(text: str | None) -> tuple[int, int] | None:
+    if not text:
+        return None
+    ts, sep, point_id = text.partition(":")
+    if not sep or not ts.isdigit() or not point_id.isdigit() or len(ts) > 18 or len(point_id) > 18:
+        raise Invalid("cursor", "must be a next_cursor from a previous answer")
+    return int(ts), int(point_id)
+
+
+def _summary(a: Aggregate) -> dict[str, Any]:
+    return {
+        "count": a.count,
+        "min": a.low,
+        "avg": _avg(a),
+        "max": a.high,
+    }
+
+
+def _nice(seconds: float, steps: int) -> int:
+    """A step (ms) of about ``seconds / steps``, rounded up to what rollups can serve."""
+    raw = seconds * 1000 / steps
+    for floor, grain in ((3_000_000, 300_000), (100_000, 10_000), (1_000, 1_000)):
+        if raw >= floor:
+            return math.ceil(raw / grain) * grain
+    return max(1, math.ceil(raw))
+
+
+def _avg(a: Aggregate) -> float | None:
+    return a.total / a.count if a.count and a.total is not None else None
+
+
+def _num(value: float | None) -> str:
+    return "" if value is None else repr(value)
