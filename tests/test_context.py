@@ -2,41 +2,33 @@
 
 from __future__ import annotations
 
-import logging
 import os
 from pathlib import Path
 
-from raspapi.cache import Cache
+import pytest
+
+from raspapi.app import create_app
 from raspapi.context import PluginContext
-from raspapi.runner import CommandRunner
 from raspapi.settings import Settings
 
 
-def test_read_text_never_hangs_on_a_fifo(root: Path):
+def context(settings: Settings) -> PluginContext:
+    manager = create_app(settings).state.runtime.manager
+    ctx = manager.plugins["system"].ctx
+    assert isinstance(ctx, PluginContext)
+    return ctx
+
+
+def test_read_text_never_hangs_on_a_fifo(settings: Settings, root: Path):
     os.mkfifo(root / "etc" / "fifo")
-    settings = Settings(env_file=root / ".env", root=root)
-    ctx = PluginContext(
-        "t",
-        settings,
-        CommandRunner(root),
-        Cache(),
-        logging.getLogger("t"),
-        hooks=None,
-    )  # type: ignore[arg-type]
+    ctx = context(settings)
     assert ctx.read_text("/etc/fifo") is None
     assert ctx.read_text("/etc/nothing-here") is None
     assert ctx.read_text("/etc/os-release", limit=4) == "PRET"
 
 
-def test_paths_resolve_under_the_root(root: Path):
-    settings = Settings(env_file=root / ".env", root=root)
-    ctx = PluginContext(
-        "t", settings, CommandRunner(root), Cache(), logging.getLogger("t"), hooks=None
-    )  # type: ignore[arg-type]
+def test_paths_resolve_under_the_root(settings: Settings, root: Path):
+    ctx = context(settings)
     assert ctx.path("/etc/hostapd/hostapd.conf") == root / "etc" / "hostapd" / "hostapd.conf"
-    try:
+    with pytest.raises(ValueError, match="absolute"):
         ctx.path("etc/passwd")
-    except ValueError as exc:
-        assert "absolute" in str(exc)
-    else:
-        raise AssertionError("relative paths are refused")
