@@ -1,0 +1,123 @@
+"""The hostapd plugin's history samples and Prometheus metrics.
+
+Station counters are as the access point counts them: ``receive`` is what
+the access point received from the station (hostapd's ``rx_bytes``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .service import Hostapd
+
+
+async def _interfaces(hostapd: Hostapd) -> list[str]:
+    loaded = await hostapd.loaded()
+    return loaded.conf.interfaces() if loaded.conf is not None else []
+
+
+async def samples(hostapd: Hostapd) -> dict[str, float]:
+    """``wifi.stations`` and ``wifi.<interface>.stations``, while hostapd runs."""
+    if not await hostapd.running():
+        return {}
+    per = Counter(str(s["interface"]) for s in await hostapd.stations())
+    out = {"wifi.stations": float(sum(per.values()))}
+    for interface in [*await _interfaces(hostapd), *per]:
+        out[f"wifi.{interface}.stations"] = float(per.get(interface, 0))
+    return out
+
+
+#: Station fields exported, by metric: (field, kind, help, scale).
+_STATION = {
+    "hostapd_station_signal_dbm": ("signal_dbm", "gauge", "Signal of the station, dBm", 1),
+    "hostapd_station_receive_bytes": (
+        "rx_bytes",
+        "counter",
+        "Bytes the access point received from the station",
+        1,
+    ),
+    "hostapd_station_transmit_bytes": (
+        "tx_bytes",
+        "counter",
+        "Bytes the access point sent to the station",
+        1,
+    ),
+    "hostapd_station_receive_packets": (
+        "rx_packets",
+        "counter",
+        "Packets the access point received from the station",
+        1,
+    ),
+    "hostapd_station_transmit_packets": (
+        "tx_packets",
+        "counter",
+        "Packets the access point sent to the station",
+        1,
+    ),
+    "hostapd_station_receive_bitrate_bps": (
+        "rx_bitrate_kbps",
+        "gauge",
+        "Bit rate of the last frame received from the station, bits per second",
+        1000,
+    ),
+    "hostapd_station_transmit_bitrate_bps": (
+        "tx_bitrate_kbps",
+        "gauge",
+        "Bit rate of the last frame sent to the station, bits per second",
+        1000,
+    ),
+    "hostapd_station_connected_seconds": (
+        "connected_seconds",
+        "gauge",
+        "How long the station has been associated",
+        1,
+    ),
+    "hostapd_station_inactive_seconds": (
+        "inactive_ms",
+        "gauge",
+        "Time since the station was last heard",
+        0.001,
+    ),
+}
+
+
+async def families(hostapd: Hostapd) -> list[Any]:
+    """``hostapd_up``, ``hostapd_stations`` per interface, and per station (by interface
+    and MAC) signal, traffic, bit rates, connected and inactive time."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    running = await hostapd.running()
+    out: list[Any] = [
+        GaugeMetricFamily(
+            "hostapd_up", "1 when hostapd answers on its control socket", value=int(running)
+        )
+    ]
+    if not running:
+        return out
+    stations = await hostapd.stations()
+    per = Counter(str(s["interface"]) for s in stations)
+    count = GaugeMetricFamily("hostapd_stations", "Wi-Fi stations associated", labels=["interface"])
+    for interface in dict.fromkeys([*await _interfaces(hostapd), *per]):
+        count.add_metric([interface], per.get(interface, 0))
+    out.append(count)
+    labels = ["interface", "mac"]
+    made = {
+        name: (CounterMetricFamily if kind == "counter" else GaugeMetricFamily)(
+            name, text, labels=labels
+        )
+        for name, (_, kind, text, _) in _STATION.items()
+    }
+    seen: set[tuple[str, str]] = set()
+    for station in stations:
+        key = (str(station["interface"]), str(station["mac"]))
+        if key in seen:
+            continue
+        seen.add(key)
+        for name, (field, _, _, scale) in _STATION.items():
+            value = station.get(field)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                made[name].add_metric(list(key), value * scale)
+    out.extend(made.values())
+    return out

@@ -1,0 +1,307 @@
+"""GET /metrics: the raspapi_metrics hook, node and plugin families, the daemon's own,
+promtool's check, and the optional listener for scrapers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import textwrap
+import urllib.request
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from starlette.testclient import TestClient
+
+from raspapi.errors import StartupError
+from raspapi.settings import Settings
+from tests.conftest import AUTH, MakeClient
+
+
+def dropin(settings: Settings, name: str, source: str) -> None:
+    settings.plugins_dir.mkdir(parents=True, exist_ok=True)
+    (settings.plugins_dir / f"{name}.py").write_text(textwrap.dedent(source))
+
+
+def scrape(client: TestClient) -> str:
+    response = client.get("/metrics", headers=AUTH)
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].startswith("text/plain; version=0.0.4")
+    return response.text
+
+
+def samples(text: str) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    """Every sample as {(name, labels): value}, through the official parser."""
+    out: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            out[(sample.name, frozenset(sample.labels.items()))] = sample.value
+    return out
+
+
+def value(
+    found: dict[tuple[str, frozenset[tuple[str, str]]], float], metric: str, /, **labels: str
+) -> float:
+    return found[(metric, frozenset(labels.items()))]
+
+
+def test_hook_raspapi_metrics(settings: Settings, make_client: MakeClient):
+    dropin(
+        settings,
+        "lamp",
+        """
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+        from raspapi import hookimpl
+
+        @hookimpl
+        async def raspapi_metrics(ctx):
+            on = GaugeMetricFamily("lamp_on", "Whether the lamp is on", labels=["room"])
+            on.add_metric(["hall"], 1)
+            return [on, CounterMetricFamily("lamp_switches", "Times switched", value=7)]
+        """,
+    )
+    dropin(
+        settings,
+        "copycat",
+        """
+        from prometheus_client.core import GaugeMetricFamily
+        from raspapi import hookimpl
+
+        @hookimpl
+        def raspapi_metrics(ctx):
+            return [GaugeMetricFamily("node_load1", "The system plugin's name", value=99),
+                    GaugeMetricFamily("copycat_ok", "Still served", value=1)]
+        """,
+    )
+    dropin(
+        settings,
+        "broken",
+        """
+        from raspapi import hookimpl
+
+        @hookimpl
+        def raspapi_metrics(ctx):
+            raise OSError("sensor bus gone")
+        """,
+    )
+    dropin(
+        settings,
+        "sloppy",
+        """
+        from raspapi import hookimpl
+
+        @hookimpl
+        def raspapi_metrics(ctx):
+            return [{"name": "not_a_family"}]
+        """,
+    )
+    found = samples(scrape(make_client()))
+    assert value(found, "lamp_on", room="hall") == 1.0
+    assert value(found, "lamp_switches_total") == 7.0
+    # A name already served (built-in plugins come first) is dropped, not the rest.
+    assert value(found, "node_load1") == 0.42
+    assert value(found, "copycat_ok") == 1.0
+    for plugin, ok in (("lamp", 1.0), ("copycat", 1.0), ("broken", 0.0), ("sloppy", 0.0)):
+        assert value(found, "raspapi_plugin_collect_success", plugin=plugin, hook="metrics") == ok
+        seconds = value(found, "raspapi_plugin_collect_seconds", plugin=plugin, hook="metrics")
+        assert 0 <= seconds < 5
+
+
+def test_node_thermal_and_network_families(client: TestClient):
+    found = samples(scrape(client))
+    assert value(found, "node_load1") == 0.42
+    assert value(found, "node_load15") == 0.3
+    assert value(found, "node_memory_total_bytes") == 3882924 * 1024
+    assert value(found, "node_memory_available_bytes") == 3402728 * 1024
+    assert value(found, "node_memory_swap_free_bytes") == 98300 * 1024
+    assert value(found, "node_boot_time_seconds") == 1710065471
+    assert value(found, "node_cpu_seconds_total", cpu="1", mode="user") == 2600 / os.sysconf(
+        "SC_CLK_TCK"
+    )
+    assert value(found, "node_cpu_scaling_frequency_hertz", cpu="0") == 1.5e9
+    root_fs = {"device": "/dev/mmcblk0p2", "fstype": "ext4", "mountpoint": "/"}
+    assert value(found, "node_filesystem_size_bytes", **root_fs) > 0
+    assert value(found, "node_filesystem_readonly", **root_fs) == 0
+    assert (
+        value(
+            found,
+            "node_filesystem_readonly",
+            device="/dev/sda1",
+            fstype="vfat",
+            mountpoint="/media/pi/USB DISK",
+        )
+        == 1
+    )
+    assert value(found, "node_thermal_zone_temp", type="cpu-thermal", zone="0") == 48.686
+    assert (
+        value(
+            found, "node_hwmon_temp_celsius", chip="hwmon0", chip_name="cpu_thermal", sensor="temp1"
+        )
+        == 48.686
+    )
+    # The fixture's firmware flags: 0x50000, under-voltage and throttling since boot.
+    assert value(found, "raspapi_throttled", flag="under_voltage") == 0
+    assert value(found, "raspapi_throttled_since_boot", flag="under_voltage") == 1
+    assert value(found, "raspapi_throttled_since_boot", flag="throttled") == 1
+    assert value(found, "node_network_receive_bytes_total", device="eth0") == 1234567890
+    assert value(found, "node_network_transmit_drop_total", device="wlan0") == 1
+    assert value(found, "node_network_up", device="eth0") == 1
+    assert value(found, "node_network_speed_bytes", device="eth0") == 125_000_000
+
+
+def test_the_daemons_own_families(client: TestClient):
+    client.get("/api/v1/networking/eth0", headers=AUTH)
+    client.get("/api/v1/networking/nope", headers=AUTH)
+    found = samples(scrape(client))
+    assert value(found, "raspapi_build_info", version="0.1.0", python=_python()) == 1
+    assert value(found, "raspapi_plugin_state", plugin="system", state="ok") == 1
+    assert value(found, "raspapi_plugin_state", plugin="system", state="failed") == 0
+    assert value(found, "raspapi_plugin_state", plugin="hostapd", state="unavailable") == 1
+    route = {"method": "GET", "route": "/api/v1/networking/{interface}"}
+    assert value(found, "raspapi_http_requests_total", **route) == 2
+    assert value(found, "raspapi_http_request_errors_total", kind="client", **route) == 1
+    assert value(found, "raspapi_http_request_duration_seconds_count", **route) == 2
+    assert value(found, "raspapi_http_request_duration_seconds_bucket", le="+Inf", **route) == 2
+    assert value(found, "process_resident_memory_bytes") > 0
+    for plugin in ("system", "thermal", "networking", "history"):
+        assert value(found, "raspapi_plugin_collect_success", plugin=plugin, hook="metrics") == 1
+
+
+def _python() -> str:
+    import sys
+
+    return sys.version.split()[0]
+
+
+def test_needs_a_read_key(client: TestClient):
+    assert client.get("/metrics").status_code == 401
+    assert client.get("/metrics", headers={"access_token": "wrong"}).status_code == 401
+    made = client.post(
+        "/api/v1/keys", json={"name": "prometheus", "scopes": ["read"]}, headers=AUTH
+    )
+    scraper = {"Authorization": f"Bearer {made.json()['key']}"}
+    assert client.get("/metrics", headers=scraper).status_code == 200
+
+
+def test_openmetrics_when_asked(client: TestClient):
+    response = client.get(
+        "/metrics", headers={**AUTH, "Accept": "application/openmetrics-text; version=1.0.0"}
+    )
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("application/openmetrics-text")
+    assert response.text.endswith("# EOF\n")
+
+
+@pytest.mark.integration
+def test_promtool_accepts_the_exposition(client: TestClient, tmp_path: Path):
+    promtool = shutil.which("promtool")
+    if promtool is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail(
+                "promtool is not installed; CI must install it (apt-get install prometheus)"
+            )
+        pytest.skip("promtool is not installed (Debian: apt-get install prometheus)")
+    client.get("/api/v1/networking/eth0", headers=AUTH)  # request metrics with a template
+    text = scrape(client)
+    done = subprocess.run(
+        [promtool, "check", "metrics"],
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    # promtool prints lint findings (and exits 1) for any problem it sees.
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.strip() == "" and done.stderr.strip() == ""
+
+
+def test_a_separate_listener_for_scrapers(make_client: MakeClient):
+    client = make_client(metrics_address=("127.0.0.1", 0))
+    port = client.app.state.exporter.listener_port  # type: ignore[attr-defined]
+    assert port
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        text = answer.read().decode()
+        assert answer.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    found = samples(text)
+    assert value(found, "node_load1") == 0.42
+    assert value(found, "raspapi_plugin_state", plugin="system", state="ok") == 1
+
+
+def test_listener_address_setting(tmp_path: Path):
+    def read(value: str) -> Settings:
+        return Settings.from_env(
+            {"RASPAPI_METRICS_ADDRESS": value, "RASPAPI_ENV_FILE": str(tmp_path / "none")},
+            cwd=tmp_path,
+        )
+
+    assert read("127.0.0.1:9101").metrics_address == ("127.0.0.1", 9101)
+    assert read("[::1]:9101").metrics_address == ("::1", 9101)
+    assert read(":9101").metrics_address == ("0.0.0.0", 9101)
+    assert read("").metrics_address is None
+    for bad in ("9101", "host:port", "127.0.0.1:70000"):
+        with pytest.raises(StartupError, match="RASPAPI_METRICS_ADDRESS"):
+            read(bad)
+
+
+def test_history_settings(tmp_path: Path):
+    def read(**values: str) -> Settings:
+        return Settings.from_env(
+            {"RASPAPI_ENV_FILE": str(tmp_path / "none"), **values}, cwd=tmp_path
+        )
+
+    defaults = read()
+    assert (
+        defaults.history_interval,
+        defaults.history_retention_days,
+        defaults.history_downsampled_days,
+    ) == (10.0, 7.0, 90.0)
+    assert read(RASPAPI_HISTORY_INTERVAL="0.2").history_interval == 0.2
+    for name, bad in (
+        ("RASPAPI_HISTORY_INTERVAL", "0"),
+        ("RASPAPI_HISTORY_INTERVAL", "often"),
+        ("RASPAPI_HISTORY_RETENTION_DAYS", "-1"),
+    ):
+        with pytest.raises(StartupError, match=name):
+            read(**{name: bad})
+    with pytest.raises(StartupError, match="shorter than RASPAPI_HISTORY_RETENTION_DAYS"):
+        read(RASPAPI_HISTORY_RETENTION_DAYS="30", RASPAPI_HISTORY_DOWNSAMPLED_DAYS="10")
+
+
+def test_the_text_is_exactly_what_the_client_library_writes(make_client: MakeClient):
+    from prometheus_client.core import (
+        CounterMetricFamily,
+        GaugeMetricFamily,
+        HistogramMetricFamily,
+        InfoMetricFamily,
+        StateSetMetricFamily,
+        SummaryMetricFamily,
+    )
+    from prometheus_client.exposition import generate_latest
+
+    from raspapi.metrics import _Families, render_text
+
+    client = make_client()
+    client.get("/api/v1/networking/eth0", headers=AUTH)
+    assert client.portal is not None
+    exporter = client.app.state.exporter  # type: ignore[attr-defined]
+    families = list(client.portal.call(exporter.families))
+    odd = GaugeMetricFamily("odd", 'help with \\ and \n and "', labels=["b", "a"])
+    odd.add_metric(['back\\slash "quoted"\nnew line é', "x"], 1234567.0)
+    odd.add_metric(["nan", "y"], float("nan"), timestamp=1700000000.25)
+    odd.add_metric(["inf", "z"], float("-inf"))
+    created = CounterMetricFamily("made", "with created", labels=["k"])
+    created.add_metric(["v"], 3, created=1700000000.5)
+    latency = HistogramMetricFamily("latency_seconds", "h", labels=["route"])
+    latency.add_metric(["/a/{b}"], [("0.1", 1), ("+Inf", 3)], 0.7)
+    families += [
+        odd,
+        created,
+        latency,
+        InfoMetricFamily("build", "i", value={"version": "1"}),
+        StateSetMetricFamily("mode", "s", value={"on": True, "off": False}),
+        SummaryMetricFamily("rtt", "s", count_value=2, sum_value=3.5),
+        GaugeMetricFamily("dotted.name", "not a classic name", value=1),
+    ]
+    assert render_text(families) == generate_latest(_Families(families))

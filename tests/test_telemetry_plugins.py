@@ -1,0 +1,108 @@
+"""History samples and Prometheus metrics of the hostapd and wireguard plugins."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from tests.conftest import MakeClient
+from tests.hostapd_peer import ScriptedHostapd, ctrl_path, short_root
+from tests.test_metrics import samples, scrape, value
+from tests.test_wireguard import STRAY, Keys, live_dump
+from tests.wg_fixture import install_fake_wg
+
+PHONE = "b8:27:eb:4f:12:a3"
+LAPTOP = "e4:5f:01:aa:bb:cc"
+
+
+@pytest.fixture
+def root() -> Iterator[Path]:
+    yield from short_root()
+
+
+def history_samples(client: TestClient) -> dict[str, float]:
+    """What the history sampler would store now."""
+    assert client.portal is not None
+    manager = client.app.state.runtime.manager  # type: ignore[attr-defined]
+    found: dict[str, float] = client.portal.call(manager.samples)
+    return found
+
+
+def test_hostapd_stations(client: TestClient, root: Path):
+    with ScriptedHostapd(ctrl_path(root)) as peer:
+        peer.add_station(PHONE)
+        peer.add_station(LAPTOP, signal=-71, rx_bytes=5, inactive_msec=40, rx_rate=65)
+        found = samples(scrape(client))
+        sampled = history_samples(client)
+    assert value(found, "hostapd_up") == 1
+    assert value(found, "hostapd_stations", interface="wlan0") == 2
+    phone = {"interface": "wlan0", "mac": PHONE}
+    laptop = {"interface": "wlan0", "mac": LAPTOP}
+    assert value(found, "hostapd_station_signal_dbm", **phone) == -48
+    assert value(found, "hostapd_station_signal_dbm", **laptop) == -71
+    assert value(found, "hostapd_station_receive_bytes_total", **phone) == 10316
+    assert value(found, "hostapd_station_receive_bytes_total", **laptop) == 5
+    assert value(found, "hostapd_station_transmit_bytes_total", **phone) == 13542
+    assert value(found, "hostapd_station_receive_packets_total", **phone) == 93
+    assert value(found, "hostapd_station_connected_seconds", **phone) == 1063
+    assert value(found, "hostapd_station_inactive_seconds", **laptop) == 0.04
+    # hostapd reports rates in 100 kbit/s: 72.0 and 6.5 Mbit/s.
+    assert value(found, "hostapd_station_receive_bitrate_bps", **phone) == 72_000_000
+    assert value(found, "hostapd_station_receive_bitrate_bps", **laptop) == 6_500_000
+    assert value(found, "raspapi_plugin_collect_success", plugin="hostapd", hook="metrics") == 1
+    assert sampled["wifi.stations"] == 2
+    assert sampled["wifi.wlan0.stations"] == 2
+
+
+def test_hostapd_not_running(client: TestClient):
+    found = samples(scrape(client))
+    assert value(found, "hostapd_up") == 0
+    assert not any(name.startswith("hostapd_station") for name, _ in found)
+    assert not any(name.startswith("wifi.") for name in history_samples(client))
+
+
+def test_wireguard_peers(make_client: MakeClient, root: Path, tmp_path: Path):
+    fake = install_fake_wg(root, tmp_path / "fake")
+    keys = Keys(root)
+    fake.set_dump(live_dump(keys, phone_age=30))
+    client = make_client()
+    found = samples(scrape(client))
+    sampled = history_samples(client)
+    phone = {"interface": "wg0", "public_key": keys.phone_public, "name": "phone"}
+    stray = {"interface": "wg0", "public_key": STRAY, "name": ""}
+    laptop = {"interface": "wg0", "public_key": keys.laptop_public, "name": "Laptop (Anna's)"}
+    assert value(found, "wireguard_interface_up", interface="wg0") == 1
+    assert value(found, "wireguard_interface_peers", interface="wg0") == 3
+    assert value(found, "wireguard_interface_connected_peers", interface="wg0") == 1
+    assert value(found, "wireguard_peer_receive_bytes_total", **phone) == 123456
+    assert value(found, "wireguard_peer_transmit_bytes_total", **phone) == 654321
+    handshake = value(found, "wireguard_peer_last_handshake_seconds", **phone)
+    assert abs(handshake - (time.time() - 30)) < 5
+    assert value(found, "wireguard_peer_connected", **phone) == 1
+    assert value(found, "wireguard_peer_last_handshake_seconds", **stray) == 0
+    assert value(found, "wireguard_peer_connected", **stray) == 0
+    # Configured but not live: known to be disconnected, no counters.
+    assert value(found, "wireguard_peer_connected", **laptop) == 0
+    assert ("wireguard_peer_receive_bytes_total", frozenset(laptop.items())) not in found
+    # wg9 is live without a config: its private key never shows.
+    assert value(found, "wireguard_interface_peers", interface="wg9") == 0
+    text = scrape(client)
+    assert all(secret not in text for secret in keys.secrets)
+    assert sampled["wireguard.wg0.connected_peers"] == 1
+    assert sampled[f"wireguard.wg0.{keys.phone_public}.rx_bytes"] == 123456
+    assert sampled[f"wireguard.wg0.{keys.phone_public}.tx_bytes"] == 654321
+    assert sampled[f"wireguard.wg0.{STRAY}.rx_bytes"] == 0
+    assert not any(keys.laptop_public in name for name in sampled)
+
+
+def test_wireguard_absent(make_client: MakeClient, root: Path):
+    (root / "usr/bin/wg").unlink(missing_ok=True)
+    client = make_client(disable=frozenset({"hostapd"}))
+    found = samples(scrape(client))
+    # No wg: the configured interface is listed, nothing is live.
+    assert value(found, "raspapi_plugin_collect_success", plugin="wireguard", hook="metrics") == 1
+    assert not any(name == "wireguard_peer_receive_bytes_total" for name, _ in found)
