@@ -503,3 +503,77 @@ async def raspapi_status(ctx: PluginContext) -> Status:
 @hookimpl
 def raspapi_shutdown(ctx: PluginContext) -> None:
     _STATE.pop(id(ctx), None)
+
+
+# -- history samples and Prometheus metrics ----------------------------------------
+
+
+def _sample_rates(ctx: PluginContext, links: list[Link]) -> dict[str, float]:
+    """Bytes per second since the previous sample, per interface (lo left out)."""
+    now = time.monotonic()
+    counters = {link.name: link.counters for link in links if link.counters is not None}
+    base: tuple[float, dict[str, dict[str, int]]] | None = ctx.state.get("sample_base")
+    if base is not None and now - base[0] < MIN_RATE_INTERVAL:
+        last: dict[str, float] = ctx.state.get("sample_rates", {})
+        return last
+    ctx.state["sample_base"] = (now, counters)
+    out: dict[str, float] = {}
+    if base is not None:
+        elapsed = now - base[0]
+        for name, new in counters.items():
+            old = base[1].get(name)
+            if name == "lo" or old is None:
+                continue
+            for key in ("rx_bytes", "tx_bytes"):
+                if new[key] >= old[key]:
+                    out[f"net.{name}.{key}_per_second"] = round((new[key] - old[key]) / elapsed, 2)
+    ctx.state["sample_rates"] = out
+    return out
+
+
+@hookimpl
+async def raspapi_samples(ctx: PluginContext) -> dict[str, float]:
+    """``net.<interface>.rx_bytes_per_second`` and ``tx_bytes_per_second``."""
+    links: list[Link] = await ctx.cache.get("links", lambda: read_links(ctx))
+    return _sample_rates(ctx, links)
+
+
+_NODE_COUNTERS = {
+    "rx_bytes": ("receive_bytes", "Network device statistic receive_bytes"),
+    "tx_bytes": ("transmit_bytes", "Network device statistic transmit_bytes"),
+    "rx_packets": ("receive_packets", "Network device statistic receive_packets"),
+    "tx_packets": ("transmit_packets", "Network device statistic transmit_packets"),
+    "rx_errors": ("receive_errs", "Network device statistic receive_errs"),
+    "tx_errors": ("transmit_errs", "Network device statistic transmit_errs"),
+    "rx_dropped": ("receive_drop", "Network device statistic receive_drop"),
+    "tx_dropped": ("transmit_drop", "Network device statistic transmit_drop"),
+}
+
+
+@hookimpl
+async def raspapi_metrics(ctx: PluginContext) -> list[Any]:
+    """node_exporter's ``node_network_*`` counters and link facts, per interface."""
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+    links: list[Link] = await ctx.cache.get("links", lambda: read_links(ctx))
+    counters = {
+        key: CounterMetricFamily(f"node_network_{name}", text, labels=["device"])
+        for key, (name, text) in _NODE_COUNTERS.items()
+    }
+    up = GaugeMetricFamily(
+        "node_network_up", "Value is 1 if operstate is 'up', 0 otherwise.", labels=["device"]
+    )
+    mtu = GaugeMetricFamily("node_network_mtu_bytes", "Network device MTU", labels=["device"])
+    speed = GaugeMetricFamily(
+        "node_network_speed_bytes", "Network device link speed in bytes/s", labels=["device"]
+    )
+    for link in links:
+        up.add_metric([link.name], 1 if link.operstate == "up" else 0)
+        if link.mtu is not None:
+            mtu.add_metric([link.name], link.mtu)
+        if link.speed_mbps is not None:
+            speed.add_metric([link.name], link.speed_mbps * 125_000)
+        if link.counters is not None:
+            for key, family in counters.items():
+                family.add_metric([link.name], link.counters[key])
+    return [*counters.values(), up, mtu, speed]

@@ -231,3 +231,83 @@ async def raspapi_system_fields(ctx: PluginContext) -> dict[str, Any]:
         if zone["zone"] == "thermal_zone0" and zone["temperature_celsius"] is not None:
             return {"systemTemperature": round(zone["temperature_celsius"], 2)}
     return {}
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9_]+", "_", text.lower()).strip("_")[:64] or "sensor"
+
+
+@hookimpl
+async def raspapi_samples(ctx: PluginContext) -> dict[str, float]:
+    """``temperature.<zone>.celsius``, ``temperature.<hwmonN>.<label>.celsius`` and
+    ``throttling.<flag>`` (1 while the firmware's flag is set, else 0)."""
+    found, (flags, _) = await asyncio.gather(sensors(ctx), throttling(ctx))
+    out: dict[str, float] = {}
+    for zone in found["zones"]:
+        if zone["temperature_celsius"] is not None:
+            out[f"temperature.{zone['zone']}.celsius"] = zone["temperature_celsius"]
+    for sensor in found["hwmon"]:
+        if sensor["temperature_celsius"] is not None:
+            name = f"temperature.{sensor['chip']}.{_slug(sensor['label'])}.celsius"
+            out[name] = sensor["temperature_celsius"]
+    if flags is not None:
+        for flag, on in flags["now"].items():
+            out[f"throttling.{flag}"] = 1.0 if on else 0.0
+    return out
+
+
+@hookimpl
+async def raspapi_metrics(ctx: PluginContext) -> list[Any]:
+    """node_exporter's ``node_thermal_zone_temp`` and ``node_hwmon_temp_celsius``, and
+    the firmware's throttling flags, now and since boot."""
+    from prometheus_client.core import GaugeMetricFamily
+
+    found, (flags, _) = await asyncio.gather(sensors(ctx), throttling(ctx))
+    zones = GaugeMetricFamily(
+        "node_thermal_zone_temp", "Zone temperature in Celsius", labels=["type", "zone"]
+    )
+    for zone in found["zones"]:
+        if zone["temperature_celsius"] is not None:
+            number = zone["zone"].removeprefix("thermal_zone")
+            zones.add_metric([zone["label"], number], zone["temperature_celsius"])
+    hwmon = GaugeMetricFamily(
+        "node_hwmon_temp_celsius",
+        "Hardware monitor for temperature (input)",
+        labels=["chip", "chip_name", "sensor"],
+    )
+    for sensor in found["hwmon"]:
+        if sensor["temperature_celsius"] is not None:
+            hwmon.add_metric(
+                [sensor["chip"], sensor["name"], sensor["label"]], sensor["temperature_celsius"]
+            )
+    families: list[Any] = [zones, hwmon]
+    if flags is not None:
+        for suffix, key, text in (
+            ("", "now", "set now"),
+            ("_since_boot", "since_boot", "set at some time since boot"),
+        ):
+            family = GaugeMetricFamily(
+                f"raspapi_throttled{suffix}",
+                f"1 when the Raspberry Pi firmware's throttling flag is {text}, else 0",
+                labels=["flag"],
+            )
+            for flag, on in flags[key].items():
+                family.add_metric([flag], 1 if on else 0)
+            families.append(family)
+    return families
+
+
+async def watch_throttling(ctx: PluginContext) -> None:
+    """Publishes ``thermal.throttling`` (retained) when the firmware's flags change."""
+    flags, _ = await throttling(ctx)
+    if flags is None or ctx.state.get("throttling_now") == flags["now"]:
+        return
+    ctx.state["throttling_now"] = flags["now"]
+    data = {"now": flags["now"], "since_boot": flags["since_boot"], "raw": flags["raw"]}
+    ctx.events.publish("thermal.throttling", data, retain=True)
+
+
+@hookimpl
+def raspapi_startup(ctx: PluginContext) -> None:
+    # Checked only while a GET /api/v1/events stream is open.
+    ctx.events.watch(lambda: watch_throttling(ctx), "thermal.throttling")

@@ -15,16 +15,20 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from raspapi import endpoints
+from raspapi import adminapi, endpoints, live, metrics, requestmetrics, switches
+from raspapi.admin import routes as admin_routes
 from raspapi.auth import Authenticator
+from raspapi.coredb import CoreDB
 from raspapi.errors import ApiError
 from raspapi.guard import Guard
 from raspapi.keys import KEY_NAME, AdminKey
 from raspapi.logs import AccessLogMiddleware
 from raspapi.manager import PluginManager
+from raspapi.ratelimit import RateLimiter
+from raspapi.router import IndexedRouter
 from raspapi.routing import ApiRoute
 from raspapi.runner import CommandRunner
-from raspapi.runtime import Runtime
+from raspapi.runtime import Counters, Runtime
 from raspapi.settings import Settings
 
 log = logging.getLogger("raspapi")
@@ -36,31 +40,56 @@ def create_app(settings: Settings) -> Starlette:
     manager.load()
     admin_key = AdminKey(settings.env_file, settings.api_key_override)
     runtime = Runtime(settings, admin_key, Authenticator(admin_key), manager)
+    coredb = CoreDB(settings)
+    runtime.keys, runtime.audit = coredb.keys, coredb.audit
+    runtime.auth.lookups.append(coredb.keys.lookup)
+    runtime.limiter = RateLimiter(settings.rate_limits) if settings.rate_limits else None
+    live.setup(runtime)
 
-    api_routes = endpoints.routes() + manager.collect_routes() + _failed_plugin_routes(manager)
+    exporter = metrics.Exporter(runtime)
+    api_routes = (
+        endpoints.routes()
+        + requestmetrics.routes()
+        + live.routes()
+        + metrics.routes(exporter)
+        + adminapi.routes()
+        + manager.collect_routes()
+        + _failed_plugin_routes(manager)
+    )
     runtime.routes = api_routes
+    for switch in switches.unmatched(api_routes, settings.disable_routes):
+        log.warning("%s: %r matches no route", switches.ENV_NAME, str(switch))
     routes: list[BaseRoute] = []
     for route in api_routes:
         route.app = Guard(route.app, route, runtime)
         routes.append(route)
+    routes.extend(admin_routes())
     routes.append(
         Mount("/static", StaticFiles(directory=endpoints.webui_dir() / "static"), name="static")
     )
 
-    middleware = [Middleware(ErrorMiddleware)]
+    middleware = [
+        Middleware(requestmetrics.RequestMetricsMiddleware, metrics=runtime.requests),
+        Middleware(ErrorMiddleware, counters=runtime.counters),
+    ]
     if settings.access_log:
         middleware.insert(0, Middleware(AccessLogMiddleware))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         announce_key(admin_key, settings)
+        await coredb.start()
         await manager.startup()
+        exporter.start_listener()
         runtime.ready = True
         try:
             yield
         finally:
             runtime.ready = False
+            await runtime.events.close()
+            await exporter.stop_listener()
             await manager.shutdown()
+            await coredb.stop()
 
     app = Starlette(
         routes=routes,
@@ -68,7 +97,9 @@ def create_app(settings: Settings) -> Starlette:
         exception_handlers={HTTPException: _http_error, ApiError: _api_error},
         lifespan=lifespan,
     )
+    app.router = IndexedRouter(routes, lifespan=lifespan)
     app.state.runtime = runtime
+    app.state.exporter = exporter
     return app
 
 
@@ -149,26 +180,33 @@ async def _api_error(request: Request, exc: Exception) -> Response:
 
 
 class ErrorMiddleware:
-    """Whatever a handler raises, the client gets a JSON 500 and no traceback."""
+    """Whatever a handler raises, the client gets a JSON 500 and no traceback.
 
-    def __init__(self, app: ASGIApp) -> None:
+    It also counts the requests answered, and the errors among them.
+    """
+
+    def __init__(self, app: ASGIApp, counters: Counters | None = None) -> None:
         self.app = app
+        self.counters = counters or Counters()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         started = False
+        status = 500
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal started
+            nonlocal started, status
             if message["type"] == "http.response.start":
                 started = True
+                status = message["status"]
             await send(message)
 
         try:
             await self.app(scope, receive, send_wrapper)
         except Exception as exc:
+            status = 500
             route = scope.get("raspapi.route")
             owner = f"plugin {route.plugin!r}" if route is not None and route.plugin else "core"
             log.error("%s raised on %s %s", owner, scope["method"], scope["path"], exc_info=exc)
@@ -178,3 +216,5 @@ class ErrorMiddleware:
                     status_code=500,
                 )
                 await response(scope, receive, send)
+        finally:
+            self.counters.count(status)

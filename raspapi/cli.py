@@ -10,7 +10,7 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from raspapi import __version__, logs
+from raspapi import __version__, installation, logs
 from raspapi.errors import StartupError
 from raspapi.keys import KEY_NAME, AdminKey, generate_key, set_env_value
 from raspapi.settings import Settings
@@ -29,7 +29,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     p = sub.add_parser("keygen", help="print a new 32-character API key")
     p.add_argument("--save", action="store_true", help=f"also save it as {KEY_NAME}")
     sub.add_parser("plugins", help="list plugins: name, source, status, routes")
-    sub.add_parser("check", help="check configuration, key file and plugins")
+    sub.add_parser("check", help="check configuration, key file, service install and plugins")
     args = parser.parse_args(argv)
     try:
         settings = Settings.from_env()
@@ -169,6 +169,11 @@ def _check(settings: Settings) -> int:
                 f"{settings.env_file} is not readable by this user",
                 "run the check as the service's user (root)",
             )
+    for finding in installation.check(settings):
+        if finding.ok:
+            ok(finding.text)
+        else:
+            fail(finding.text, finding.fix)
     for r in _inspect(settings):
         if r.status.state in ("ok", "disabled", "unavailable"):
             ok(

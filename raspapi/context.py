@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import logging
+import os
+import stat
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from raspapi.cache import Cache
+from raspapi.events import EventBus
 from raspapi.runner import CommandRunner
 from raspapi.settings import Settings
 from raspapi.storage import Store
@@ -18,6 +21,12 @@ class Hooks(Protocol):
     """Other plugins' contributions, for a plugin that gathers them."""
 
     async def system_fields(self) -> dict[str, Any]: ...
+
+    async def stations(self) -> list[dict[str, Any]]: ...
+
+    async def station_action(self, action: str, mac: str) -> dict[str, str | None]: ...
+
+    async def samples(self) -> dict[str, float]: ...
 
 
 @dataclass
@@ -30,6 +39,12 @@ class PluginContext:
     cache: Cache
     logger: logging.Logger
     hooks: Hooks
+    #: The plugin's own in-memory state (previous samples, timers...).
+    state: dict[str, Any] = field(default_factory=dict, repr=False)
+    #: The daemon's event bus: ``ctx.events.publish("thermal.throttling", {...})``
+    #: reaches every ``GET /api/v1/events`` stream; ``ctx.events.watch(fn)``
+    #: calls ``fn`` every few seconds while a stream is open.
+    events: EventBus = field(default_factory=EventBus, repr=False)
     _stores: dict[str, Store] = field(default_factory=dict, repr=False)
 
     def path(self, path: str | Path) -> Path:
@@ -42,14 +57,26 @@ class PluginContext:
     def read_text(self, path: str | Path, *, limit: int = 1 << 20) -> str | None:
         """A small system file's text (at most ``limit`` bytes), None if absent.
 
-        Blocking: call it from a cache loader or another thread, never from a
-        handler directly.
+        Only regular files are read (a FIFO or device in its place would hang
+        the reading thread). Blocking: call it from a cache loader or another
+        thread, never from a handler directly.
         """
         try:
-            with open(self.path(path), "rb") as fh:
-                return fh.read(limit).decode("utf-8", errors="replace")
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError):
+            fd = os.open(self.path(path), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
             return None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                return None
+            with os.fdopen(fd, "rb", closefd=False) as fh:
+                data = fh.read(limit)
+        except OSError:
+            # Unreadable, or a sysfs attribute the driver refuses (EINVAL from
+            # a down link's "speed"): all mean "no value".
+            return None
+        finally:
+            os.close(fd)
+        return data.decode("utf-8", errors="replace")
 
     def store(self, migrations: Sequence[str] = (), *, name: str | None = None) -> Store:
         """The plugin's SQLite database in the state folder (``<name>.db``),

@@ -14,6 +14,7 @@ import pluggy
 from starlette.routing import Route
 
 from raspapi.context import PluginContext
+from raspapi.panels import Panel
 from raspapi.status import Status
 
 hookspec = pluggy.HookspecMarker("raspapi")
@@ -58,3 +59,52 @@ def raspapi_system_fields(ctx: PluginContext) -> dict[str, Any] | None:
     """Called for RaspAP's ``GET /system``; may be async. Return the fields
     this plugin owns, e.g. ``{"systemTemperature": 48.3}``. Only RaspAP's 14
     keys are used, each converted to RaspAP's type."""
+
+
+@hookspec
+def raspapi_stations(ctx: PluginContext) -> list[dict[str, Any]] | None:
+    """Called when a plugin gathers Wi-Fi stations (``ctx.hooks.stations()``);
+    may be async. A plugin that runs access points returns the stations
+    associated with them now, one dict each with at least ``"mac"``
+    (lower-case ``aa:bb:cc:dd:ee:ff``) and ``"interface"``, plus what it knows:
+    ``signal_dbm``, ``rx_bytes``, ``tx_bytes`` (as the access point counts
+    them), ``rx_bitrate_kbps``, ``tx_bitrate_kbps``, ``connected_seconds``,
+    ``inactive_ms``. Serve it from a cache: dashboards poll it every second."""
+
+
+@hookspec
+def raspapi_station_action(ctx: PluginContext, action: str, mac: str) -> bool | None:
+    """Called to act on a Wi-Fi station (``ctx.hooks.station_action(action,
+    mac)``); may be async. ``action`` is ``"deauthenticate"``, ``"deny"`` (add
+    to the access points' deny list) or ``"allow"`` (remove from it); ``mac``
+    is validated and lower-case. Apply it on every access point this plugin
+    runs and return True; return None when it runs none; raise when it cannot
+    (the message is shown to the caller)."""
+
+
+@hookspec
+def raspapi_admin_panels(ctx: PluginContext) -> Panel | list[Panel] | None:
+    """Called when the admin page is shown; may be async. Return the
+    :class:`raspapi.panels.Panel` (or list of them) to show on the plugin's
+    page, ``/admin/plugins/<plugin>``, linked from the status page: a title,
+    text, (label, value) rows and links. Values are escaped, never HTML."""
+
+
+@hookspec
+def raspapi_samples(ctx: PluginContext) -> dict[str, float] | None:
+    """Called by the history sampler every ``RASPAPI_HISTORY_INTERVAL`` seconds
+    (``ctx.hooks.samples()``); may be async. Return the plugin's current
+    values as ``{name: number}``: dot-separated, group first and unit last,
+    e.g. ``cpu.percent``, ``temperature.thermal_zone0.celsius``,
+    ``net.wlan0.rx_bytes_per_second`` (letters, digits and ``_.:@+/=-``, at
+    most 200). Serve it from a cache; a name that disappears is no longer
+    sampled, its history stays."""
+
+
+@hookspec
+def raspapi_metrics(ctx: PluginContext) -> list[Any] | None:
+    """Called for each scrape of ``GET /metrics``; may be async. Return
+    Prometheus metric families (``prometheus_client.core.GaugeMetricFamily``,
+    ``CounterMetricFamily``... built anew each call), named as users already
+    graph them (``node_load1``, ``hostapd_station_signal_dbm``). Read through
+    ``ctx.cache``: scrapes must not block the event loop."""

@@ -13,13 +13,16 @@ import importlib.metadata
 import importlib.util
 import inspect
 import logging
+import math
 import pkgutil
+import re
 import sys
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pluggy
 from starlette.routing import Route
@@ -28,16 +31,26 @@ from raspapi import hookspecs
 from raspapi.cache import Cache
 from raspapi.context import PluginContext
 from raspapi.errors import StartupError
+from raspapi.events import EventBus
+from raspapi.panels import Panel
 from raspapi.routing import ApiRoute
 from raspapi.runner import CommandRunner
 from raspapi.settings import Settings
 from raspapi.status import Status
+
+if TYPE_CHECKING:
+    from prometheus_client.metrics_core import Metric
 
 log = logging.getLogger("raspapi.plugins")
 
 BUILTIN_PACKAGE = "raspapi.plugins"
 ENTRY_POINT_GROUP = "raspapi"
 HOOK_TIMEOUT = 30.0
+#: The longest one plugin may take to give its samples or metrics.
+COLLECT_TIMEOUT = 5.0
+#: What a sample's name may hold (see raspapi_samples).
+SAMPLE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:@+/=-]{0,199}")
+T = TypeVar("T")
 
 
 @dataclass
@@ -57,6 +70,16 @@ class Plugin:
         return self.module is not None and self.failure is None and not self.disabled
 
 
+@dataclass(frozen=True, slots=True)
+class Collection:
+    """How one plugin's last samples or metrics collection went."""
+
+    plugin: str
+    hook: str  # "samples" or "metrics"
+    seconds: float
+    ok: bool
+
+
 @dataclass(frozen=True)
 class _Candidate:
     name: str
@@ -72,7 +95,12 @@ class PluginManager:
         self.pm.add_hookspecs(hookspecs)
         self.plugins: dict[str, Plugin] = {}
         self._status_cache = Cache(ttl=max(settings.cache_ttl, 2.0))
+        self._fields_cache = Cache(ttl=settings.cache_ttl)
         self._logged: set[tuple[str, str]] = set()
+        #: The event bus every plugin's ``ctx.events`` is (GET /api/v1/events).
+        self.events = EventBus(interval=settings.events_interval)
+        #: The last samples and metrics collection of each plugin, by (hook, plugin).
+        self.collections: dict[tuple[str, str], Collection] = {}
 
     # -- loading ---------------------------------------------------------------
 
@@ -103,6 +131,7 @@ class PluginManager:
                 cache=Cache(ttl=self.settings.cache_ttl),
                 logger=logging.getLogger(f"raspapi.plugin.{cand.name}"),
                 hooks=self,
+                events=self.events,
             )
         for name in sorted(self.settings.disable - self.plugins.keys()):
             log.warning("RASPAPI_DISABLE names %r, but no plugin has that name", name)
@@ -150,12 +179,12 @@ class PluginManager:
             if plugin is not None and plugin.loaded:
                 yield plugin, impl
 
-    def call(self, plugin: Plugin, impl: pluggy.HookImpl) -> Any:
-        kwargs = {"ctx": plugin.ctx}
+    def call(self, plugin: Plugin, impl: pluggy.HookImpl, **args: Any) -> Any:
+        kwargs = {"ctx": plugin.ctx, **args}
         return impl.function(*[kwargs[name] for name in impl.argnames])
 
-    async def acall(self, plugin: Plugin, impl: pluggy.HookImpl) -> Any:
-        result = self.call(plugin, impl)
+    async def acall(self, plugin: Plugin, impl: pluggy.HookImpl, **args: Any) -> Any:
+        result = self.call(plugin, impl, **args)
         if inspect.isawaitable(result):
             async with asyncio.timeout(HOOK_TIMEOUT):
                 result = await result
@@ -257,7 +286,12 @@ class PluginManager:
         return dict(zip(names, results, strict=True))
 
     async def system_fields(self) -> dict[str, Any]:
-        """Every plugin's contribution to RaspAP's ``/system``."""
+        """Every plugin's contribution to RaspAP's ``/system`` (cached briefly:
+        dashboards poll /system every second)."""
+        fields: dict[str, Any] = await self._fields_cache.get("system", self._system_fields)
+        return dict(fields)
+
+    async def _system_fields(self) -> dict[str, Any]:
         merged: dict[str, Any] = {}
         for plugin, impl in self._impls("raspapi_system_fields"):
             try:
@@ -268,6 +302,112 @@ class PluginManager:
             if isinstance(result, dict):
                 merged.update(result)
         return merged
+
+    async def stations(self) -> list[dict[str, Any]]:
+        """Every plugin's Wi-Fi stations (a plugin that raises contributes none)."""
+        out: list[dict[str, Any]] = []
+        for plugin, impl in self._impls("raspapi_stations"):
+            try:
+                result = await self.acall(plugin, impl)
+            except Exception as exc:
+                self._log_once(plugin, "stations", exc)
+                continue
+            if isinstance(result, list):
+                out.extend(item for item in result if isinstance(item, dict))
+        return out
+
+    async def station_action(self, action: str, mac: str) -> dict[str, str | None]:
+        """Asks every plugin running access points to act on a station. Maps each
+        plugin that took part to None (done) or the reason it could not."""
+        outcome: dict[str, str | None] = {}
+        for plugin, impl in self._impls("raspapi_station_action"):
+            try:
+                result = await self.acall(plugin, impl, action=action, mac=mac)
+            except Exception as exc:
+                outcome[plugin.name] = str(exc) or type(exc).__name__
+                continue
+            if result is not None:
+                outcome[plugin.name] = None if result else "refused"
+        return outcome
+
+    async def admin_panels(self) -> dict[str, list[Panel]]:
+        """Every plugin's admin-page panels, by plugin (one that raises adds none)."""
+        out: dict[str, list[Panel]] = {}
+        for plugin, impl in self._impls("raspapi_admin_panels"):
+            try:
+                result = await self.acall(plugin, impl)
+                panels = [result] if isinstance(result, Panel) else list(result or [])
+                for panel in panels:
+                    if not isinstance(panel, Panel):
+                        raise TypeError(f"expected Panel objects, got {type(panel).__name__}")
+            except Exception as exc:
+                self._log_once(plugin, "admin_panels", exc)
+                continue
+            if panels:
+                out[plugin.name] = panels
+        return out
+
+    async def samples(self) -> dict[str, float]:
+        """Every plugin's samples for the history (one that raises or is slow adds none)."""
+        merged: dict[str, float] = {}
+        for plugin, values in await self._collect("raspapi_samples", "samples", _check_samples):
+            for name, value in values.items():
+                if name in merged:
+                    self._log_once(plugin, "samples", ValueError(f"{name} is already sampled"))
+                else:
+                    merged[name] = value
+        return merged
+
+    async def metrics(self) -> list[Metric]:
+        """Every plugin's Prometheus metric families; a name only once (the first plugin's)."""
+        from prometheus_client.metrics_core import Metric
+
+        def check(result: Any) -> list[Metric]:
+            families = list(result)
+            for family in families:
+                if not isinstance(family, Metric):
+                    raise TypeError(f"expected prometheus_client metrics, got {type(family)}")
+            return families
+
+        seen: set[str] = set()
+        out: list[Metric] = []
+        for plugin, families in await self._collect("raspapi_metrics", "metrics", check):
+            for family in families:
+                if family.name in seen:
+                    self._log_once(plugin, "metrics", ValueError(f"{family.name} is taken"))
+                    continue
+                seen.add(family.name)
+                out.append(family)
+        return out
+
+    async def _collect(
+        self, hook: str, where: str, check: Callable[[Any], T]
+    ) -> list[tuple[Plugin, T]]:
+        """Calls ``hook`` of every plugin at once, timing each; ``check`` vets a result."""
+
+        async def one(plugin: Plugin, impl: pluggy.HookImpl) -> T | None:
+            started = time.perf_counter()
+            value: T | None = None
+            try:
+                async with asyncio.timeout(COLLECT_TIMEOUT):
+                    result = await self.acall(plugin, impl)
+                value = None if result is None else check(result)
+            except Exception as exc:
+                self._log_once(plugin, where, exc)
+                ok = False
+            else:
+                ok = True
+            seconds = time.perf_counter() - started
+            self.collections[(where, plugin.name)] = Collection(plugin.name, where, seconds, ok)
+            return value
+
+        impls = list(self._impls(hook))
+        results = await asyncio.gather(*(one(plugin, impl) for plugin, impl in impls))
+        return [
+            (plugin, value)
+            for (plugin, _), value in zip(impls, results, strict=True)
+            if value is not None
+        ]
 
     # -- failures --------------------------------------------------------------
 
@@ -282,6 +422,20 @@ class PluginManager:
             log.error(
                 "plugin %r raised in %s: %s", plugin.name, where, _describe(exc), exc_info=exc
             )
+
+
+def _check_samples(result: Any) -> dict[str, float]:
+    """A plugin's samples: names as documented, finite numbers; anything else dropped."""
+    if not isinstance(result, dict):
+        raise TypeError(f"expected a dict of samples, got {type(result).__name__}")
+    return {
+        name: float(value)
+        for name, value in result.items()
+        if isinstance(name, str)
+        and SAMPLE_NAME.fullmatch(name)
+        and isinstance(value, int | float)
+        and math.isfinite(value)
+    }
 
 
 def _describe(exc: BaseException) -> str:

@@ -33,6 +33,7 @@ _ERRORS = {
     "403": "The key lacks the scope this route needs.",
     "422": "Bad input; `field` names it.",
     "503": "The plugin is unavailable or failed; `detail` says why.",
+    "429": "Too many requests (rate limit, code `rate_limited`); `Retry-After` says when to retry.",
 }
 
 
@@ -108,5 +109,6 @@ def _operation(route: ApiRoute, method: str, tag: str) -> dict[str, Any]:
         responses["422"] = {"description": _ERRORS["422"], **error}
     if not route.legacy and route.plugin:
         responses["503"] = {"description": _ERRORS["503"], **error}
+    responses["429"] = {"description": _ERRORS["429"], **error}
     op["responses"] = responses
     return op

@@ -73,7 +73,8 @@ class Query(Generic[T]):
 class ApiRoute(Route):
     """A Starlette route plus its scope, summary and response schema.
 
-    ``scope`` is the key scope needed (``None``: open to all). ``body`` is the
+    ``scope`` is the key scope needed (``None``: open to all). A route of an
+    unavailable plugin answers 503, unless it is marked ``when_unavailable``. ``body`` is the
     JSON schema of the request body and ``response`` of a 200 answer; both go
     into ``/openapi.json``.
     """
@@ -92,6 +93,7 @@ class ApiRoute(Route):
         query: Sequence[Query[Any]] = (),
         status_code: int = 200,
         include_in_schema: bool = True,
+        when_unavailable: bool = False,
     ) -> None:
         if scope is not None and scope not in SCOPES:
             raise ValueError(f"unknown scope {scope!r}; scopes are {', '.join(SCOPES)}")
@@ -106,6 +108,9 @@ class ApiRoute(Route):
         self.body = body
         self.query = tuple(query)
         self.status_code = status_code
+        #: Served even while the plugin is unavailable: the route that repairs it
+        #: (restart a stopped service, fix its configuration) must still answer.
+        self.when_unavailable = when_unavailable
         #: Filled in by the core: the plugin that owns the route, and whether
         #: it is one of RaspAP's root paths.
         self.plugin: str = ""
@@ -124,6 +129,7 @@ class ApiRoute(Route):
             query=self.query,
             status_code=self.status_code,
             include_in_schema=self.include_in_schema,
+            when_unavailable=self.when_unavailable,
         )
         route.description = self.description
         route.plugin = plugin

@@ -4,12 +4,35 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
+from raspapi.audit import AuditLog
 from raspapi.auth import Authenticator
+from raspapi.events import EventBus
 from raspapi.keys import AdminKey
+from raspapi.keystore import KeyStore
+from raspapi.live import CoreWatch
 from raspapi.manager import PluginManager
+from raspapi.ratelimit import RateLimiter
+from raspapi.requestmetrics import RequestMetrics
 from raspapi.routing import ApiRoute
 from raspapi.settings import Settings
+
+
+@dataclass
+class Counters:
+    """Requests answered since start, and how many were errors (cheap: three ints)."""
+
+    requests: int = 0
+    client_errors: int = 0
+    server_errors: int = 0
+
+    def count(self, status: int) -> None:
+        self.requests += 1
+        if status >= 500:
+            self.server_errors += 1
+        elif status >= 400:
+            self.client_errors += 1
 
 
 @dataclass
@@ -22,3 +45,20 @@ class Runtime:
     ready: bool = False
     started_at: float = field(default_factory=time.time)
     openapi_body: bytes | None = None
+    #: Scoped keys and the audit log (``raspapi.db`` in the state folder).
+    keys: KeyStore | None = None
+    audit: AuditLog | None = None
+    counters: Counters = field(default_factory=Counters)
+    #: The admin page's state (sessions, templates), made on its first use.
+    admin_site: Any = None
+    #: Count, errors and latency per route template: ``requests.snapshot()``.
+    requests: RequestMetrics = field(default_factory=RequestMetrics)
+    #: Rate limits, checked by the Guard (None: no limits at all).
+    limiter: RateLimiter | None = None
+    #: Plugin states and stations as event streams last saw them.
+    core_watch: CoreWatch | None = None
+
+    @property
+    def events(self) -> EventBus:
+        """The event bus (``GET /api/v1/events``); plugins reach it as ``ctx.events``."""
+        return self.manager.events

@@ -9,6 +9,7 @@ import importlib.util
 import logging
 import signal
 import socket
+from collections.abc import Awaitable, Callable
 from types import FrameType
 
 import uvicorn
@@ -25,6 +26,9 @@ class _Server(uvicorn.Server):
         super().__init__(config)
         self.notifier = notifier
         self._watchdog: asyncio.Task[None] | None = None
+        #: Run first when stopping: ends the event streams, which would
+        #: otherwise hold their connections open until the graceful timeout.
+        self.before_shutdown: Callable[[], Awaitable[None]] | None = None
 
     async def startup(self, sockets: list[socket.socket] | None = None) -> None:
         await super().startup(sockets)
@@ -35,6 +39,8 @@ class _Server(uvicorn.Server):
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         self.notifier.stopping()
+        if self.before_shutdown is not None:
+            await self.before_shutdown()
         if self._watchdog is not None:
             self._watchdog.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -58,6 +64,7 @@ def serve(settings: Settings) -> None:
         timeout_graceful_shutdown=5,
     )
     server = _Server(config, Notifier())
+    server.before_shutdown = app.state.runtime.events.close
     log.info("raspapi listening on http://%s:%d (docs at /docs)", settings.host, settings.port)
     # uvicorn re-raises the signal that stopped it once it has shut down
     # gracefully; by then the job is done, so the process exits with 0.

@@ -11,6 +11,8 @@ from typing import Any
 from dotenv import dotenv_values
 
 from raspapi.errors import StartupError
+from raspapi.ratelimit import DEFAULT_RATE_LIMITS, RateLimit, parse_rate_limits
+from raspapi.switches import RouteSwitch, parse_disabled_routes
 
 SYSTEM_CONFIG_DIR = Path("/etc/raspap/api")
 SYSTEM_STATE_DIR = Path("/var/lib/raspapi")
@@ -37,6 +39,23 @@ class Settings:
     api_key_override: str | None = field(default=None, repr=False)
     #: Whether entry-point plugins of installed packages are loaded.
     entry_points: bool = True
+    #: Every RASPAPI_* value of the .env file and the environment, for plugin
+    #: options the core does not know (read them with ``option``).
+    options: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    #: Rate limits by route group (RASPAPI_RATE_LIMITS); a group absent is unlimited.
+    rate_limits: tuple[RateLimit, ...] = DEFAULT_RATE_LIMITS
+    #: Routes turned off (RASPAPI_DISABLE_ROUTES): they answer 503.
+    disable_routes: tuple[RouteSwitch, ...] = ()
+    #: Event streams: seconds between heartbeats, and between checks for changes.
+    events_heartbeat: float = 15.0
+    events_interval: float = 5.0
+    #: The history sampler: seconds between samples, days kept at full
+    #: resolution, days the 5-minute rollups are kept.
+    history_interval: float = 10.0
+    history_retention_days: float = 7.0
+    history_downsampled_days: float = 90.0
+    #: A second listener serving only /metrics, without a key (host, port).
+    metrics_address: tuple[str, int] | None = None
 
     @classmethod
     def from_env(
@@ -90,14 +109,47 @@ class Settings:
             kwargs["log_level"] = v.lower()
         if (v := get("RASPAPI_ACCESS_LOG")) is not None:
             kwargs["access_log"] = _bool("RASPAPI_ACCESS_LOG", v)
+        if (v := get("RASPAPI_HISTORY_INTERVAL")) is not None:
+            kwargs["history_interval"] = _float("RASPAPI_HISTORY_INTERVAL", v, 0.1, 3600.0)
+        if (v := get("RASPAPI_HISTORY_RETENTION_DAYS")) is not None:
+            kwargs["history_retention_days"] = _float(
+                "RASPAPI_HISTORY_RETENTION_DAYS", v, 0.001, 3650.0
+            )
+        if (v := get("RASPAPI_HISTORY_DOWNSAMPLED_DAYS")) is not None:
+            kwargs["history_downsampled_days"] = _float(
+                "RASPAPI_HISTORY_DOWNSAMPLED_DAYS", v, 0.001, 3650.0
+            )
+        if v := get("RASPAPI_METRICS_ADDRESS"):
+            kwargs["metrics_address"] = _address("RASPAPI_METRICS_ADDRESS", v)
+        if (v := get("RASPAPI_RATE_LIMITS")) is not None:
+            kwargs["rate_limits"] = parse_rate_limits(v)
+        if (v := get("RASPAPI_DISABLE_ROUTES")) is not None:
+            kwargs["disable_routes"] = parse_disabled_routes(v)
+        if (v := get("RASPAPI_EVENTS_HEARTBEAT")) is not None:
+            kwargs["events_heartbeat"] = _float("RASPAPI_EVENTS_HEARTBEAT", v, 0.01, 3600.0)
+        if (v := get("RASPAPI_EVENTS_INTERVAL")) is not None:
+            kwargs["events_interval"] = _float("RASPAPI_EVENTS_INTERVAL", v, 0.01, 3600.0)
         # Only the process environment overrides the key: the file's own value
         # is re-read by the key watcher whenever the file changes.
         if env.get("RASPAP_API_KEY", "").strip():
             kwargs["api_key_override"] = env["RASPAP_API_KEY"].strip()
+        kwargs["options"] = {k: v for k, v in merged.items() if k.startswith("RASPAPI_")}
         settings = cls(**kwargs)
+        if settings.history_downsampled_days < settings.history_retention_days:
+            raise StartupError(
+                f"RASPAPI_HISTORY_DOWNSAMPLED_DAYS={settings.history_downsampled_days:g} is "
+                f"shorter than RASPAPI_HISTORY_RETENTION_DAYS={settings.history_retention_days:g}"
+            )
         if not settings.root.is_dir():
             raise StartupError(f"RASPAPI_ROOT={settings.root} is not a folder")
         return settings
+
+    def option(self, name: str) -> str | None:
+        """A plugin's own option (``RASPAPI_<PLUGIN>_<NAME>``): the process
+        environment, else the .env file, else None."""
+        if name in os.environ:
+            return os.environ[name]
+        return self.options.get(name)
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
@@ -121,6 +173,15 @@ def _float(name: str, value: str, low: float, high: float) -> float:
     if not low <= number <= high:
         raise StartupError(f"{name}={number} is out of range {low}..{high}")
     return number
+
+
+def _address(name: str, value: str) -> tuple[str, int]:
+    """``host:port`` (``[v6]:port``; ``:port`` for every interface)."""
+    host, sep, port = value.rpartition(":")
+    if not sep:
+        raise StartupError(f"{name}={value!r} is not host:port, e.g. 127.0.0.1:9101")
+    host = host.strip("[]") or "0.0.0.0"  # noqa: S104 - ":port" asks for every interface
+    return host, _int(name, port, 1, 65535)
 
 
 def _bool(name: str, value: str) -> bool:

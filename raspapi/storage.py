@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Sequence
@@ -11,6 +13,7 @@ from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
+_SIDE = ("-wal", "-shm", "-journal")
 
 
 class Store:
@@ -31,6 +34,12 @@ class Store:
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Mode 0600 before SQLite opens it: its -wal and -shm files copy the
+            # database's mode when they are made, and they hold the same data.
+            os.close(os.open(self.path, os.O_CREAT | os.O_RDWR, 0o600))
+            for path in (self.path, *(self.path.with_name(self.path.name + s) for s in _SIDE)):
+                with contextlib.suppress(FileNotFoundError):
+                    path.chmod(0o600)
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
@@ -39,7 +48,6 @@ class Store:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             for number, script in enumerate(self.migrations[version:], start=version + 1):
                 conn.executescript(f"BEGIN;\n{script}\nPRAGMA user_version={number};\nCOMMIT;")
-            self.path.chmod(0o600)
             self._conn = conn
         return self._conn
 

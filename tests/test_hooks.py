@@ -139,8 +139,9 @@ def test_hook_raspapi_shutdown(settings: Settings, make_client: MakeClient):
             (ctx.settings.state_dir / "stopped").write_text("bye")
         """,
     )
-    from raspapi.app import create_app
     from starlette.testclient import TestClient
+
+    from raspapi.app import create_app
 
     with TestClient(create_app(settings)):
         assert not (settings.state_dir / "stopped").exists()

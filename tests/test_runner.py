@@ -82,5 +82,5 @@ def test_failure_message_is_the_first_line_of_stderr():
     script = (
         "echo 'Job for hostapd.service failed.' >&2; echo \"See 'systemctl status'\" >&2; exit 1"
     )
-    with pytest.raises(CommandFailed, match="status 1: Job for hostapd.service failed.$"):
+    with pytest.raises(CommandFailed, match=r"status 1: Job for hostapd\.service failed\.$"):
         run(CommandRunner().run(["sh", "-c", script]))

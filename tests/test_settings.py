@@ -70,3 +70,19 @@ def test_development_defaults(tmp_path: Path):
 def test_bad_values_are_named(tmp_path: Path, name: str, value: str, message: str):
     with pytest.raises(StartupError, match=message.replace("(", r"\(").replace(".", r"\.")):
         Settings.from_env({"RASPAPI_ENV_FILE": str(tmp_path / ".env"), name: value}, cwd=tmp_path)
+
+
+def test_plugin_options_come_from_the_file_and_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    env_file = tmp_path / ".env"
+    env_file.write_text("RASPAPI_HOSTAPD_CONFIRM_SECONDS=30\nRASPAPI_SENSORS_MAX_BATCH=5\n")
+    monkeypatch.delenv("RASPAPI_HOSTAPD_CONFIRM_SECONDS", raising=False)
+    monkeypatch.setenv("RASPAPI_SENSORS_MAX_BATCH", "7")
+    settings = Settings.from_env(
+        {"RASPAPI_ENV_FILE": str(env_file), "RASPAPI_SENSORS_MAX_BATCH": "7"}, cwd=tmp_path
+    )
+    assert settings.option("RASPAPI_HOSTAPD_CONFIRM_SECONDS") == "30"
+    assert settings.option("RASPAPI_SENSORS_MAX_BATCH") == "7"
+    assert settings.option("RASPAPI_NOTHING") is None
+    assert "RASPAP_API_KEY" not in settings.options

@@ -21,7 +21,7 @@ from raspapi import hookimpl
 from raspapi.context import PluginContext
 from raspapi.routing import ApiRoute, Query
 
-from . import board, probe
+from . import board, probe, telemetry
 from .sampler import CpuSampler, ProcessSampler, parse_stat
 from .schema import LEGACY, LEGACY_TYPES, OVERVIEW
 
@@ -45,11 +45,14 @@ class SystemService:
         self.ctx = ctx
         self.cpu = CpuSampler(ctx)
         self.processes = ProcessSampler(ctx)
+        #: The history's own baseline: its CPU figure covers the whole interval.
+        self.history_cpu = CpuSampler(ctx)
         self._warned: set[str] = set()
 
     def prime(self) -> None:
         self.cpu.prime()
         self.processes.prime()
+        self.history_cpu.prime()
 
     # -- RaspAP ----------------------------------------------------------------
 
@@ -240,6 +243,19 @@ def raspapi_routes(ctx: PluginContext) -> list[ApiRoute]:
 @hookimpl
 async def raspapi_startup(ctx: PluginContext) -> None:
     await asyncio.to_thread(_service(ctx).prime)
+
+
+@hookimpl
+async def raspapi_samples(ctx: PluginContext) -> dict[str, float]:
+    cpu = _service(ctx).history_cpu
+    values: dict[str, float] = await ctx.cache.get("samples", lambda: telemetry.samples(ctx, cpu))
+    return values
+
+
+@hookimpl
+async def raspapi_metrics(ctx: PluginContext) -> list[Any]:
+    families: list[Any] = await ctx.cache.get("metrics", lambda: telemetry.families(ctx))
+    return families
 
 
 @hookimpl

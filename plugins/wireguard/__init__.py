@@ -18,6 +18,7 @@ from raspapi.context import PluginContext
 from raspapi.routing import ApiRoute
 from raspapi.status import Status
 
+from . import telemetry
 from .service import BODY_FIELDS, FORMAT, WireGuard
 
 _services: weakref.WeakValueDictionary[int, WireGuard] = weakref.WeakValueDictionary()
@@ -219,3 +220,13 @@ async def raspapi_status(ctx: PluginContext) -> Status:
 @hookimpl
 async def raspapi_shutdown(ctx: PluginContext) -> None:
     await _service(ctx).close()
+
+
+@hookimpl
+async def raspapi_samples(ctx: PluginContext) -> dict[str, float]:
+    return await telemetry.samples(_service(ctx))
+
+
+@hookimpl
+async def raspapi_metrics(ctx: PluginContext) -> list[Any]:
+    return await telemetry.families(_service(ctx))
