@@ -218,6 +218,13 @@ async def raspapi_status(ctx: PluginContext) -> Status:
 
 
 @hookimpl
+def raspapi_startup(ctx: PluginContext) -> None:
+    # Checked only while a GET /api/v1/events stream is open.
+    wg = _service(ctx)
+    ctx.events.watch(lambda: telemetry.watch_handshakes(wg), "wireguard.handshake")
+
+
+@hookimpl
 async def raspapi_shutdown(ctx: PluginContext) -> None:
     await _service(ctx).close()
 

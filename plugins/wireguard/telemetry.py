@@ -80,3 +80,32 @@ async def families(wg: WireGuard) -> list[Any]:
             at = peer["latest_handshake_at"]
             handshake.add_metric(key, datetime.fromisoformat(at).timestamp() if at else 0)
     return [up, peers, connected_peers, received, sent, handshake, connected]
+
+
+async def watch_handshakes(wg: WireGuard) -> None:
+    """Publishes ``wireguard.handshake`` when a live peer's latest handshake moves,
+    and ``wireguard.peer.connected`` / ``.disconnected`` when its state flips.
+    The first look only records what is there."""
+    seen: dict[tuple[str, str], tuple[str | None, bool]] | None = wg.ctx.state.get("handshakes")
+    now: dict[tuple[str, str], tuple[str | None, bool]] = {}
+    for interface in (await wg.snapshot()).interfaces:
+        for peer in interface["peers"]:
+            if not peer["live"]:
+                continue
+            key = (interface["name"], peer["public_key"])
+            now[key] = (peer["latest_handshake_at"], peer["connected"])
+            if seen is None:
+                continue
+            before_at, before_connected = seen.get(key, (None, False))
+            data = {
+                "interface": interface["name"],
+                "public_key": peer["public_key"],
+                "name": peer["name"],
+                "latest_handshake_at": peer["latest_handshake_at"],
+            }
+            if peer["latest_handshake_at"] is not None and peer["latest_handshake_at"] != before_at:
+                wg.ctx.events.publish("wireguard.handshake", data)
+            if peer["connected"] != before_connected:
+                state = "connected" if peer["connected"] else "disconnected"
+                wg.ctx.events.publish(f"wireguard.peer.{state}", data)
+    wg.ctx.state["handshakes"] = now
