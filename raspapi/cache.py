@@ -43,25 +43,54 @@ class Cache:
 
     @overload
     async def get(
-        self, key: Hashable, loader: Callable[[], Awaitable[T]], ttl: float | None = None
+        self,
+        key: Hashable,
+        loader: Callable[[], Awaitable[T]],
+        ttl: float | None = None,
+        *,
+        stale: bool = False,
     ) -> T: ...
 
     @overload
-    async def get(self, key: Hashable, loader: Callable[[], T], ttl: float | None = None) -> T: ...
+    async def get(
+        self,
+        key: Hashable,
+        loader: Callable[[], T],
+        ttl: float | None = None,
+        *,
+        stale: bool = False,
+    ) -> T: ...
 
-    async def get(self, key: Hashable, loader: Callable[[], Any], ttl: float | None = None) -> Any:
+    async def get(
+        self,
+        key: Hashable,
+        loader: Callable[[], Any],
+        ttl: float | None = None,
+        *,
+        stale: bool = False,
+    ) -> Any:
+        """The value for ``key``, loading it when it has expired.
+
+        With ``stale``, a value that expired less than one ``ttl`` ago is
+        returned at once while a refresh runs in the background: a poll never
+        waits for a slow sweep (200 stations, a scrape) once there is a value.
+        """
         entry = self._entries.get(key)
-        if entry is not None and entry.expires > self.clock():
+        now = self.clock()
+        if entry is not None and entry.expires > now:
             if entry.error is not None:
                 # Raised afresh each time: re-raising one exception object
                 # would grow its traceback by a few frames per request.
                 raise entry.error.with_traceback(None)
             return entry.value
+        period = self.ttl if ttl is None else ttl
         task = self._inflight.get(key)
         if task is None:
-            task = asyncio.ensure_future(self._load(key, loader, self.ttl if ttl is None else ttl))
+            task = asyncio.ensure_future(self._load(key, loader, period))
             task.add_done_callback(_consume)
             self._inflight[key] = task
+        if stale and entry is not None and entry.error is None and now < entry.expires + period:
+            return entry.value
         return await asyncio.shield(task)
 
     async def _load(self, key: Hashable, loader: Callable[[], Any], ttl: float) -> Any:

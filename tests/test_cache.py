@@ -150,3 +150,36 @@ def test_a_cached_error_does_not_grow_with_each_raise():
         assert depths[-1] == depths[1], depths
 
     asyncio.run(main())
+
+
+def test_stale_values_are_served_while_one_refresh_runs():
+    async def main() -> None:
+        clock = Clock()
+        cache = Cache(ttl=1.0, clock=clock)
+        release = asyncio.Event()
+        calls = 0
+
+        async def load() -> int:
+            nonlocal calls
+            calls += 1
+            if calls > 1:
+                await release.wait()
+            return calls
+
+        assert await cache.get("k", load, stale=True) == 1
+        clock.now += 1.5  # expired, but less than one more period ago
+        assert await cache.get("k", load, stale=True) == 1  # answered at once
+        assert await cache.get("k", load, stale=True) == 1
+        release.set()
+        await asyncio.sleep(0.01)
+        assert await cache.get("k", load, stale=True) == 2
+        assert calls == 2
+        clock.now += 5  # far too old: waited for
+        release.clear()
+        waiting = asyncio.ensure_future(cache.get("k", load, stale=True))
+        await asyncio.sleep(0.01)
+        assert not waiting.done()
+        release.set()
+        assert await waiting == 3
+
+    asyncio.run(main())

@@ -183,8 +183,9 @@ class Hostapd:
         return True
 
     async def stations(self) -> list[dict[str, Any]]:
-        """Every station of every BSS in hostapd.conf (one sweep per cache period)."""
-        result: list[dict[str, Any]] = await self.ctx.cache.get("stations", self._sweep)
+        """Every station of every BSS in hostapd.conf: one sweep per cache period,
+        and a poll never waits for it once there is a previous answer."""
+        result: list[dict[str, Any]] = await self.ctx.cache.get("stations", self._sweep, stale=True)
         return result
 
     async def _sweep(self) -> list[dict[str, Any]]:
