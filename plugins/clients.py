@@ -632,15 +632,9 @@ LIFTED: dict[str, Any] = {
     "properties": {"mac": _STR, "lifted": {"type": "boolean"}},
 }
 
-_services: dict[int, Clients] = {}
-
 
 def _service(ctx: PluginContext) -> Clients:
-    # The module is imported once; every app has its own context.
-    service = _services.get(id(ctx))
-    if service is None or service.ctx is not ctx:
-        service = _services[id(ctx)] = Clients(ctx)
-    return service
+    return ctx.service(Clients)
 
 
 @hookimpl
@@ -690,9 +684,7 @@ async def raspapi_startup(ctx: PluginContext) -> None:
 
 @hookimpl
 async def raspapi_shutdown(ctx: PluginContext) -> None:
-    service = _services.pop(id(ctx), None)
-    if service is not None and service.ctx is ctx:
-        await service.stop()
+    await _service(ctx).stop()
 
 
 @hookimpl

@@ -11,17 +11,16 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-import stat
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from raspapi import hookimpl
 from raspapi.context import PluginContext
+from raspapi.fsutil import open_regular
 from raspapi.routing import ApiRoute
 from raspapi.status import Status
 
@@ -300,22 +299,6 @@ def rfc3339(epoch: float) -> str | None:
 
 
 # -- reading the machine ----------------------------------------------------------
-
-
-def open_regular(path: Path) -> IO[bytes] | None:
-    """``path`` opened for reading; None when absent, unreadable or not a regular
-    file (a folder, or a FIFO that would block)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        if stat.S_ISREG(os.fstat(fd).st_mode):
-            return os.fdopen(fd, "rb")
-    except OSError:
-        pass
-    os.close(fd)
-    return None
 
 
 def read_text(ctx: PluginContext, path: str, limit: int = MAX_FILE_BYTES) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import stat
 from array import array
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from starlette.responses import JSONResponse, Response
 
 from raspapi import hookimpl
 from raspapi.context import PluginContext
+from raspapi.fsutil import open_regular
 from raspapi.routing import ApiRoute, Query
 from raspapi.status import Status
 
@@ -82,22 +82,6 @@ class Memo(Generic[T]):
                 self.value = self.parse(fh, st)
                 self.stamp = stamp
         return self.value
-
-
-def open_regular(path: Path) -> IO[bytes] | None:
-    """``path`` opened for reading; None when absent, unreadable or not a regular
-    file (a folder, or a FIFO that would block)."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        if stat.S_ISREG(os.fstat(fd).st_mode):
-            return os.fdopen(fd, "rb")
-    except OSError:
-        pass
-    os.close(fd)
-    return None
 
 
 async def memoized(

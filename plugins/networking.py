@@ -386,14 +386,9 @@ class Networking:
 
 # -- plugin state and hooks ------------------------------------------------------
 
-_STATE: dict[int, tuple[PluginContext, Networking]] = {}
-
 
 def _networking(ctx: PluginContext) -> Networking:
-    entry = _STATE.get(id(ctx))
-    if entry is None or entry[0] is not ctx:
-        entry = _STATE[id(ctx)] = (ctx, Networking(ctx))
-    return entry[1]
+    return ctx.service(Networking)
 
 
 _NULLABLE_INT = {"type": ["integer", "null"]}
@@ -498,11 +493,6 @@ def _self_check(ctx: PluginContext) -> Status:
 async def raspapi_status(ctx: PluginContext) -> Status:
     status: Status = await ctx.cache.get("status", lambda: _self_check(ctx), ttl=10)
     return status
-
-
-@hookimpl
-def raspapi_shutdown(ctx: PluginContext) -> None:
-    _STATE.pop(id(ctx), None)
 
 
 # -- history samples and Prometheus metrics ----------------------------------------

@@ -391,14 +391,9 @@ def replace_symlink(link: Path, target: str) -> None:
 
 # -- plugin state and hooks ------------------------------------------------------
 
-_STATE: dict[int, tuple[PluginContext, OpenVpn]] = {}
-
 
 def _openvpn(ctx: PluginContext) -> OpenVpn:
-    entry = _STATE.get(id(ctx))
-    if entry is None or entry[0] is not ctx:
-        entry = _STATE[id(ctx)] = (ctx, OpenVpn(ctx))
-    return entry[1]
+    return ctx.service(OpenVpn)
 
 
 _STRING = {"type": "string"}
@@ -490,8 +485,3 @@ async def raspapi_status(ctx: PluginContext) -> Status:
     if not folder.exists:
         return Status.unavailable(f"no {FOLDER} folder: the OpenVPN client is not installed")
     return Status.ok(profiles=len(folder.profiles()), active=folder.active_profile())
-
-
-@hookimpl
-def raspapi_shutdown(ctx: PluginContext) -> None:
-    _STATE.pop(id(ctx), None)

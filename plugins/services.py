@@ -203,14 +203,9 @@ async def system_state(ctx: PluginContext) -> Status:
 
 # -- plugin state and hooks ------------------------------------------------------
 
-_STATE: dict[int, tuple[PluginContext, Services]] = {}
-
 
 def _services(ctx: PluginContext) -> Services:
-    entry = _STATE.get(id(ctx))
-    if entry is None or entry[0] is not ctx:
-        entry = _STATE[id(ctx)] = (ctx, Services(ctx))
-    return entry[1]
+    return ctx.service(Services)
 
 
 _STRING = {"type": "string"}
@@ -271,8 +266,3 @@ def raspapi_routes(ctx: PluginContext) -> list[ApiRoute]:
 async def raspapi_status(ctx: PluginContext) -> Status:
     status: Status = await ctx.cache.get("status", functools.partial(system_state, ctx), ttl=10)
     return status
-
-
-@hookimpl
-def raspapi_shutdown(ctx: PluginContext) -> None:
-    _STATE.pop(id(ctx), None)

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import logging
-import os
-import stat
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar, cast
 
 from raspapi.cache import Cache
 from raspapi.events import EventBus
+from raspapi.fsutil import open_regular
 from raspapi.runner import CommandRunner
 from raspapi.settings import Settings
 from raspapi.storage import Store
+
+T = TypeVar("T")
+_SERVICE = "__service__"
 
 
 class Hooks(Protocol):
@@ -61,22 +63,26 @@ class PluginContext:
         the reading thread). Blocking: call it from a cache loader or another
         thread, never from a handler directly.
         """
-        try:
-            fd = os.open(self.path(path), os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-        except OSError:
+        fh = open_regular(self.path(path))
+        if fh is None:
             return None
         try:
-            if not stat.S_ISREG(os.fstat(fd).st_mode):
-                return None
-            with os.fdopen(fd, "rb", closefd=False) as fh:
+            with fh:
                 data = fh.read(limit)
         except OSError:
             # Unreadable, or a sysfs attribute the driver refuses (EINVAL from
             # a down link's "speed"): all mean "no value".
             return None
-        finally:
-            os.close(fd)
         return data.decode("utf-8", errors="replace")
+
+    def service(self, factory: Callable[[PluginContext], T]) -> T:
+        """The plugin's one service object for this app, made by ``factory(ctx)``
+        on first use. (A plugin module is imported once, but every app has its
+        own context: keep per-app state here, never in module globals.)"""
+        service = self.state.get(_SERVICE)
+        if service is None:
+            service = self.state[_SERVICE] = factory(self)
+        return cast(T, service)
 
     def store(self, migrations: Sequence[str] = (), *, name: str | None = None) -> Store:
         """The plugin's SQLite database in the state folder (``<name>.db``),

@@ -1,11 +1,13 @@
-"""Atomic file writes: a crash never leaves a truncated file."""
+"""Files: atomic writes (a crash never leaves a truncated file) and safe opens."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import tempfile
 from pathlib import Path
+from typing import IO
 
 
 def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
@@ -55,3 +57,19 @@ def fsync_dir(directory: Path) -> None:
         pass
     finally:
         os.close(dfd)
+
+
+def open_regular(path: Path) -> IO[bytes] | None:
+    """``path`` opened for reading; None when absent, unreadable or not a regular
+    file (a folder, or a FIFO that would block)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            return os.fdopen(fd, "rb")
+    except OSError:
+        pass
+    os.close(fd)
+    return None

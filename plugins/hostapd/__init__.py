@@ -29,15 +29,9 @@ from raspapi.status import Status
 from . import schema, telemetry
 from .service import Hostapd
 
-_services: dict[int, Hostapd] = {}
-
 
 def _service(ctx: PluginContext) -> Hostapd:
-    # The module is imported once; every app has its own context.
-    service = _services.get(id(ctx))
-    if service is None or service.ctx is not ctx:
-        service = _services[id(ctx)] = Hostapd(ctx)
-    return service
+    return ctx.service(Hostapd)
 
 
 @hookimpl
@@ -107,9 +101,7 @@ def raspapi_startup(ctx: PluginContext) -> None:
 
 @hookimpl
 async def raspapi_shutdown(ctx: PluginContext) -> None:
-    service = _services.pop(id(ctx), None)
-    if service is not None and service.ctx is ctx:
-        await service.stop()
+    await _service(ctx).stop()
 
 
 @hookimpl

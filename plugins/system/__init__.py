@@ -216,16 +216,9 @@ def _coerce(value: Any, kind: type) -> Any:
 
 # -- hooks ------------------------------------------------------------------------
 
-_SERVICES: dict[int, tuple[PluginContext, SystemService]] = {}
-
 
 def _service(ctx: PluginContext) -> SystemService:
-    # Plugin modules are imported once but every app has its own context.
-    entry = _SERVICES.get(id(ctx))
-    if entry is None or entry[0] is not ctx:
-        entry = (ctx, SystemService(ctx))
-        _SERVICES[id(ctx)] = entry
-    return entry[1]
+    return ctx.service(SystemService)
 
 
 @hookimpl
@@ -256,8 +249,3 @@ async def raspapi_samples(ctx: PluginContext) -> dict[str, float]:
 async def raspapi_metrics(ctx: PluginContext) -> list[Any]:
     families: list[Any] = await ctx.cache.get("metrics", lambda: telemetry.families(ctx))
     return families
-
-
-@hookimpl
-def raspapi_shutdown(ctx: PluginContext) -> None:
-    _SERVICES.pop(id(ctx), None)

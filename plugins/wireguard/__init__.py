@@ -8,7 +8,6 @@ out once when a peer is added.
 
 from __future__ import annotations
 
-import weakref
 from typing import Any
 
 from starlette.routing import Route
@@ -21,15 +20,9 @@ from raspapi.status import Status
 from . import telemetry
 from .service import BODY_FIELDS, FORMAT, WireGuard
 
-_services: weakref.WeakValueDictionary[int, WireGuard] = weakref.WeakValueDictionary()
-
 
 def _service(ctx: PluginContext) -> WireGuard:
-    service = _services.get(id(ctx))
-    if service is None or service.ctx is not ctx:
-        service = WireGuard(ctx)
-        _services[id(ctx)] = service
-    return service
+    return ctx.service(WireGuard)
 
 
 _STR = {"type": "string"}
