@@ -14,6 +14,7 @@ T = TypeVar("T")
 
 @dataclass(slots=True)
 class _Entry:
+    loaded: float
     expires: float
     value: Any
     error: BaseException | None
@@ -48,7 +49,7 @@ class Cache:
         loader: Callable[[], Awaitable[T]],
         ttl: float | None = None,
         *,
-        stale: bool = False,
+        stale: float = 0.0,
     ) -> T: ...
 
     @overload
@@ -58,7 +59,7 @@ class Cache:
         loader: Callable[[], T],
         ttl: float | None = None,
         *,
-        stale: bool = False,
+        stale: float = 0.0,
     ) -> T: ...
 
     async def get(
@@ -67,13 +68,14 @@ class Cache:
         loader: Callable[[], Any],
         ttl: float | None = None,
         *,
-        stale: bool = False,
+        stale: float = 0.0,
     ) -> Any:
         """The value for ``key``, loading it when it has expired.
 
-        With ``stale``, a value that expired less than one ``ttl`` ago is
-        returned at once while a refresh runs in the background: a poll never
-        waits for a slow sweep (200 stations, a scrape) once there is a value.
+        With ``stale`` (seconds), an expired value loaded less than ``stale``
+        seconds ago is returned at once while a refresh runs in the background:
+        a poll never waits for a slow sweep (200 stations, ``wg show``) once
+        there is a value; an older one (a stuck refresh) is waited for.
         """
         entry = self._entries.get(key)
         now = self.clock()
@@ -89,7 +91,7 @@ class Cache:
             task = asyncio.ensure_future(self._load(key, loader, period))
             task.add_done_callback(_consume)
             self._inflight[key] = task
-        if stale and entry is not None and entry.error is None and now < entry.expires + period:
+        if stale and entry is not None and entry.error is None and now < entry.loaded + stale:
             return entry.value
         return await asyncio.shield(task)
 
@@ -103,10 +105,12 @@ class Cache:
                 if inspect.isawaitable(value):
                     value = await value
         except Exception as exc:
-            self._store(key, _Entry(self.clock() + ttl, None, exc))
+            now = self.clock()
+            self._store(key, _Entry(now, now + ttl, None, exc))
             raise
         else:
-            self._store(key, _Entry(self.clock() + ttl, value, None))
+            now = self.clock()
+            self._store(key, _Entry(now, now + ttl, value, None))
             return value
         finally:
             self._inflight.pop(key, None)
@@ -121,6 +125,14 @@ class Cache:
                 del self._entries[old]
             while len(self._entries) > self.max_entries:
                 del self._entries[next(iter(self._entries))]
+
+    async def close(self) -> None:
+        """Cancel the refreshes still running (at shutdown)."""
+        tasks = list(self._inflight.values())
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
 
     def invalidate(self, key: Hashable | None = None) -> None:
         """Forget one key (or all), e.g. after a control action changed it."""

@@ -241,6 +241,7 @@ class PluginManager:
                 log.warning("plugin %r raised while stopping: %s", plugin.name, _describe(exc))
         for plugin in self.plugins.values():
             if plugin.ctx is not None:
+                await plugin.ctx.cache.close()
                 plugin.ctx.close()
 
     async def status(self, name: str) -> Status:

@@ -166,20 +166,40 @@ def test_stale_values_are_served_while_one_refresh_runs():
                 await release.wait()
             return calls
 
-        assert await cache.get("k", load, stale=True) == 1
+        assert await cache.get("k", load, stale=2.0) == 1
         clock.now += 1.5  # expired, but less than one more period ago
-        assert await cache.get("k", load, stale=True) == 1  # answered at once
-        assert await cache.get("k", load, stale=True) == 1
+        assert await cache.get("k", load, stale=2.0) == 1  # answered at once
+        assert await cache.get("k", load, stale=2.0) == 1
         release.set()
         await asyncio.sleep(0.01)
-        assert await cache.get("k", load, stale=True) == 2
+        assert await cache.get("k", load, stale=2.0) == 2
         assert calls == 2
         clock.now += 5  # far too old: waited for
         release.clear()
-        waiting = asyncio.ensure_future(cache.get("k", load, stale=True))
+        waiting = asyncio.ensure_future(cache.get("k", load, stale=2.0))
         await asyncio.sleep(0.01)
         assert not waiting.done()
         release.set()
         assert await waiting == 3
+
+    asyncio.run(main())
+
+
+def test_close_cancels_refreshes_still_running():
+    async def main() -> None:
+        cache = Cache()
+        started = asyncio.Event()
+
+        async def load() -> int:
+            started.set()
+            await asyncio.sleep(60)
+            return 1
+
+        waiting = asyncio.ensure_future(cache.get("k", load))
+        await started.wait()
+        await cache.close()
+        with pytest.raises(asyncio.CancelledError):
+            await waiting
+        assert not cache._inflight
 
     asyncio.run(main())

@@ -185,7 +185,10 @@ class Hostapd:
     async def stations(self) -> list[dict[str, Any]]:
         """Every station of every BSS in hostapd.conf: one sweep per cache period,
         and a poll never waits for it once there is a previous answer."""
-        result: list[dict[str, Any]] = await self.ctx.cache.get("stations", self._sweep, stale=True)
+        # Served stale for one more cache period at most: 2 x ttl since the sweep.
+        result: list[dict[str, Any]] = await self.ctx.cache.get(
+            "stations", self._sweep, stale=2 * self.ctx.cache.ttl
+        )
         return result
 
     async def _sweep(self) -> list[dict[str, Any]]:

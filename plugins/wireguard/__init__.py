@@ -218,11 +218,6 @@ def raspapi_startup(ctx: PluginContext) -> None:
 
 
 @hookimpl
-async def raspapi_shutdown(ctx: PluginContext) -> None:
-    await _service(ctx).close()
-
-
-@hookimpl
 async def raspapi_samples(ctx: PluginContext) -> dict[str, float]:
     return await telemetry.samples(_service(ctx))
 

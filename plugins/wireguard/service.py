@@ -8,7 +8,6 @@ import hashlib
 import ipaddress
 import itertools
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -60,8 +59,6 @@ class WireGuard:
         self._locks: dict[str, asyncio.Lock] = {}
         #: sha256(private key) -> public key, for interfaces that are down.
         self._public_keys: dict[str, str | None] = {}
-        self._latest: model.Snapshot | None = None
-        self._refreshing: asyncio.Future[model.Snapshot] | None = None
 
     # -- reading -------------------------------------------------------------
 
@@ -82,28 +79,10 @@ class WireGuard:
         ``wg show``; one older than ``_STALE_SECONDS`` (a stuck refresh) or
         invalidated by a change is waited for.
         """
-        latest = self._latest
-        if latest is None or time.monotonic() - latest.loaded > _STALE_SECONDS:
-            return await self._refresh()
-        if time.monotonic() - latest.loaded >= self.ctx.cache.ttl and (
-            self._refreshing is None or self._refreshing.done()
-        ):
-            self._refreshing = asyncio.ensure_future(self._refresh())
-            self._refreshing.add_done_callback(_consume)
-        return latest
-
-    async def _refresh(self) -> model.Snapshot:
-        snap: model.Snapshot = await self.ctx.cache.get("snapshot", self._load)
-        if self._latest is None or snap.loaded >= self._latest.loaded:
-            self._latest = snap
+        snap: model.Snapshot = await self.ctx.cache.get(
+            "snapshot", self._load, stale=_STALE_SECONDS
+        )
         return snap
-
-    async def close(self) -> None:
-        task, self._refreshing = self._refreshing, None
-        if task is not None and not task.done():
-            task.cancel()
-            with contextlib.suppress(BaseException):
-                await task
 
     async def _load(self) -> model.Snapshot:
         live, live_error = await self.live()
@@ -166,7 +145,6 @@ class WireGuard:
         return Status.ok(interfaces=interfaces, **problems)
 
     def invalidate(self) -> None:
-        self._latest = None
         self.ctx.cache.invalidate("snapshot")
         self.ctx.cache.invalidate("legacy")
 
@@ -483,12 +461,6 @@ class WireGuard:
             "client_config_names": names,
             "client_config_active": active,
         }
-
-
-def _consume(task: asyncio.Future[model.Snapshot]) -> None:
-    # A background refresh nobody awaits: its error is kept by the cache.
-    if not task.cancelled():
-        task.exception()
 
 
 def _count_files(folder: Path) -> int:
