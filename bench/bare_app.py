@@ -8,13 +8,14 @@ request, under uvicorn with the options of ``raspapi/server.py``.
 from __future__ import annotations
 
 import argparse
-import importlib.util
 
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
+
+from raspapi.serving import uvicorn_config
 
 PAYLOAD = {
     "hostname": "raspberrypi",
@@ -46,19 +47,7 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8099)
     args = parser.parse_args()
-    config = uvicorn.Config(
-        app,
-        host=args.host,
-        port=args.port,
-        loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-        http="httptools" if importlib.util.find_spec("httptools") else "h11",
-        lifespan="on",
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        proxy_headers=False,
-        timeout_graceful_shutdown=5,
-    )
+    config = uvicorn_config(app, args.host, args.port)
     uvicorn.Server(config).run()
 
 

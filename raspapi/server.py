@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import importlib.util
 import logging
 import signal
 import socket
@@ -16,6 +15,7 @@ import uvicorn
 
 from raspapi.app import create_app
 from raspapi.sdnotify import Notifier
+from raspapi.serving import uvicorn_config
 from raspapi.settings import Settings
 
 log = logging.getLogger("raspapi")
@@ -50,19 +50,7 @@ class _Server(uvicorn.Server):
 
 def serve(settings: Settings) -> None:
     app = create_app(settings)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-        http="httptools" if importlib.util.find_spec("httptools") else "h11",
-        lifespan="on",
-        log_config=None,
-        access_log=False,
-        server_header=False,
-        proxy_headers=False,
-        timeout_graceful_shutdown=5,
-    )
+    config = uvicorn_config(app, settings.host, settings.port)
     server = _Server(config, Notifier())
     server.before_shutdown = app.state.runtime.events.close
     log.info("raspapi listening on http://%s:%d (docs at /docs)", settings.host, settings.port)
