@@ -29,9 +29,9 @@ from raspapi.context import PluginContext
 from raspapi.errors import ApiError, Conflict, NotFound, Unavailable
 from raspapi.fsutil import fsync_dir
 from raspapi.routing import ApiRoute
-from raspapi.runner import CommandError, CommandFailed, CommandNotFound, CommandTimeout
+from raspapi.runner import CommandError, CommandNotFound, CommandTimeout
 from raspapi.status import Status
-from raspapi.systemd import Systemd
+from raspapi.systemd import Systemd, describe_failure
 
 FOLDER = "/etc/openvpn/client"
 CONFIG_LINK = "client.conf"
@@ -184,7 +184,7 @@ class OpenVpn:
             try:
                 return (await self.systemd.state(UNIT)).as_dict(), None
             except CommandError as exc:
-                return None, describe(exc)
+                return None, describe_failure(exc)
 
         result: tuple[dict[str, Any] | None, str | None] = await self.ctx.cache.get("service", load)
         return result
@@ -344,7 +344,7 @@ class OpenVpn:
                 self.ctx.cache.invalidate()
                 detail = (
                     f"the profile links were switched ({', '.join(done)}), but restarting "
-                    f"{UNIT} failed: {describe(exc)}"
+                    f"{UNIT} failed: {describe_failure(exc)}"
                 )
                 if isinstance(exc, CommandNotFound):
                     raise Unavailable(detail, code="systemd_unavailable") from None
@@ -352,15 +352,6 @@ class OpenVpn:
                 raise ApiError(detail, code="restart_failed", status_code=status) from None
             self.ctx.cache.invalidate()
         return JSONResponse(await self.state())
-
-
-def describe(exc: CommandError) -> str:
-    """systemctl's own words: it puts the reason first ("Job for x failed...")."""
-    if isinstance(exc, CommandFailed):
-        lines = [x.strip() for x in exc.stderr.decode(errors="replace").splitlines() if x.strip()]
-        if lines:
-            return f"systemctl exited with status {exc.returncode}: {' '.join(lines[:3])[:500]}"
-    return str(exc)
 
 
 def _is_regular(path: Path) -> bool:

@@ -19,9 +19,9 @@ from raspapi import hookimpl
 from raspapi.context import PluginContext
 from raspapi.errors import ApiError, NotFound, Unavailable
 from raspapi.routing import ApiRoute
-from raspapi.runner import CommandError, CommandFailed, CommandNotFound, CommandTimeout
+from raspapi.runner import CommandError, CommandNotFound, CommandTimeout
 from raspapi.status import Status
-from raspapi.systemd import Action, Systemd, UnitState
+from raspapi.systemd import Action, Systemd, UnitState, describe_failure
 
 #: Name in our URLs -> unit.
 FIXED = {
@@ -74,21 +74,12 @@ def _entry(unit: str, state: UnitState | None, error: str | None) -> dict[str, A
     }
 
 
-def describe(exc: CommandError) -> str:
-    """systemctl's own words: it puts the reason first ("Job for x failed...")."""
-    if isinstance(exc, CommandFailed):
-        lines = [x.strip() for x in exc.stderr.decode(errors="replace").splitlines() if x.strip()]
-        if lines:
-            return f"systemctl exited with status {exc.returncode}: {' '.join(lines[:3])[:500]}"
-    return str(exc)
-
-
 def _failure(exc: CommandError, what: str) -> ApiError:
     if isinstance(exc, CommandNotFound):
         return Unavailable(f"{what}: systemctl is not installed", code="systemd_unavailable")
     if isinstance(exc, CommandTimeout):
         return ApiError(f"{what}: {exc}", code="timeout", status_code=504)
-    return ApiError(f"{what}: {describe(exc)}", code="action_failed", status_code=502)
+    return ApiError(f"{what}: {describe_failure(exc)}", code="action_failed", status_code=502)
 
 
 class Services:
@@ -109,7 +100,7 @@ class Services:
         try:
             return _entry(unit, await self._state(unit), None)
         except CommandError as exc:
-            return _entry(unit, None, describe(exc))
+            return _entry(unit, None, describe_failure(exc))
 
     def _unit(self, request: Request) -> str:
         name: str = request.path_params["name"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from raspapi.runner import CommandError, CommandRunner
+from raspapi.runner import CommandError, CommandFailed, CommandRunner
 
 Action = Literal["start", "stop", "restart", "reload", "enable", "disable"]
 _PROPERTIES = (
@@ -103,4 +103,13 @@ def _parse(unit: str, block: str) -> UnitState:
     )
 
 
-__all__ = ["CommandError", "Systemd", "UnitState"]
+def describe_failure(exc: CommandError) -> str:
+    """systemctl's own words: it puts the reason first ("Job for x failed...")."""
+    if isinstance(exc, CommandFailed):
+        lines = [x.strip() for x in exc.stderr.decode(errors="replace").splitlines() if x.strip()]
+        if lines:
+            return f"systemctl exited with status {exc.returncode}: {' '.join(lines[:3])[:500]}"
+    return str(exc)
+
+
+__all__ = ["CommandError", "Systemd", "UnitState", "describe_failure"]
