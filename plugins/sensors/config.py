@@ -3,12 +3,8 @@ the process environment (as the core's own settings)."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
-
-from dotenv import dotenv_values
 
 #: Value columns of the points table: the most fields a series (and a point) can have.
 SLOTS = 16
@@ -34,16 +30,12 @@ class Config:
         return 4096 + self.max_batch * 1536
 
     @classmethod
-    def load(cls, env_file: Path, environ: Mapping[str, str] | None = None) -> Config:
-        """From the ``.env`` file, then the process environment; ValueError names a bad one."""
-        try:
-            values = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
-        except (OSError, UnicodeDecodeError):
-            values = {}
-        values.update(os.environ if environ is None else environ)
+    def load(cls, option: Callable[[str], str | None]) -> Config:
+        """From ``option`` (the core's ``Settings.option``: the environment, then the
+        ``.env`` file); ValueError names a bad one."""
 
         def number(name: str, default: float, low: float, high: float) -> float:
-            raw = values.get(f"RASPAPI_SENSORS_{name}", "").strip()
+            raw = (option(f"RASPAPI_SENSORS_{name}") or "").strip()
             if not raw:
                 return default
             try:

@@ -88,7 +88,7 @@ class Sensors:
 
     def __init__(self, ctx: PluginContext) -> None:
         self.ctx = ctx
-        self.config = Config.load(ctx.settings.env_file)
+        self.config = Config.load(ctx.settings.option)
         self.writer: Store = ctx.store(MIGRATIONS)
         #: Read connections, each with its own thread: a long scan is split among them.
         self.readers: list[tuple[Store, Reader]] = []
