@@ -174,9 +174,13 @@ def test_slow_consumer_is_dropped_and_memory_stays_bounded(
     assert sub.dropped and bus.subscribers == 0
     assert sub.queue.qsize() == 0, "a dropped subscriber holds nothing"
 
-    # The write it never took (the snapshot) was given up; the last word is "dropped".
+    # None of the flood reaches it; the last word is "dropped". The snapshot
+    # usually waits for the client, but on a busy machine the transport may
+    # already have taken it before the flood began: then it comes first.
     stream.start()
     kind, data = stream.next()
+    if kind == "snapshot":
+        kind, data = stream.next()
     assert kind == "dropped"
     assert "256 events behind" in data["reason"]
     assert stream.next() == ("end", None)
