@@ -115,29 +115,35 @@ class CommandRunner:
             raise CommandNotFound(argv, "not installed")
         limit = self.max_output if max_output is None else max_output
         log.debug("run %s", argv)
+        # Input goes through a real pipe, never the loop's own stdin transport:
+        # uvloop makes that a socket pair, and a program that opens /dev/stdin
+        # by path (`wg set ... preshared-key /dev/stdin`) cannot open a socket.
+        stdin_read, stdin_write = os.pipe() if input is not None else (None, None)
         try:
             proc = await asyncio.create_subprocess_exec(
                 program,
                 *argv[1:],
-                stdin=asyncio.subprocess.PIPE if input is not None else asyncio.subprocess.DEVNULL,
+                stdin=stdin_read if stdin_read is not None else asyncio.subprocess.DEVNULL,
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 env=self.env,
                 start_new_session=True,
             )
         except OSError as exc:
+            _close(stdin_read, stdin_write)
             raise CommandError(argv, f"cannot start: {exc.strerror or exc}") from exc
+        _close(stdin_read)
         try:
             async with asyncio.timeout(self.timeout if timeout is None else timeout):
-                if input is not None and proc.stdin is not None:
-                    proc.stdin.write(input)
-                    with contextlib.suppress(ConnectionError):
-                        await proc.stdin.drain()
-                    proc.stdin.close()
                 assert proc.stdout is not None and proc.stderr is not None
-                stdout, stderr = await asyncio.gather(
+                reading = asyncio.gather(
                     _read_capped(proc.stdout, limit), _read_capped(proc.stderr, limit)
                 )
+                if stdin_write is not None and input is not None:
+                    fd, stdin_write = stdin_write, None  # _feed owns and closes it
+                    (stdout, stderr), _ = await asyncio.gather(reading, _feed(fd, input))
+                else:
+                    stdout, stderr = await reading
                 returncode = await proc.wait()
         except TimeoutError:
             _kill(proc)
@@ -150,10 +156,47 @@ class CommandRunner:
         except BaseException:
             _kill(proc)
             raise
+        finally:
+            _close(stdin_write)
         result = CommandResult(tuple(argv), returncode, stdout, stderr)
         if check and returncode != 0:
             raise CommandFailed(argv, returncode, stderr)
         return result
+
+
+async def _feed(fd: int, data: bytes) -> None:
+    """Write ``data`` to the pipe ``fd`` without blocking the loop, then close it.
+
+    A program that exits without reading all of its input (a broken pipe) is
+    not an error here: its exit status says whether it failed.
+    """
+    loop = asyncio.get_running_loop()
+    done: asyncio.Future[None] = loop.create_future()
+    pipe = os.fdopen(fd, "wb", buffering=0)
+    try:
+        transport, _ = await loop.connect_write_pipe(lambda: _Feeder(done), pipe)
+    except BaseException:
+        pipe.close()
+        raise
+    transport.write(data)
+    transport.close()  # after the buffer is flushed, or at once on a broken pipe
+    await done
+
+
+class _Feeder(asyncio.Protocol):
+    def __init__(self, done: asyncio.Future[None]) -> None:
+        self.done = done
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+def _close(*fds: int | None) -> None:
+    for fd in fds:
+        if fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 async def _read_capped(stream: asyncio.StreamReader, limit: int) -> bytes:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Coroutine, Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from starlette.testclient import TestClient
@@ -19,6 +20,34 @@ KEY = "0123456789abcdefghijklmnopqrstuv"
 AUTH = {"access_token": KEY}
 #: A Raspberry Pi 4 laid out like a RaspAP install: /etc, /proc, /sys, /var files.
 FIXTURE_ROOT = Path(__file__).parent / "fixtures" / "root"
+#: The event loops the daemon can meet: asyncio's default one (what most tests
+#: use) and uvloop (what the installed service runs). They differ where it
+#: matters: uvloop hands a child process a socket, not a pipe, as stdin.
+LOOPS = ("asyncio", "uvloop")
+T = TypeVar("T")
+
+
+def loop_factory(loop: str) -> Callable[[], asyncio.AbstractEventLoop]:
+    """A new-loop factory for ``loop`` ("asyncio" or "uvloop")."""
+    if loop == "uvloop":
+        import uvloop
+
+        return uvloop.new_event_loop
+    if loop == "asyncio":
+        return asyncio.new_event_loop
+    raise ValueError(f"unknown event loop {loop!r}")
+
+
+def run_on(loop: str, coro: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run(coro)`` on the named event loop."""
+    with asyncio.Runner(loop_factory=loop_factory(loop)) as runner:
+        return runner.run(coro)
+
+
+@pytest.fixture(params=LOOPS)
+def loop_name(request: pytest.FixtureRequest) -> str:
+    """Runs the test once per event loop: "asyncio", then "uvloop"."""
+    return str(request.param)
 
 
 @pytest.fixture
@@ -50,12 +79,16 @@ MakeClient = Callable[..., TestClient]
 
 @pytest.fixture
 def make_client(settings: Settings) -> Iterator[MakeClient]:
-    """``make_client(**setting_changes)``: a started app behind a TestClient."""
+    """``make_client(loop="asyncio", **setting_changes)``: a started app behind
+    a TestClient, served on the named event loop (see LOOPS)."""
     with ExitStack() as stack:
 
-        def make(**changes: Any) -> TestClient:
+        def make(loop: str = "asyncio", **changes: Any) -> TestClient:
             app = create_app(settings.with_(**changes))
-            return stack.enter_context(TestClient(app, raise_server_exceptions=False))
+            options = {"loop_factory": loop_factory(loop)}
+            return stack.enter_context(
+                TestClient(app, raise_server_exceptions=False, backend_options=options)
+            )
 
         yield make
 
@@ -63,3 +96,10 @@ def make_client(settings: Settings) -> Iterator[MakeClient]:
 @pytest.fixture
 def client(make_client: MakeClient) -> TestClient:
     return make_client()
+
+
+@pytest.fixture
+def loop_client(make_client: MakeClient, loop_name: str) -> TestClient:
+    """The app once on each event loop: use it for routes that run programs or
+    open sockets, so what uvloop does differently is tested too."""
+    return make_client(loop=loop_name)

@@ -15,6 +15,7 @@ from raspapi.runner import (
     CommandTimeout,
     OutputTooLarge,
 )
+from tests.conftest import run_on
 
 
 def run(coro):
@@ -84,3 +85,24 @@ def test_failure_message_is_the_first_line_of_stderr():
     )
     with pytest.raises(CommandFailed, match=r"status 1: Job for hostapd\.service failed\.$"):
         run(CommandRunner().run(["sh", "-c", script]))
+
+
+def test_input_reaches_a_program_that_opens_dev_stdin(loop_name: str):
+    # `wg set ... preshared-key /dev/stdin` opens its stdin by path; uvloop
+    # hands children a socket pair there, which cannot be opened as a file.
+    out = run_on(loop_name, CommandRunner().run(["cat", "/dev/stdin"], input=b"psk\n"))
+    assert out.text == "psk\n"
+
+
+def test_a_program_that_ignores_its_input_is_judged_by_its_exit_status(loop_name: str):
+    # 1 MB into a program that never reads it: a broken pipe, not a crash.
+    result = run_on(loop_name, CommandRunner().run(["true"], input=b"x" * 1_000_000))
+    assert result.returncode == 0
+    with pytest.raises(CommandFailed, match="status 3"):
+        run_on(loop_name, CommandRunner().run(["sh", "-c", "exit 3"], input=b"x" * 1_000_000))
+
+
+def test_large_input_arrives_whole(loop_name: str):
+    data = bytes(range(256)) * 4096  # 1 MiB, far past a pipe's buffer
+    out = run_on(loop_name, CommandRunner().run(["cat"], input=data, max_output=2 << 20))
+    assert out.stdout == data
