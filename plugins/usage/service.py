@@ -88,9 +88,15 @@ class Period:
     until: float
 
 
+#: The wall clock and the time zone days are counted in (None: the machine's
+#: local time), as a new service takes them (tests set fake ones).
+clock: Callable[[], float] = time.time
+timezone: tzinfo | None = None
+
+
 def parse_mac(raw: str) -> str:
-    mac = raw.strip().lower().replace("-", ":")
-    if len(raw) > 17 or not MAC.fullmatch(mac):
+    mac = raw.lower()
+    if len(raw) != 17 or not MAC.fullmatch(mac):
         raise Invalid("mac", "expected a MAC address such as aa:bb:cc:dd:ee:ff", code="bad_mac")
     return mac
 
@@ -122,10 +128,8 @@ class Usage:
 
     def __init__(self, ctx: PluginContext) -> None:
         self.ctx = ctx
-        #: The wall clock (tests set a fake one) and the time zone days are
-        #: counted in (None: the machine's local time).
-        self.clock: Callable[[], float] = time.time
-        self.tz: tzinfo | None = None
+        self.clock: Callable[[], float] = clock
+        self.tz: tzinfo | None = timezone
         self.options = Options()
         self.store: Store = ctx.store(MIGRATIONS)
         self.db: UsageDB | None = None
