@@ -206,7 +206,9 @@ def test_totals_are_exact_across_growth_reconnects_departures_and_restarts(
 def test_devices_past_the_daily_cap_are_counted_as_other(
     settings: Settings, peer: ScriptedHostapd, clock: FakeClock
 ) -> None:
-    client = started(app_settings(settings, RASPAPI_USAGE_MAX_DEVICES="2"))
+    client = started(
+        app_settings(settings, RASPAPI_USAGE_MAX_DEVICES="2", RASPAPI_USAGE_METRICS_DEVICES="1")
+    )
     try:
         tick(client)  # baseline (no stations yet)
         macs = [f"02:00:00:00:00:{i:02x}" for i in range(5)]
@@ -219,6 +221,16 @@ def test_devices_past_the_daily_cap_are_counted_as_other(
         assert devices["other"]["rx_bytes"] == 300 + 400 + 500
         assert devices["other"]["tx_bytes"] == 30
         assert service(client).overflowed == 3
+        # Prometheus: the largest device, and the rest (the cap's "other" too) summed.
+        lines = [
+            line
+            for line in client.get("/metrics", headers=AUTH).text.splitlines()
+            if line.startswith("raspapi_client_receive_bytes_total{")
+        ]
+        assert sorted(lines) == [
+            f'raspapi_client_receive_bytes_total{{hostname="",mac="{macs[1]}"}} 200.0',
+            'raspapi_client_receive_bytes_total{hostname="",mac="other"} 1300.0',
+        ]
     finally:
         client.__exit__(None, None, None)
 

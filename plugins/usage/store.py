@@ -286,11 +286,17 @@ class UsageDB:
             "ORDER BY rx_total + tx_total DESC, mac",
             (since,),
         ).fetchall()
-        kept = [(r[0], r[1], int(r[2]), int(r[3])) for r in rows[:cap]]
-        rest = rows[cap:]
-        if rest:
-            kept.append(("other", None, sum(int(r[2]) for r in rest), sum(int(r[3]) for r in rest)))
-        return kept
+        kept: dict[str, tuple[str | None, int, int]] = {}
+        rest_rx = rest_tx = 0
+        for mac, hostname, rx, tx in rows:
+            if len(kept) < cap and mac != "other":
+                kept[mac] = (hostname, int(rx), int(tx))
+            else:  # past the cap, and the devices past the daily cap
+                rest_rx, rest_tx = rest_rx + int(rx), rest_tx + int(tx)
+        out = [(mac, h, rx, tx) for mac, (h, rx, tx) in kept.items()]
+        if rest_rx or rest_tx or len(rows) > len(kept):
+            out.append(("other", None, rest_rx, rest_tx))
+        return out
 
 
 def _column(table: str) -> str:
