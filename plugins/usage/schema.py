@@ -162,6 +162,12 @@ QUOTAS: dict[str, Any] = {
         "devices": {"type": "array", "items": STATE},
     },
 }
+CSV: dict[str, Any] = {
+    "type": "string",
+    "contentMediaType": "text/csv",
+    "description": "mac,hostname,start_at,rx_bytes,tx_bytes,total_bytes,uploaded_bytes,"
+    "downloaded_bytes: one row per device and step",
+}
 DELETED: dict[str, Any] = {
     "type": "object",
     "properties": {"deleted": {"type": "string"}},
