@@ -14,7 +14,7 @@ import time
 from collections.abc import Iterator
 from datetime import UTC
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from raspapi.plugins.usage import service as usage_module
@@ -24,7 +24,17 @@ from raspapi.app import create_app
 from raspapi.settings import Settings
 from tests.conftest import AUTH, loop_factory
 from tests.hostapd_peer import ScriptedHostapd, ctrl_path, short_root
+from tests.test_admin_browser import (  # noqa: F401 - fixtures
+    Daemon,
+    browser,
+    daemon,
+    open_page,
+    sign_in,
+)
 from tests.test_cli import CLI, env_for, free_port, get
+
+if TYPE_CHECKING:
+    from playwright.sync_api import BrowserContext
 
 PIXEL = "b8:27:eb:4f:12:a3"  # lease "pixel-7"
 ESP32 = "e4:5f:01:aa:bb:cc"  # lease "esp32-sensor"
@@ -606,3 +616,63 @@ def test_kill_9_while_writing_loses_nothing_committed(
         stop.set()
         if grower.is_alive():
             grower.join(10)
+
+
+# -- the panel in a real browser ---------------------------------------------------------
+
+
+@pytest.fixture
+def seeded(settings: Settings) -> None:
+    """usage.db as a day of traffic leaves it: two devices today, one blocked."""
+    from raspapi.plugins.usage.store import MIGRATIONS, Block, Delta, Quota, UsageDB
+
+    from raspapi.storage import Store
+
+    now = time.time()
+    today = time.strftime("%Y-%m-%d", time.localtime(now))
+    store = Store(settings.state_dir / "usage.db", MIGRATIONS)
+    try:
+        db = store.call(UsageDB)
+        deltas = [Delta(PIXEL, "pixel-7", 3_000_000, 9_000_000), Delta(ESP32, None, 5000, 5000)]
+        store.call(lambda _: db.write(now, int(now) // 3600 * 3600, today, deltas, {}, []))
+        store.call(lambda _: db.put_quota(Quota(ESP32, 1000, None, None, "block", now)))
+        store.call(
+            lambda _: db.put_block(
+                Block(ESP32, f"day {today}", "block", 10_000, 1000, now, now + 3600)
+            )
+        )
+    finally:
+        store.close()
+
+
+@pytest.mark.integration
+def test_the_panel_renders_in_chromium_without_a_csp_violation(
+    seeded: None,
+    daemon: Daemon,  # noqa: F811 - the fixture
+    browser: BrowserContext,  # noqa: F811 - the fixture
+) -> None:
+    # ``seeded`` comes first: the daemon starts on the seeded database.
+    page, errors = open_page(browser, "phone")
+    sign_in(page, daemon, AUTH["access_token"])
+    page.goto(f"{daemon.url}/admin/plugins/usage")
+    bars = page.locator("svg.bars rect")
+    assert bars.count() == 2
+    boxes = [bars.nth(i).bounding_box() for i in range(2)]
+    assert boxes[0] is not None and boxes[1] is not None
+    assert boxes[0]["width"] > boxes[1]["width"] > 0  # drawn, the largest first
+    chart = page.text_content("svg.bars") or ""
+    assert "12.0 MB" in chart and "10.0 kB of 1.0 kB, blocked" in chart
+    assert errors == [], errors
+
+
+def test_panel_bars_are_checked() -> None:
+    from raspapi.panels import Bar, Panel
+
+    assert Bar("a", 1.7).fraction == 1.0 and Bar("b", -3).fraction == 0.0
+    for bad in (float("nan"), float("inf"), "0.5"):
+        with pytest.raises(ValueError):
+            Bar("x", bad)  # type: ignore[arg-type]
+    with pytest.raises(ValueError):
+        Panel("too many", bars=[Bar(str(i), 0.1) for i in range(51)])
+    with pytest.raises(ValueError):
+        Panel("not bars", bars=[("a", 0.5)])  # type: ignore[list-item]
