@@ -19,7 +19,7 @@ from functools import partial
 from typing import Any
 
 from raspapi.context import PluginContext
-from raspapi.errors import Invalid, NotFound
+from raspapi.errors import Conflict, Invalid, NotFound
 from raspapi.storage import Store
 from raspapi.timefmt import rfc3339
 
@@ -416,7 +416,10 @@ class Usage:
     async def set_quota(self, quota: Quota) -> None:
         async with self.lock:
             if quota.target not in self.quotas and len(self.quotas) >= MAX_QUOTAS:
-                raise Invalid("mac", f"{MAX_QUOTAS} quotas are set already; delete one first")
+                raise Conflict(
+                    f"{MAX_QUOTAS} quotas are set already; delete one first",
+                    code="too_many_quotas",
+                )
             db = await self.open()
             await self.store.run(lambda _: db.put_quota(quota))
             self.quotas[quota.target] = quota
