@@ -676,3 +676,38 @@ def test_panel_bars_are_checked() -> None:
         Panel("too many", bars=[Bar(str(i), 0.1) for i in range(51)])
     with pytest.raises(ValueError):
         Panel("not bars", bars=[("a", 0.5)])  # type: ignore[list-item]
+
+
+def test_periods_and_the_quota_cap(
+    settings: Settings, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from raspapi.plugins.usage.store import Quota
+
+    client = started(app_settings(settings))
+    try:
+        usage = service(client)
+
+        def period(resets: int | None, y: int, m: int, d: int) -> tuple[str, str]:
+            quota = Quota(PIXEL, None if resets else 1, 1 if resets else None, resets, "block", 0)
+            found = usage.period(quota, calendar.timegm((y, m, d, 12, 0, 0)))
+            return found.first_day, time.strftime("%Y-%m-%d", time.gmtime(found.until))
+
+        assert period(None, 2030, 2, 28) == ("2030-02-28", "2030-03-01")
+        assert period(1, 2030, 2, 28) == ("2030-02-01", "2030-03-01")
+        assert period(31, 2030, 2, 28) == ("2030-02-28", "2030-03-31")  # the month's last day
+        assert period(31, 2030, 2, 27) == ("2030-01-31", "2030-02-28")
+        assert period(15, 2030, 1, 3) == ("2029-12-15", "2030-01-15")
+        assert period(15, 2030, 12, 20) == ("2030-12-15", "2031-01-15")
+
+        monkeypatch.setattr(usage_module, "MAX_QUOTAS", 2)
+        for target in ("default", PIXEL):
+            response = client.put(
+                f"/api/v1/usage/quotas/{target}", json={"daily_bytes": 5}, headers=AUTH
+            )
+            assert response.status_code == 200
+        third = client.put(f"/api/v1/usage/quotas/{ESP32}", json={"daily_bytes": 5}, headers=AUTH)
+        assert third.status_code == 409 and third.json()["code"] == "too_many_quotas"
+        again = client.put(f"/api/v1/usage/quotas/{PIXEL}", json={"daily_bytes": 9}, headers=AUTH)
+        assert again.status_code == 200  # replacing one is not adding one
+    finally:
+        client.__exit__(None, None, None)
