@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-import re
 import sqlite3
 import time
 from collections.abc import Callable
@@ -35,7 +34,7 @@ from raspapi.errors import Invalid, NotFound
 from raspapi.routing import ApiRoute, Query
 from raspapi.status import Status
 from raspapi.storage import Store, transaction
-from raspapi.timefmt import parse_rfc3339
+from raspapi.timefmt import parse_when as _when
 
 #: The wall clock samples are stamped with (tests set a fake one).
 clock: Callable[[], float] = time.time
@@ -69,8 +68,6 @@ _UPSERT_ROLLUP = """
         count = count + 1, sum = sum + excluded.sum,
         min = min(min, excluded.min), max = max(max, excluded.max)
 """
-_RELATIVE = re.compile(r"-(\d+(?:\.\d+)?)([smhdw])")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 # -- the database ------------------------------------------------------------------
@@ -373,28 +370,6 @@ class History:
                 "metrics": names,
             }
         )
-
-
-def _when(field: str, text: str, now: float) -> float:
-    """``-7d``, Unix seconds or RFC 3339, as Unix seconds."""
-    text = text.strip()
-    if text == "now":
-        return now
-    match = _RELATIVE.fullmatch(text)
-    if match:
-        return now - float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
-    try:
-        value = float(text)
-    except ValueError:
-        try:
-            return parse_rfc3339(text)
-        except ValueError as exc:
-            raise Invalid(
-                field, f"{exc}, Unix seconds, or a time before now such as -7d or -12h"
-            ) from None
-    if not math.isfinite(value) or not 0 <= value < 1e11:
-        raise Invalid(field, "is not a time")
-    return value
 
 
 def _rfc3339(ms: int) -> str:

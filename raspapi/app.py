@@ -42,6 +42,9 @@ def create_app(settings: Settings) -> Starlette:
     runtime = Runtime(settings, admin_key, Authenticator(admin_key), manager)
     coredb = CoreDB(settings)
     runtime.keys, runtime.audit = coredb.keys, coredb.audit
+    for plugin in manager.plugins.values():
+        if plugin.ctx is not None:
+            plugin.ctx.audit_log = coredb.audit
     runtime.auth.lookups.append(coredb.keys.lookup)
     runtime.limiter = RateLimiter(settings.rate_limits) if settings.rate_limits else None
     live.setup(runtime)

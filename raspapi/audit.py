@@ -131,6 +131,18 @@ class AuditLog:
             with contextlib.suppress(RuntimeError):  # no loop: the next flush writes it
                 self._task = asyncio.get_running_loop().create_task(self.flush())
 
+    def record_event(self, plugin: str, event: str, detail: str) -> None:
+        """What a plugin did on its own (no request, no key): method ``EVENT``,
+        the plugin's namespace as the path, the event type as the route."""
+        self.record(
+            caller=None,
+            method="EVENT",
+            path=f"/api/v1/{plugin}",
+            route=event,
+            status=200,
+            detail=detail[:500],
+        )
+
     def record_request(
         self, scope: Scope, caller: Principal, route: str, status: int, at: float
     ) -> None:

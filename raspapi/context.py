@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
 
 from raspapi.cache import Cache
 from raspapi.events import EventBus
@@ -14,6 +14,9 @@ from raspapi.fsutil import open_regular
 from raspapi.runner import CommandRunner
 from raspapi.settings import Settings
 from raspapi.storage import Store
+
+if TYPE_CHECKING:
+    from raspapi.audit import AuditLog
 
 T = TypeVar("T")
 _SERVICE = "__service__"
@@ -47,7 +50,16 @@ class PluginContext:
     #: reaches every ``GET /api/v1/events`` stream; ``ctx.events.watch(fn)``
     #: calls ``fn`` every few seconds while a stream is open.
     events: EventBus = field(default_factory=EventBus, repr=False)
+    #: The daemon's audit log, set by the app (None in a bare context).
+    audit_log: AuditLog | None = field(default=None, repr=False)
     _stores: dict[str, Store] = field(default_factory=dict, repr=False)
+
+    def audit(self, event: str, detail: str) -> None:
+        """Record what the plugin did on its own (no request behind it) in the
+        audit log, e.g. ``ctx.audit("usage.quota_exceeded", "blocked ...")``.
+        Never put a key or a secret here."""
+        if self.audit_log is not None:
+            self.audit_log.record_event(self.name, event, detail)
 
     def path(self, path: str | Path) -> Path:
         """``path`` (absolute, as on the machine) resolved under RASPAPI_ROOT."""

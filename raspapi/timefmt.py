@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
+import math
+import re
 from datetime import UTC, datetime
+
+from raspapi.errors import Invalid
+
+_RELATIVE = re.compile(r"-(\d+(?:\.\d+)?)([smhdw])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
 def rfc3339(epoch: float | None) -> str | None:
@@ -26,3 +33,27 @@ def parse_rfc3339(text: str) -> float:
     if moment.tzinfo is None:
         raise ValueError("the timestamp needs a time zone, e.g. Z for UTC")
     return moment.timestamp()
+
+
+def parse_when(field: str, text: str, now: float) -> float:
+    """A query's time as Unix seconds: ``now``, a time before now (``-7d``,
+    ``-12h``, ``-30m``), Unix seconds, or RFC 3339. Raises :class:`Invalid`
+    naming ``field`` for anything else."""
+    text = text.strip()
+    if text == "now":
+        return now
+    match = _RELATIVE.fullmatch(text)
+    if match:
+        return now - float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    try:
+        value = float(text)
+    except ValueError:
+        try:
+            return parse_rfc3339(text)
+        except ValueError as exc:
+            raise Invalid(
+                field, f"{exc}, Unix seconds, or a time before now such as -7d or -12h"
+            ) from None
+    if not math.isfinite(value) or not 0 <= value < 1e11:
+        raise Invalid(field, "is not a time")
+    return value
