@@ -13,10 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from starlette.testclient import TestClient
-
 from raspapi.plugins.wifi import service as wifi_service
 from raspapi.plugins.wifi.service import parse_scan, security, unescape
+from starlette.testclient import TestClient
+
 from tests.conftest import AUTH, MakeClient
 from tests.hostapd_peer import short_root
 from tests.test_admin import sign_in
@@ -309,7 +309,7 @@ def test_an_ssid_cannot_inject_a_command(make_client: MakeClient, peer: Scripted
     SSID is hex on the wire: one SET_NETWORK, nothing else."""
     from raspapi.plugins.wifi.validate import Join
 
-    client = make_client()
+    client = make_client(options={"RASPAPI_WIFI_CONNECT_TIMEOUT": "1"})
     nasty = b'x"\nSET_NETWORK 0 psk "evil"\x00'
     manager = client.app.state.runtime.manager  # type: ignore[attr-defined]
     service = manager.plugins["wifi"].ctx.service(wifi_service.Wifi)
@@ -458,3 +458,15 @@ def test_connections_are_events(make_client: MakeClient, peer: ScriptedWpa) -> N
         assert data == {**data, "interface": "wlan1", "ssid": "Home", "bssid": HOME.bssid}
     finally:
         stream.close()
+
+
+def test_a_refused_setting_removes_the_new_network(wifi: TestClient, peer: ScriptedWpa) -> None:
+    peer.refuse_set = {"priority"}
+    response = wifi.post(
+        "/api/v1/wifi/wlan1/connect", headers=AUTH, json={"ssid": "FreeWifi", "priority": 7}
+    )
+    assert response.status_code == 422
+    assert response.json()["field"] == "priority"
+    assert [n.id for n in peer.networks] == [0, 1]
+    assert peer.counts["SELECT_NETWORK"] == 0
+    assert peer.state == "COMPLETED" and peer.current == 0

@@ -93,6 +93,8 @@ class ScriptedWpa:
     current: int | None = None
     state: str = "DISCONNECTED"
     silent_scan: bool = False
+    #: SET_NETWORK settings answered with FAIL.
+    refuse_set: set[str] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self._next_id = 0
@@ -292,6 +294,8 @@ class ScriptedWpa:
         net = self._net(int(parts[0]))
         name, value = parts[1], parts[2]
         if net is None:
+            return "FAIL\n"
+        if name in self.refuse_set:
             return "FAIL\n"
         if name == "ssid":
             if value.startswith('"'):

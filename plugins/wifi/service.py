@@ -355,14 +355,20 @@ class Wifi:
             raise Conflict(f"{PROGRAM} answered {reply[:40]!r} to ADD_NETWORK", code="refused")
         new_id = int(reply)
         ssid_text = display(join.ssid)
+        selected = False
         try:
             await self._configure(sock, new_id, join)
             async with self.monitor(interface) as events:
+                selected = True
                 await sock.command(f"SELECT_NETWORK {new_id}")
                 outcome = await wait_connected(events, new_id, self.connect_timeout)
         except BaseException:
+            # Refused, cancelled or gone: put things back as they were.
             with contextlib.suppress(CtrlError):
-                await asyncio.shield(self._undo(interface, sock, new_id, previous, enabled))
+                if selected:
+                    await asyncio.shield(self._undo(interface, sock, new_id, previous, enabled))
+                else:
+                    await asyncio.shield(sock.command(f"REMOVE_NETWORK {new_id}"))
             raise
         answer: dict[str, Any] = {
             "interface": interface,
@@ -547,7 +553,8 @@ async def wait_connected(events: EventMonitor, network_id: int, timeout: float) 
         elif event.name == "CTRL-EVENT-AUTH-REJECT":
             code = _field(words, "status_code") or "?"
             last.append(("AUTH_REJECT", f"the access point refused authentication ({code})"))
-        elif event.name == "CTRL-EVENT-DISCONNECTED":
+        elif event.name == "CTRL-EVENT-DISCONNECTED" and "locally_generated=1" not in words:
+            # (leaving the previous network is local, and no reason to give)
             code = _field(words, "reason") or "?"
             last.append(("DISCONNECTED", f"disconnected during the attempt (reason {code})"))
         return False
