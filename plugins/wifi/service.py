@@ -166,8 +166,11 @@ class Wifi:
             lock = self.locks[interface] = asyncio.Lock()
         return lock
 
-    def not_running(self) -> str:
+    async def not_running(self) -> str:
         """Why no interface is there: wpa_supplicant stopped, or NetworkManager."""
+        return await asyncio.to_thread(self._not_running)
+
+    def _not_running(self) -> str:
         if os.path.isdir(self.ctx.path(NM_RUN_DIR)):
             return (
                 "NetworkManager manages Wi-Fi on this machine: its wpa_supplicant has no "
@@ -209,7 +212,7 @@ class Wifi:
     async def status(self) -> Status:
         interfaces = await self.interfaces()
         if not interfaces:
-            return Status.unavailable(self.not_running())
+            return Status.unavailable(await self.not_running())
         errors: list[str] = []
         connected: list[str] = []
         for interface in interfaces:

@@ -44,7 +44,7 @@ async def panel(wifi: Wifi) -> Panel:
     """The upstream network of each client interface."""
     views = await wifi.overview()
     if not views:
-        return Panel("Upstream Wi-Fi", text=wifi.not_running())
+        return Panel("Upstream Wi-Fi", text=await wifi.not_running())
     rows: list[tuple[str, Any]] = []
     for view in views:
         if view.get("connected"):
