@@ -14,9 +14,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from raspapi.plugins.hostapd.ctrl import ControlSocket, CtrlFailed, CtrlUnavailable
 from starlette.testclient import TestClient
 
+from raspapi.wpactrl import ControlSocket, CtrlFailed, CtrlUnavailable
 from tests.conftest import AUTH, MakeClient
 from tests.hostapd_peer import ctrl_path, real_hostapd, short_root
 

@@ -127,12 +127,15 @@ def test_execstart_is_a_console_script_of_the_package():
 
 
 def test_runtime_directory_for_control_sockets():
-    # PrivateTmp is on: hostapd answers to a client socket it can reach, which
-    # the hostapd plugin binds under $RUNTIME_DIRECTORY.
+    # PrivateTmp is on: hostapd and wpa_supplicant answer to a client socket
+    # they can reach, which the core's wpa_ctrl client (used by the hostapd and
+    # wifi plugins) binds under $RUNTIME_DIRECTORY.
     unit = settings_of(UNIT.read_text())
     assert unit["PrivateTmp"] == ["yes"]
     assert unit["RuntimeDirectory"] == ["raspapi"]
-    hostapd = PROJECT / "plugins" / "hostapd"
-    if hostapd.is_dir():
-        assert any("RUNTIME_DIRECTORY" in f.read_text() for f in hostapd.rglob("*.py"))
+    assert "RUNTIME_DIRECTORY" in (PROJECT / "raspapi" / "wpactrl.py").read_text()
+    for name in ("hostapd", "wifi"):
+        plugin = PROJECT / "plugins" / name
+        if plugin.is_dir():
+            assert any("raspapi.wpactrl" in f.read_text() for f in plugin.rglob("*.py"))
     assert unit["StateDirectory"] == ["raspapi"]  # /var/lib/raspapi, the default state folder

@@ -22,10 +22,10 @@ from raspapi.routing import read_json
 from raspapi.runner import CommandError, CommandNotFound
 from raspapi.status import Status
 from raspapi.systemd import Systemd
+from raspapi.wpactrl import ControlSocket, CtrlError, CtrlFailed, close_all
 
 from . import config as hconf
 from .config import HostapdConf, display, is_secret
-from .ctrl import ControlSocket, CtrlError, CtrlFailed, close_all
 from .schema import AP_KEYS
 from .validate import DEFAULT_HW_MODE, FIELD_OF, plan
 
