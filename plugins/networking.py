@@ -567,8 +567,13 @@ def _node_facts(ctx: PluginContext, links: list[Link]) -> dict[str, Any]:
     base = ctx.path(SYS_NET)
     info: dict[str, tuple[str, ...]] = {}
     nohandler: dict[str, int] = {}
+    speed: dict[str, int] = {}
     for link in links:
         directory = base / link.name
+        # node_exporter reports the raw value, -1 (unknown) included: -125000 bytes/s.
+        mbps = _int(_read(directory / "speed"))
+        if mbps is not None:
+            speed[link.name] = mbps
         dropped = _int(_read(directory / "statistics" / "rx_nohandler"))
         if dropped is not None:
             nohandler[link.name] = dropped
@@ -586,7 +591,7 @@ def _node_facts(ctx: PluginContext, links: list[Link]) -> dict[str, Any]:
             (_read(directory / "ifalias", limit=256) or ""),
         )
     dev = _netdev_columns(_read(ctx.path(PROC_NET_DEV), limit=1 << 20))
-    return {"dev": dev, "info": info, "nohandler": nohandler}
+    return {"dev": dev, "info": info, "nohandler": nohandler, "speed": speed}
 
 
 @hookimpl
@@ -637,8 +642,8 @@ async def raspapi_metrics(ctx: PluginContext) -> list[Any]:
             info.add_metric([link.name, *facts["info"][link.name]], 1)
         if link.mtu is not None:
             mtu.add_metric([link.name], link.mtu)
-        if link.speed_mbps is not None:
-            speed.add_metric([link.name], link.speed_mbps * 125_000)
+        if link.name in facts["speed"]:
+            speed.add_metric([link.name], facts["speed"][link.name] * 125_000)
         if link.carrier is not None:
             carrier.add_metric([link.name], 1 if link.carrier else 0)
     return [*counters, up, info, mtu, speed, carrier]
