@@ -481,6 +481,20 @@ def sockstat(ctx: PluginContext) -> list[Any]:
     return list(out.values())
 
 
+_NETSTAT_CHOSEN: dict[str, bool] = {}
+
+
+def _netstat_field(key: str) -> bool:
+    """Whether node_exporter serves this field; the kernel's few hundred names are
+    matched once each (the regular expression is most of the collector's time)."""
+    chosen = _NETSTAT_CHOSEN.get(key)
+    if chosen is None:
+        chosen = bool(NETSTAT_FIELDS.match(key)) and _NAME.fullmatch(key) is not None
+        if len(_NETSTAT_CHOSEN) < 4096:
+            _NETSTAT_CHOSEN[key] = chosen
+    return chosen
+
+
 def netstat(ctx: PluginContext) -> list[Any]:
     """node_exporter's default ``node_netstat_*`` fields, from /proc/net/netstat, snmp
     and snmp6."""
@@ -504,7 +518,7 @@ def netstat(ctx: PluginContext) -> list[Any]:
                 values.setdefault(f"{match.group(1)}_{match.group(2)}", parts[1])
     out = []
     for key, count in values.items():
-        if not NETSTAT_FIELDS.match(key) or not _NAME.fullmatch(key):
+        if not _netstat_field(key):
             continue
         if (number := _float(count)) is not None:
             out.append(
