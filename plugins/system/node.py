@@ -481,18 +481,23 @@ def sockstat(ctx: PluginContext) -> list[Any]:
     return list(out.values())
 
 
-_NETSTAT_CHOSEN: dict[str, bool] = {}
+#: The fields node_exporter serves, by the header line (or snmp6 name) they are in:
+#: the kernel's few hundred names never change, so each is matched once.
+_NETSTAT_PICKS: dict[str, list[tuple[int, str]]] = {}
+_SNMP6 = re.compile(r"(Ip6|Icmp6|Udp6|UdpLite6)(.+)")
 
 
-def _netstat_field(key: str) -> bool:
-    """Whether node_exporter serves this field; the kernel's few hundred names are
-    matched once each (the regular expression is most of the collector's time)."""
-    chosen = _NETSTAT_CHOSEN.get(key)
-    if chosen is None:
-        chosen = bool(NETSTAT_FIELDS.match(key)) and _NAME.fullmatch(key) is not None
-        if len(_NETSTAT_CHOSEN) < 4096:
-            _NETSTAT_CHOSEN[key] = chosen
-    return chosen
+def _picks(header: str, names: list[str]) -> list[tuple[int, str]]:
+    picks = _NETSTAT_PICKS.get(header)
+    if picks is None:
+        picks = [
+            (index, key)
+            for index, key in enumerate(names)
+            if NETSTAT_FIELDS.match(key) and _NAME.fullmatch(key)
+        ]
+        if len(_NETSTAT_PICKS) < 1024:
+            _NETSTAT_PICKS[header] = picks
+    return picks
 
 
 def netstat(ctx: PluginContext) -> list[Any]:
@@ -508,18 +513,20 @@ def netstat(ctx: PluginContext) -> list[Any]:
             other, _, counts = numbers.partition(":")
             if protocol != other:
                 continue
-            for name, count in zip(names.split(), counts.split(), strict=False):
-                values.setdefault(f"{protocol}_{name}", count)
+            keys = [f"{protocol}_{name}" for name in names.split()]
+            found = counts.split()
+            for index, key in _picks(header, keys) if len(header) < 8192 else []:
+                if index < len(found):
+                    values.setdefault(key, found[index])
     for line in _lines(ctx, "/proc/net/snmp6", 65536)[:500]:
         parts = line.split()
-        if len(parts) == 2:
-            match = re.match(r"(Ip6|Icmp6|Udp6|UdpLite6)(.+)", parts[0])
-            if match:
-                values.setdefault(f"{match.group(1)}_{match.group(2)}", parts[1])
+        match = _SNMP6.match(parts[0]) if len(parts) == 2 else None
+        if match:
+            key = f"{match.group(1)}_{match.group(2)}"
+            if _picks(parts[0], [key]):
+                values.setdefault(key, parts[1])
     out = []
     for key, count in values.items():
-        if not _netstat_field(key):
-            continue
         if (number := _float(count)) is not None:
             out.append(
                 UnknownMetricFamily(
