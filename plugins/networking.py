@@ -528,42 +528,122 @@ async def raspapi_samples(ctx: PluginContext) -> dict[str, float]:
     return _sample_rates(ctx, links)
 
 
-_NODE_COUNTERS = {
-    "rx_bytes": ("receive_bytes", "Network device statistic receive_bytes"),
-    "tx_bytes": ("transmit_bytes", "Network device statistic transmit_bytes"),
-    "rx_packets": ("receive_packets", "Network device statistic receive_packets"),
-    "tx_packets": ("transmit_packets", "Network device statistic transmit_packets"),
-    "rx_errors": ("receive_errs", "Network device statistic receive_errs"),
-    "tx_errors": ("transmit_errs", "Network device statistic transmit_errs"),
-    "rx_dropped": ("receive_drop", "Network device statistic receive_drop"),
-    "tx_dropped": ("transmit_drop", "Network device statistic transmit_drop"),
-}
+#: node_exporter's names for the 16 columns of a /proc/net/dev line.
+_NETDEV = tuple(
+    f"{side}_{name}"
+    for side, names in (
+        (
+            "receive",
+            ("bytes", "packets", "errs", "drop", "fifo", "frame", "compressed", "multicast"),
+        ),
+        (
+            "transmit",
+            ("bytes", "packets", "errs", "drop", "fifo", "colls", "carrier", "compressed"),
+        ),
+    )
+    for name in names
+)
+#: /sys/class/net/<iface>/flags: IFF_UP, which ``adminstate`` reports.
+_IFF_UP = 0x1
+
+
+def _netdev_columns(text: str | None) -> dict[str, list[int]]:
+    """All 16 counters per interface from /proc/net/dev; malformed lines are skipped."""
+    out: dict[str, list[int]] = {}
+    for line in (text or "").splitlines()[2 : MAX_INTERFACES + 2]:
+        name, sep, rest = line.partition(":")
+        name = name.strip()
+        try:
+            numbers = [int(f) for f in rest.split()[:16]]
+        except ValueError:
+            continue
+        if sep and valid_ifname(name) and len(numbers) == 16 and min(numbers) >= 0:
+            out[name] = numbers
+    return out
+
+
+def _node_facts(ctx: PluginContext, links: list[Link]) -> dict[str, Any]:
+    """What node_exporter's netdev and netclass collectors read beyond ``Link``."""
+    base = ctx.path(SYS_NET)
+    info: dict[str, tuple[str, ...]] = {}
+    nohandler: dict[str, int] = {}
+    speed: dict[str, int] = {}
+    for link in links:
+        directory = base / link.name
+        # node_exporter reports the raw value, -1 (unknown) included: -125000 bytes/s.
+        mbps = _int(_read(directory / "speed"))
+        if mbps is not None:
+            speed[link.name] = mbps
+        dropped = _int(_read(directory / "statistics" / "rx_nohandler"))
+        if dropped is not None:
+            nohandler[link.name] = dropped
+        raw = _read(directory / "flags") or ""
+        try:
+            flags = int(raw, 16)
+        except ValueError:
+            flags = None
+        info[link.name] = (
+            link.mac_address or "",
+            (_read(directory / "broadcast") or "").lower(),
+            _read(directory / "duplex") or "",
+            link.operstate,
+            "" if flags is None else ("up" if flags & _IFF_UP else "down"),
+            (_read(directory / "ifalias", limit=256) or ""),
+        )
+    dev = _netdev_columns(_read(ctx.path(PROC_NET_DEV), limit=1 << 20))
+    return {"dev": dev, "info": info, "nohandler": nohandler, "speed": speed}
 
 
 @hookimpl
 async def raspapi_metrics(ctx: PluginContext) -> list[Any]:
-    """node_exporter's ``node_network_*`` counters and link facts, per interface."""
+    """node_exporter's ``node_network_*`` counters (every /proc/net/dev column) and its
+    netclass facts (up, info, MTU, speed, carrier), per interface."""
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
     links: list[Link] = await ctx.cache.get("links", lambda: read_links(ctx))
-    counters = {
-        key: CounterMetricFamily(f"node_network_{name}", text, labels=["device"])
-        for key, (name, text) in _NODE_COUNTERS.items()
-    }
+    facts: dict[str, Any] = await ctx.cache.get("node", lambda: _node_facts(ctx, links))
+    counters = [
+        CounterMetricFamily(
+            f"node_network_{name}", f"Network device statistic {name}.", labels=["device"]
+        )
+        for name in _NETDEV
+    ]
+    for device, numbers in facts["dev"].items():
+        for family, number in zip(counters, numbers, strict=True):
+            family.add_metric([device], number)
+    nohandler = CounterMetricFamily(
+        "node_network_receive_nohandler",
+        "Network device statistic receive_nohandler.",
+        labels=["device"],
+    )
+    for device, number in facts["nohandler"].items():
+        nohandler.add_metric([device], number)
+    counters.append(nohandler)
     up = GaugeMetricFamily(
         "node_network_up", "Value is 1 if operstate is 'up', 0 otherwise.", labels=["device"]
     )
-    mtu = GaugeMetricFamily("node_network_mtu_bytes", "Network device MTU", labels=["device"])
+    info = GaugeMetricFamily(
+        "node_network_info",
+        "Non-numeric data from /sys/class/net/<iface>, value is always 1.",
+        labels=["device", "address", "broadcast", "duplex", "operstate", "adminstate", "ifalias"],
+    )
+    mtu = GaugeMetricFamily(
+        "node_network_mtu_bytes", "Network device property: mtu_bytes", labels=["device"]
+    )
     speed = GaugeMetricFamily(
-        "node_network_speed_bytes", "Network device link speed in bytes/s", labels=["device"]
+        "node_network_speed_bytes", "Network device property: speed_bytes", labels=["device"]
+    )
+    carrier = GaugeMetricFamily(
+        "node_network_carrier", "Network device property: carrier", labels=["device"]
     )
     for link in links:
         up.add_metric([link.name], 1 if link.operstate == "up" else 0)
+        if link.name in facts["info"]:
+            info.add_metric([link.name, *facts["info"][link.name]], 1)
         if link.mtu is not None:
             mtu.add_metric([link.name], link.mtu)
-        if link.speed_mbps is not None:
-            speed.add_metric([link.name], link.speed_mbps * 125_000)
-        if link.counters is not None:
-            for key, family in counters.items():
-                family.add_metric([link.name], link.counters[key])
-    return [*counters.values(), up, mtu, speed]
+        if link.name in facts["speed"]:
+            speed.add_metric([link.name], facts["speed"][link.name] * 125_000)
+        if link.carrier is not None:
+            carrier.add_metric([link.name], 1 if link.carrier else 0)
+    return [*counters, up, info, mtu, speed, carrier]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from importlib.resources import files
 from pathlib import Path
@@ -51,8 +52,21 @@ async def index(request: Request) -> JSONResponse:
 
 
 async def health(request: Request) -> JSONResponse:
-    """Liveness: the process answers."""
-    return JSONResponse({"status": "ok", "version": __version__})
+    """Liveness: the process answers.
+
+    `uptime_seconds` is the host's time since boot in whole seconds (what V6Direct's
+    `/health` reports and uptime monitors read), from the kernel's boot clock: no
+    file is read.
+    """
+    return JSONResponse(
+        {"status": "ok", "version": __version__, "uptime_seconds": host_uptime_seconds()}
+    )
+
+
+def host_uptime_seconds() -> int:
+    """Seconds since the host booted (``/proc/uptime``'s first field, suspend included)."""
+    clock = getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)
+    return int(time.clock_gettime(clock))
 
 
 async def ready(request: Request) -> JSONResponse:
@@ -126,7 +140,15 @@ def routes() -> list[ApiRoute]:
             scope=None,
             response={
                 "type": "object",
-                "properties": {"status": {"const": "ok"}, "version": _STRING},
+                "properties": {
+                    "status": {"const": "ok"},
+                    "version": _STRING,
+                    "uptime_seconds": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "description": "The host's time since boot, in whole seconds",
+                    },
+                },
             },
         ),
         ApiRoute(

@@ -211,9 +211,9 @@ class Exporter:
         """Prometheus metrics: the node, every plugin's, and the daemon's own.
 
         The Prometheus text format (OpenMetrics when the scraper asks for it).
-        Node figures use node_exporter's names (`node_load1`,
-        `node_cpu_seconds_total`...), so its dashboards work; memory is in
-        snake case (`node_memory_available_bytes`), as promtool requires.
+        Node figures use node_exporter's names, labels and help texts
+        (`node_load1`, `node_cpu_seconds_total`, `node_memory_MemAvailable_bytes`...),
+        so its dashboards work unchanged.
         """
         body, content_type = await self.render(request.headers.get("accept", ""))
         return Response(body, headers={"Content-Type": content_type})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from unittest.mock import ANY
 
 from starlette.testclient import TestClient
 
@@ -38,7 +39,19 @@ def test_trailing_slash_redirects_307(client: TestClient):
 
 
 def test_health_needs_no_key(client: TestClient):
-    assert client.get("/health").json() == {"status": "ok", "version": __version__}
+    body = client.get("/health").json()
+    assert body == {"status": "ok", "version": __version__, "uptime_seconds": ANY}
+
+
+def test_health_uptime_is_the_hosts(client: TestClient):
+    """V6Direct's field: the host's seconds since boot, as /proc/uptime counts them."""
+    with open("/proc/uptime") as fh:
+        before = float(fh.read().split()[0])
+    uptime = client.get("/health").json()["uptime_seconds"]
+    with open("/proc/uptime") as fh:
+        after = float(fh.read().split()[0])
+    assert isinstance(uptime, int)
+    assert int(before) <= uptime <= int(after) + 1
 
 
 def test_ready_lists_every_plugin(client: TestClient):

@@ -31,6 +31,65 @@ def test_timeseries_api_own_test_sequence(app: tuple[TestClient, str, dict[str, 
     """timeseries-api's tests/test_api.py, step by step. The one change: its GET requests
     carry a read key in a header (timeseries-api's reads needed none)."""
     client, token, read = app
+    timeseries_api_test_sequence(client, token, read)
+
+
+def test_public_read_runs_timeseries_api_test_unchanged(make_client: MakeClient):
+    """With RASPAPI_SENSORS_PUBLIC_READ=true, the exact requests of timeseries-api's
+    tests/test_api.py: reads without any key, writes with an ingest key as the token."""
+    client = make_client(rate_limits=(), options={"RASPAPI_SENSORS_PUBLIC_READ": "true"})
+    token = make_key(client, "timeseries-api-test", ["ingest"])
+    timeseries_api_test_sequence(client, token, {})
+
+
+def test_public_read_is_off_by_default_and_opens_nothing_else(make_client: MakeClient):
+    closed = make_client(rate_limits=())
+    for path in ("/series", "/series/1", "/point/1"):
+        assert closed.get(path).status_code in (401, 403), path
+    client = make_client(rate_limits=(), options={"RASPAPI_SENSORS_PUBLIC_READ": "yes"})
+    token = make_key(client, "esp32", ["ingest"])
+    series = client.put(
+        "/series/new", json={"token": token, "device_id": "a", "device_desc": "b"}
+    ).json()
+    point = client.put(
+        "/point/new", json={"token": token, "series_id": series, "fields": {"t": 1}}
+    ).json()
+    assert client.get("/series").status_code == 200
+    assert client.get(f"/series/{series}").json()[0]["fields"] == {"t": 1}
+    assert client.get(f"/point/{point}").status_code == 200
+    # Unknown ids stay 404 and odd ones never 500, without a key too.
+    assert client.get("/point/99999999999999999999").status_code == 404
+    assert client.get("/series/abc").status_code == 404
+    # Every other route still needs its key.
+    for method, path in (
+        ("GET", "/points/count"),
+        ("GET", "/api/v1/sensors/series"),
+        ("GET", f"/api/v1/sensors/series/{series}/points"),
+        ("GET", "/system"),
+        ("GET", "/metrics"),
+    ):
+        assert client.request(method, path).status_code in (401, 403), path
+    for method, path in (
+        ("PUT", "/point/new"),
+        ("DELETE", f"/point/{point}"),
+        ("DELETE", f"/series/{series}"),
+    ):
+        answer = client.request(method, path, json={"series_id": series, "fields": {"t": 2}})
+        assert answer.status_code == 403, (method, path)
+    assert client.get(f"/series/{series}").json()[0]["fields"] == {"t": 1}
+
+
+def test_public_read_setting_must_be_a_boolean(make_client: MakeClient):
+    client = make_client(options={"RASPAPI_SENSORS_PUBLIC_READ": "maybe"})
+    state = client.get("/ready").json()["plugins"]["sensors"]
+    assert state["state"] == "failed"
+    assert "RASPAPI_SENSORS_PUBLIC_READ" in state["reason"]
+    assert client.get("/series").status_code != 200
+
+
+def timeseries_api_test_sequence(client: TestClient, token: str, read: dict[str, str]) -> None:
+    """Every request timeseries-api's tests/test_api.py makes, in its order, with its
+    checks; ``read`` is the header its GET requests carry here."""
     auth = {"token": token}
     new_series = {
         "desc": "A test series",

@@ -15,7 +15,9 @@ Same paths, methods, bodies, status codes and answers here, with the token
 in the JSON body (these routes only) checked as a raspapi key with the
 ``ingest`` scope (or ``admin``); a header key works too. What differs, on
 purpose: the GET routes need a key with the ``read`` scope in a header
-(timeseries-api's were open to anyone); a token only changes its own series
+(timeseries-api's were open to anyone), unless ``RASPAPI_SENSORS_PUBLIC_READ``
+opens its three read routes (``GET /series``, ``/series/<id>``, ``/point/<id>``)
+as timeseries-api does; a token only changes its own series
 (there, any token could delete any series); every bad input is a 4xx, not
 a 500; a point may carry its own ``timestamp`` (RFC 3339 with a zone, or Unix
 seconds; otherwise the server's time, as there); field values are numbers
@@ -258,11 +260,14 @@ class Compat:
             "properties": {"token": token},
             "description": "The token may be sent in a key header instead.",
         }
+        # timeseries-api's readers (its viewer, its plotter, its own test) send no key.
+        reads = None if self.sensors.config.public_read else "read"
         return [
             ApiRoute(
                 "/series",
                 _answer(self.list_series),
                 methods=["GET"],
+                scope=reads,
                 response={
                     "type": "object",
                     "additionalProperties": {
@@ -301,6 +306,7 @@ class Compat:
                 "/series/{id}",
                 _answer(self.get_series),
                 methods=["GET"],
+                scope=reads,
                 response={"type": "array", "items": point},
             ),
             ApiRoute(
@@ -332,7 +338,9 @@ class Compat:
                 },
                 response={"type": "integer", "description": "The new point's id."},
             ),
-            ApiRoute("/point/{id}", _answer(self.get_point), methods=["GET"], response=point),
+            ApiRoute(
+                "/point/{id}", _answer(self.get_point), methods=["GET"], scope=reads, response=point
+            ),
             ApiRoute(
                 "/point/{id}",
                 _answer(self.delete_point),

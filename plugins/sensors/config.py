@@ -23,6 +23,8 @@ class Config:
     #: Seconds between retention runs, and the points one run deletes at most.
     prune_interval: float = 60.0
     prune_batch: int = 20_000
+    #: timeseries-api's read routes (GET /series, /series/{id}, /point/{id}) without a key.
+    public_read: bool = False
 
     @property
     def max_body_bytes(self) -> int:
@@ -48,7 +50,16 @@ class Config:
                 )
             return value
 
+        def flag(name: str) -> bool:
+            raw = (option(f"RASPAPI_SENSORS_{name}") or "").strip().lower()
+            if raw in ("", "0", "false", "no", "off"):
+                return False
+            if raw in ("1", "true", "yes", "on"):
+                return True
+            raise ValueError(f"RASPAPI_SENSORS_{name}={raw[:32]!r} is not true or false")
+
         return cls(
+            public_read=flag("PUBLIC_READ"),
             max_batch=int(number("MAX_BATCH", cls.max_batch, 1, 10_000)),
             max_series=int(number("MAX_SERIES", cls.max_series, 1, 100_000)),
             retention_days=number("RETENTION_DAYS", cls.retention_days, 0.01, 36500),
