@@ -242,3 +242,20 @@ def test_the_date_header_is_fresh_after_a_quiet_spell(settings: Settings) -> Non
             proc.kill()
             proc.communicate()
     assert proc.returncode == 0
+
+
+def test_a_failed_vcgencmd_is_remembered(
+    make_client: MakeClient, loop_name: str, root: Path, tmp_path: Path
+) -> None:
+    log = tmp_path / "vcgencmd.log"
+    script = root / "usr/bin/vcgencmd"
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text(
+        f'#!/bin/sh\necho "$*" >> "{log}"\necho "VCHI initialization failed" >&2\nexit 255\n'
+    )
+    script.chmod(0o755)
+    client = make_client(loop=loop_name, cache_ttl=0)
+    for _ in range(3):
+        body = client.get("/api/v1/thermal", headers=AUTH).json()
+        assert body["throttling"]["source"] == "sysfs"
+    assert log.read_text().splitlines() == ["get_throttled"]
