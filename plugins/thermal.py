@@ -123,9 +123,10 @@ def decode_throttled(value: int, source: str) -> dict[str, Any]:
 async def read_throttling(ctx: PluginContext) -> tuple[dict[str, Any] | None, str | None]:
     """The decoded flags, or None and why not.
 
-    A failed ``vcgencmd`` (no /dev/vchiq access, no firmware service) is
-    remembered for ``VCGENCMD_RETRY_SECONDS``: it is not started again on
-    every refresh only to fail the same way, and sysfs answers meanwhile.
+    A failed or missing ``vcgencmd`` (no /dev/vchiq access, no firmware
+    service, not installed) is remembered for ``VCGENCMD_RETRY_SECONDS``: it
+    is not looked for or started again on every refresh only to fail the
+    same way, and sysfs answers meanwhile.
     """
     problems: list[str] = []
     failed: tuple[float, str] | None = ctx.state.get(_VCGENCMD_FAILED)
@@ -145,6 +146,8 @@ async def read_throttling(ctx: PluginContext) -> tuple[dict[str, Any] | None, st
         ctx.state[_VCGENCMD_FAILED] = (time.monotonic(), problem)
         problems.append(problem)
     else:
+        # Looked for again after VCGENCMD_RETRY_SECONDS, not on every refresh.
+        ctx.state[_VCGENCMD_FAILED] = (time.monotonic(), "no vcgencmd")
         problems.append("no vcgencmd")
     for path in SYSFS_THROTTLED:
         text = await asyncio.to_thread(_read, ctx, path)
