@@ -7,9 +7,11 @@
    answers first, then silence). Over three windows of ``--idle`` seconds:
    - CPU: utime + stime (+ reaped children) from ``/proc/<pid>/stat``, as a
      share of one core. Target: at most 0.05%.
-   - wake-ups: ``strace -f -c -e trace=epoll_wait,epoll_pwait,futex`` attached
-     to every thread; ``epoll_*`` calls are the event loop's wake-ups.
-     Target: at most 2 a second.
+   - wake-ups: ``strace -f -e trace=epoll_wait,epoll_pwait,futex`` attached
+     to every thread; every ``epoll_*`` call counts as a wake-up (the issue's
+     measure, judged against the target of at most 2 a second), and the
+     calls with a non-zero timeout (the loop going to sleep, then woken) are
+     reported beside them.
    - programs: ``strace -f -e trace=execve`` attached likewise; programs per
      sample is the count divided by the samples the window holds. Target: 0
      without WireGuard (the fixture machine has none).
@@ -107,22 +109,33 @@ def _trace(pid: int, seconds: float, args: Sequence[str]) -> str:
     return text
 
 
-_SUMMARY = re.compile(r"^\s*[\d.]+\s+[\d.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?(\w+)\s*$")
+_CALL = re.compile(r"^\d+\s+(?:[\d:.]+\s+)?(?:<\.\.\. )?(\w+)(\(| resumed>)")
+_EPOLL_TIMEOUT = re.compile(r"\[[^\]]*\], \d+, (-?\d+)")
 
 
-def parse_strace_summary(text: str) -> dict[str, int]:
-    """Calls per syscall from ``strace -c``'s table."""
+def parse_trace(text: str) -> dict[str, Any]:
+    """Calls per syscall in ``strace -f`` output, and how many ``epoll_*`` calls
+    had a timeout (the loop going to sleep) rather than 0 (a loop turn while
+    callbacks are pending)."""
     calls: dict[str, int] = {}
+    sleeping = 0
     for line in text.splitlines():
-        match = _SUMMARY.match(line)
-        if match and match.group(2) != "total":
-            calls[match.group(2)] = int(match.group(1))
-    return calls
+        match = _CALL.match(line)
+        if match is None:
+            continue
+        name, how = match.groups()
+        if how == "(":
+            calls[name] = calls.get(name, 0) + 1
+        if name.startswith("epoll") and "<unfinished" not in line:
+            timeout = _EPOLL_TIMEOUT.search(line)
+            if timeout is not None and int(timeout.group(1)) != 0:
+                sleeping += 1
+    return {"calls": calls, "epoll_sleeps": sleeping}
 
 
-def syscall_counts(pid: int, seconds: float) -> dict[str, int]:
-    return parse_strace_summary(
-        _trace(pid, seconds, ["-c", "-e", "trace=epoll_wait,epoll_pwait,epoll_pwait2,futex"])
+def syscall_counts(pid: int, seconds: float) -> dict[str, Any]:
+    return parse_trace(
+        _trace(pid, seconds, ["-e", "trace=epoll_wait,epoll_pwait,epoll_pwait2,futex"])
     )
 
 
@@ -148,8 +161,9 @@ def measure_idle(seconds: float, say: Say) -> dict[str, Any]:
         if strace_binary() is None:
             say("  strace is missing: no wake-up or program counts")
             return result
-        say(f"  wake-ups over {seconds:g} s (strace -c)")
-        calls = syscall_counts(daemon.pid, seconds)
+        say(f"  wake-ups over {seconds:g} s (strace -e epoll_pwait,futex)")
+        traced = syscall_counts(daemon.pid, seconds)
+        calls = traced["calls"]
         epoll = sum(n for name, n in calls.items() if name.startswith("epoll"))
         say(f"  programs over {seconds:g} s (strace -e execve)")
         programs = programs_started(daemon.pid, seconds)
@@ -157,6 +171,7 @@ def measure_idle(seconds: float, say: Say) -> dict[str, Any]:
         result.update(
             syscalls=calls,
             wakeups_per_second=epoll / seconds,
+            sleeps_per_second=traced["epoll_sleeps"] / seconds,
             futex_per_second=calls.get("futex", 0) / seconds,
             programs=programs,
             programs_per_sample=len(programs) / samples,
@@ -189,7 +204,9 @@ def parse_importtime(text: str) -> dict[str, Any]:
 
 def measure_imports() -> dict[str, Any]:
     daemon = Daemon(
-        ready_path="/system", ready_headers=AUTH, extra_env={"PYTHONPROFILEIMPORTTIME": "1"}
+        ready_path="/system",
+        ready_headers=AUTH,
+        extra_env={"PYTHONPROFILEIMPORTTIME": "1", **BYTECODE},
     )
     with daemon:
         time.sleep(0.5)
@@ -199,15 +216,29 @@ def measure_imports() -> dict[str, Any]:
 
 # -- start-up --------------------------------------------------------------------------
 
+#: As installed (pip writes the bytecode): a development shell's
+#: PYTHONDONTWRITEBYTECODE=1 would make every start compile every module.
+BYTECODE = {"PYTHONDONTWRITEBYTECODE": ""}
+
+
+@dataclass
+class _BareWithBytecode(BareApp):
+    def env(self) -> dict[str, str]:
+        return {**super().env(), **BYTECODE}
+
 
 def measure_startup(runs: int, say: Say) -> dict[str, Any]:
     times: dict[str, list[float]] = {"raspapi": [], "bare": []}
+    servers: tuple[tuple[str, Callable[[], ServerProcess]], ...] = (
+        ("raspapi", lambda: Daemon(ready_path="/system", ready_headers=AUTH, extra_env=BYTECODE)),
+        ("bare", _BareWithBytecode),
+    )
+    for _, make in servers:  # one start each to write the bytecode
+        with make():
+            pass
     for i in range(runs):
-        for name, make in (
-            ("raspapi", lambda: Daemon(ready_path="/system", ready_headers=AUTH)),
-            ("bare", BareApp),
-        ):
-            server: ServerProcess = make()
+        for name, make in servers:
+            server = make()
             with server:
                 times[name].append(server.startup_seconds)
         say(
@@ -453,7 +484,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 verdicts.append(
                     (
                         "event-loop wake-ups a second",
-                        f"{idle['wakeups_per_second']:.2f} (futex {idle['futex_per_second']:.2f})",
+                        f"{idle['wakeups_per_second']:.2f} epoll calls, of which"
+                        f" {idle['sleeps_per_second']:.2f} with a timeout"
+                        f" (futex {idle['futex_per_second']:.2f})",
                         f"<= {WAKEUPS_TARGET:g}",
                         idle["wakeups_per_second"] <= WAKEUPS_TARGET,
                     )
@@ -466,10 +499,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         idle["programs_per_sample"] <= PROGRAMS_TARGET,
                     )
                 )
-        say("imports")
-        imports = figures["imports"] = measure_imports()
         say("start-up (x86)")
         startup = figures["startup"] = measure_startup(args.startups, say)
+        say("imports")
+        imports = figures["imports"] = measure_imports()
         verdicts.append(
             (
                 "start-up vs bare Starlette (this machine)",
