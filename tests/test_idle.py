@@ -259,3 +259,54 @@ def test_a_failed_vcgencmd_is_remembered(
         body = client.get("/api/v1/thermal", headers=AUTH).json()
         assert body["throttling"]["source"] == "sysfs"
     assert log.read_text().splitlines() == ["get_throttled"]
+
+
+def test_the_key_flusher_sleeps_until_a_key_is_used(tmp_path: Path, loop_name: str) -> None:
+    import asyncio
+    import contextlib
+
+    from raspapi.coredb import MIGRATIONS
+    from raspapi.keystore import KeyStore
+    from raspapi.storage import Store
+    from tests.conftest import run_on
+
+    store = Store(tmp_path / "raspapi.db", MIGRATIONS)
+    keys = KeyStore(store, flush_interval=0.05)
+    flushes: list[int] = []
+    real_flush = keys.flush
+
+    async def counting_flush() -> None:
+        flushes.append(len(keys._dirty))
+        await real_flush()
+
+    keys.flush = counting_flush  # type: ignore[method-assign]
+
+    async def scenario() -> tuple[list[int], list[int], float | None]:
+        await keys.load()
+        record, key = await keys.create("poller", ["read"])
+        task = asyncio.create_task(keys.run_flusher())
+        await asyncio.sleep(0.4)  # eight intervals with no key used
+        idle = list(flushes)
+        assert keys.lookup(key) is not None
+        for _ in range(40):
+            if flushes:
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.3)  # and it goes back to sleep
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        stored = await store.run(
+            lambda conn: conn.execute(
+                "SELECT last_used_at FROM api_keys WHERE id = ?", (record.id,)
+            ).fetchone()[0]
+        )
+        return idle, list(flushes), stored
+
+    try:
+        idle, after, stored = run_on(loop_name, scenario())
+    finally:
+        store.close()
+    assert idle == []
+    assert after == [1]
+    assert stored is not None
