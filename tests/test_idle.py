@@ -310,3 +310,52 @@ def test_the_key_flusher_sleeps_until_a_key_is_used(tmp_path: Path, loop_name: s
     assert idle == []
     assert after == [1]
     assert stored is not None
+
+
+# -- psutil ---------------------------------------------------------------------------
+
+
+def test_psutil_lists_the_addresses_ip_lists() -> None:
+    """On the machine itself the networking plugin reads addresses through psutil
+    (getifaddrs): the same as ``ip -j address show`` prints, scope included."""
+    from raspapi.plugins.networking import parse_ip_addresses, psutil_addresses
+
+    if shutil.which("ip") is None:
+        pytest.fail("ip (iproute2) is needed to compare with")
+    mismatch: dict[str, object] = {}
+    for _ in range(5):  # other tests may add or remove interfaces meanwhile
+        ours = psutil_addresses()
+        shown = subprocess.run(
+            ["ip", "-j", "address", "show"], capture_output=True, text=True, timeout=10
+        ).stdout
+        theirs = parse_ip_addresses(shown)
+        mismatch = {
+            name: (ours[name], theirs[name])
+            for name in set(ours) & set(theirs)
+            if ours[name] != theirs[name]
+        }
+        if not mismatch and "lo" in ours:
+            break
+        time.sleep(0.2)
+    assert not mismatch
+    assert [(a.family, a.address, a.prefix_length, a.scope) for a in ours["lo"]][:1] == [
+        ("inet", "127.0.0.1", 8, "host")
+    ]
+
+
+def test_addresses_of_the_machine_itself_start_no_program(
+    settings: Settings, loop_name: str
+) -> None:
+    from raspapi.plugins.networking import read_addresses
+
+    from tests.conftest import run_on
+
+    ctx = create_app(settings.with_(root=Path("/"))).state.runtime.manager.plugins["networking"].ctx
+
+    async def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"a program was started: {args}")
+
+    ctx.runner.run = refuse
+    addresses, error = run_on(loop_name, read_addresses(ctx))
+    assert error is None
+    assert any(a.address == "127.0.0.1" for a in addresses["lo"])
