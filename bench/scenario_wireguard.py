@@ -23,6 +23,7 @@ import json
 import math
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import time
@@ -112,6 +113,10 @@ class WireguardDaemon(Daemon):
             time.sleep(0.05)
         else:
             raise BenchError(f"wireguard-go {name} did not start within 10 s")
+        # The plugin runs `wg` only when it sees an interface under its root.
+        sockets = self.root / "var/run/wireguard"
+        sockets.mkdir(parents=True, exist_ok=True)
+        os.mknod(sockets / f"{name}.sock", stat.S_IFSOCK | 0o600)
         private = _run("wg", "genkey").strip()
         server = ["[Interface]", f"PrivateKey = {private}", "ListenPort = 0", ""]
         conf = [

@@ -6,9 +6,12 @@ name says) and ``/api/v1/networking``.
 Sources, all under the root: ``/sys/class/net/<iface>/`` for the link
 attributes, ``/proc/net/dev`` for the counters (one read for every interface;
 ``/sys/class/net/<iface>/statistics/`` when an interface is missing there), and
-``ip -j address show`` for the addresses. /sys holds no address, and
-/proc/net/fib_trie names no interface and gives no prefix length per address
-(nor secondary addresses apart), so ``ip``'s JSON is the one complete source.
+the addresses. /sys holds no address, and /proc/net/fib_trie names no
+interface and gives no prefix length per address (nor secondary addresses
+apart): on the machine itself (root ``/``) psutil reads them through
+getifaddrs(3), without starting a program; under any other root (a fixture
+machine) ``ip -j address show`` found there is asked, as getifaddrs can only
+see the running kernel.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import ipaddress
 import json
 import os
 import re
+import socket
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -229,7 +233,46 @@ def _address(info: Any) -> Address | None:
     return Address(family, str(ip), prefix, scope if isinstance(scope, str) else None)
 
 
+def psutil_addresses() -> dict[str, list[Address]]:
+    """The running machine's addresses per interface, from psutil (blocking: a thread)."""
+    import psutil  # on first use: nothing reads addresses before the first request
+
+    out: dict[str, list[Address]] = {}
+    for name, entries in list(psutil.net_if_addrs().items())[:MAX_INTERFACES]:
+        found = out.setdefault(name, [])
+        for entry in entries[:MAX_ADDRESSES]:
+            address = _from_psutil(entry.family, entry.address, entry.netmask)
+            if address is not None:
+                found.append(address)
+    return out
+
+
+def _from_psutil(family: int, local: str, netmask: str | None) -> Address | None:
+    if family == socket.AF_INET:
+        kind = "inet"
+    elif family == socket.AF_INET6:
+        kind = "inet6"
+    else:
+        return None
+    try:
+        ip = ipaddress.ip_address(local.split("%", 1)[0])  # fe80::1%eth0
+        mask = ipaddress.ip_address(netmask) if netmask else None
+    except ValueError:
+        return None
+    prefix: int = ip.max_prefixlen
+    if mask is not None and mask.version == ip.version:
+        prefix = bin(int(mask)).count("1")
+    # The scope ip(8) shows: loopback is host, fe80::/10 and 169.254/16 are link.
+    scope = "host" if ip.is_loopback else "link" if ip.is_link_local else "global"
+    return Address(kind, str(ip), prefix, scope)
+
+
 async def read_addresses(ctx: PluginContext) -> tuple[dict[str, list[Address]], str | None]:
+    if ctx.settings.root == Path("/"):
+        try:
+            return await asyncio.to_thread(psutil_addresses), None
+        except OSError as exc:
+            return {}, f"cannot list addresses: {exc}"
     try:
         result = await ctx.runner.run(
             ["ip", "-j", "address", "show"], timeout=5, max_output=4 << 20
@@ -482,7 +525,7 @@ def _self_check(ctx: PluginContext) -> Status:
     has_dev = ctx.path(PROC_NET_DEV).is_file()
     if not has_sys and not has_dev:
         return Status.unavailable(f"neither {SYS_NET} nor {PROC_NET_DEV} can be read")
-    ip = ctx.runner.which("ip")
+    ip = "psutil" if ctx.settings.root == Path("/") else ctx.runner.which("ip")
     return Status.ok(
         interfaces=len(read_links(ctx)),
         addresses=f"from {ip}" if ip else "none: ip (iproute2) is not installed",

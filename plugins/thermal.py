@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import time
 from typing import Any
 
 from starlette.requests import Request
@@ -40,6 +41,9 @@ FLAGS = {
     "soft_temperature_limit": 3,
 }
 _VCGENCMD = re.compile(r"throttled=(0x[0-9a-fA-F]+)")
+#: How long a failed ``vcgencmd get_throttled`` is remembered before it is tried again.
+VCGENCMD_RETRY_SECONDS = 3600.0
+_VCGENCMD_FAILED = "vcgencmd_failed"
 _NUMBERED = re.compile(r"([a-z_]+?)(\d+)")
 
 
@@ -117,19 +121,33 @@ def decode_throttled(value: int, source: str) -> dict[str, Any]:
 
 
 async def read_throttling(ctx: PluginContext) -> tuple[dict[str, Any] | None, str | None]:
-    """The decoded flags, or None and why not."""
+    """The decoded flags, or None and why not.
+
+    A failed or missing ``vcgencmd`` (no /dev/vchiq access, no firmware
+    service, not installed) is remembered for ``VCGENCMD_RETRY_SECONDS``: it
+    is not looked for or started again on every refresh only to fail the
+    same way, and sysfs answers meanwhile.
+    """
     problems: list[str] = []
-    if ctx.runner.which("vcgencmd") is not None:
+    failed: tuple[float, str] | None = ctx.state.get(_VCGENCMD_FAILED)
+    if failed is not None and time.monotonic() - failed[0] < VCGENCMD_RETRY_SECONDS:
+        problems.append(failed[1])
+    elif ctx.runner.which("vcgencmd") is not None:
         try:
             result = await ctx.runner.run(["vcgencmd", "get_throttled"], timeout=2)
         except CommandError as exc:
-            problems.append(f"vcgencmd get_throttled failed ({exc.message})")
+            problem = f"vcgencmd get_throttled failed ({exc.message})"
         else:
             match = _VCGENCMD.search(result.text)
             if match:
+                ctx.state.pop(_VCGENCMD_FAILED, None)
                 return decode_throttled(int(match.group(1), 16), "vcgencmd"), None
-            problems.append(f"vcgencmd get_throttled printed {result.text.strip()[:80]!r}")
+            problem = f"vcgencmd get_throttled printed {result.text.strip()[:80]!r}"
+        ctx.state[_VCGENCMD_FAILED] = (time.monotonic(), problem)
+        problems.append(problem)
     else:
+        # Looked for again after VCGENCMD_RETRY_SECONDS, not on every refresh.
+        ctx.state[_VCGENCMD_FAILED] = (time.monotonic(), "no vcgencmd")
         problems.append("no vcgencmd")
     for path in SYSFS_THROTTLED:
         text = await asyncio.to_thread(_read, ctx, path)

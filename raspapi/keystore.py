@@ -121,6 +121,9 @@ class KeyStore:
         self._records: dict[str, KeyRecord] = {}
         self._live: dict[str, KeyRecord] = {}  # by key_sha256; never revoked ones
         self._dirty: set[str] = set()
+        #: Set when a key is used with nothing waiting to be written: wakes the
+        #: flusher, which otherwise sleeps (an idle daemon has no timer for it).
+        self._used: asyncio.Event | None = None
         #: Called with ("created" or "revoked", record) after a change (live events).
         self.on_change: Callable[[str, KeyRecord], None] | None = None
 
@@ -136,6 +139,8 @@ class KeyStore:
         if record.expires_at is not None and record.expires_at <= now:
             return None
         record.last_used_at = now
+        if not self._dirty and self._used is not None:
+            self._used.set()
         self._dirty.add(record.id)
         return record.principal
 
@@ -259,8 +264,13 @@ class KeyStore:
             log.warning("cannot record when keys were last used: %s", exc)
 
     async def run_flusher(self) -> None:
-        """Flush every ``flush_interval`` seconds until cancelled."""
+        """Until cancelled: once a key is used, flush ``flush_interval`` seconds
+        later; while no key is used, sleep without a timer."""
+        self._used = asyncio.Event()
         while True:
+            if not self._dirty:
+                self._used.clear()
+                await self._used.wait()
             await asyncio.sleep(self.flush_interval)
             await self.flush()
 

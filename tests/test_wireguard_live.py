@@ -63,7 +63,7 @@ def test_handshake_traffic_and_a_phone_added_and_removed(
 ) -> None:
     third = os.getpid() % 250
     subnet = f"10.213.{third}"
-    with wireguard_go(tmp_path / "wg") as tunnels:
+    with wireguard_go(tmp_path / "wg", root) as tunnels:
         server = tunnels.start(f"{subnet}.1/24")
         other: Tunnel = tunnels.start(f"10.214.{third}.2/24")
         link(server, other, f"10.214.{third}.2/32")

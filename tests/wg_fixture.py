@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import socket
+import stat
 import subprocess
 import time
 from collections.abc import Iterator
@@ -65,7 +66,20 @@ def _script(path: Path, body: str) -> None:
     path.chmod(0o755)
 
 
+def expose_userspace_interface(root: Path, name: str) -> None:
+    """A socket entry at ``<root>/var/run/wireguard/<name>.sock``, where the plugin
+    looks for userspace interfaces (it runs ``wg`` only when one exists)."""
+    folder = root / "var/run/wireguard"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.sock"
+    if not path.exists():
+        os.mknod(path, stat.S_IFSOCK | 0o600)
+
+
 def install_fake_wg(root: Path, work: Path) -> FakeWg:
+    """The recording ``wg``, with a userspace interface's socket under ``root`` so
+    the plugin asks it (without one it never runs ``wg``)."""
+    expose_userspace_interface(root, "wgfake")
     real = shutil.which("wg")
     if real is None:
         pytest.fail("wg (wireguard-tools) is needed to generate keys")
@@ -166,8 +180,11 @@ class Tunnel:
 class WireguardGo:
     """Starts wireguard-go interfaces and removes every one of them at the end."""
 
-    def __init__(self, work: Path) -> None:
+    def __init__(self, work: Path, root: Path | None = None) -> None:
         self.work = work
+        #: A fixture root the daemon under test reads: each interface's socket
+        #: is shown there too.
+        self.root = root
         self.stack = ExitStack()
         self.prefix = f"rwgt{os.getpid() % 10000}"
         self.count = 0
@@ -186,6 +203,8 @@ class WireguardGo:
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise AssertionError(f"wireguard-go {name} did not start")
             time.sleep(0.05)
+        if self.root is not None:
+            expose_userspace_interface(self.root, name)
         if private_key is None:
             private_key, public_key = genkey()
         else:
@@ -216,10 +235,10 @@ class WireguardGo:
 
 
 @contextmanager
-def wireguard_go(work: Path) -> Iterator[WireguardGo]:
+def wireguard_go(work: Path, root: Path | None = None) -> Iterator[WireguardGo]:
     require_wireguard_go()
     work.mkdir(parents=True, exist_ok=True)
-    tunnels = WireguardGo(work)
+    tunnels = WireguardGo(work, root)
     try:
         yield tunnels
     finally:

@@ -8,6 +8,7 @@ out once when a peer is added.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from starlette.routing import Route
@@ -219,7 +220,12 @@ def raspapi_startup(ctx: PluginContext) -> None:
 
 @hookimpl
 async def raspapi_samples(ctx: PluginContext) -> dict[str, float]:
-    return await telemetry.samples(_service(ctx))
+    wg = _service(ctx)
+    # Samples are of running interfaces only: with none, not even the configs
+    # are read (one look at /sys and /var/run/wireguard per interval).
+    if not await asyncio.to_thread(wg.interfaces_exist):
+        return {}
+    return await telemetry.samples(wg)
 
 
 @hookimpl

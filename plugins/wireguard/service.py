@@ -8,6 +8,7 @@ import hashlib
 import ipaddress
 import itertools
 import os
+import stat
 from pathlib import Path
 from typing import Any
 
@@ -48,6 +49,10 @@ BODY_FIELDS = frozenset(
 _NO_STORE = {"Cache-Control": "no-store"}
 #: An answer older than this is not served while a refresh runs: it is waited for.
 _STALE_SECONDS = 10.0
+#: Where wireguard-go (and other userspace implementations) put their sockets.
+USERSPACE_SOCKETS = "/var/run/wireguard"
+#: At most this many entries of /sys/class/net or USERSPACE_SOCKETS are looked at.
+_MAX_ENTRIES = 1024
 
 
 class WireGuard:
@@ -59,17 +64,50 @@ class WireGuard:
         self._locks: dict[str, asyncio.Lock] = {}
         #: sha256(private key) -> public key, for interfaces that are down.
         self._public_keys: dict[str, str | None] = {}
+        #: The last ``wg show all dump`` output and its parse, reused while unchanged.
+        self._last_dump: tuple[str, dict[str, LiveInterface]] | None = None
 
     # -- reading -------------------------------------------------------------
 
     async def live(self) -> tuple[dict[str, LiveInterface] | None, str | None]:
+        # `wg` is a program start (fork, exec, netlink) on every refresh: not
+        # worth it, every 10 s all day, on a machine with no tunnel at all.
+        if not await asyncio.to_thread(self.interfaces_exist):
+            return {}, None
         try:
             result = await self.ctx.runner.run(["wg", "show", "all", "dump"], timeout=10)
         except CommandNotFound:
             return None, "wg is not installed (package wireguard-tools)"
         except CommandError as exc:
             return None, f"wg show all dump: {exc.message}"
-        return parse_dump(result.text), None
+        if self._last_dump is not None and self._last_dump[0] == result.text:
+            return self._last_dump[1], None
+        parsed = parse_dump(result.text)
+        self._last_dump = (result.text, parsed)
+        return parsed, None
+
+    def interfaces_exist(self) -> bool:
+        """Whether any WireGuard interface can exist (blocking; a thread).
+
+        Kernel interfaces say ``DEVTYPE=wireguard`` in
+        ``/sys/class/net/<name>/uevent``; userspace ones (wireguard-go) have a
+        socket in ``/var/run/wireguard/``. Both under the context's root.
+        """
+        sockets = self.ctx.path(USERSPACE_SOCKETS)
+        with contextlib.suppress(OSError), os.scandir(sockets) as entries:
+            for entry in itertools.islice(entries, _MAX_ENTRIES):
+                if entry.name.endswith(".sock") and stat.S_ISSOCK(
+                    entry.stat(follow_symlinks=False).st_mode
+                ):
+                    return True
+        names: list[str] = []
+        with contextlib.suppress(OSError), os.scandir(self.ctx.path("/sys/class/net")) as entries:
+            names = [entry.name for entry in itertools.islice(entries, _MAX_ENTRIES)]
+        for name in names:
+            uevent = self.ctx.read_text(f"/sys/class/net/{name}/uevent", limit=4096)
+            if uevent is not None and "DEVTYPE=wireguard" in uevent.splitlines():
+                return True
+        return False
 
     async def snapshot(self) -> model.Snapshot:
         """The latest refresh, never waiting on the next one once there is one.
