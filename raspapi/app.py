@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import os
+import stat
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,14 +19,14 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from raspapi import adminapi, endpoints, live, metrics, requestmetrics, switches
+from raspapi import __version__, adminapi, endpoints, live, metrics, requestmetrics, switches
 from raspapi.admin import routes as admin_routes
 from raspapi.auth import Authenticator
 from raspapi.coredb import CoreDB
 from raspapi.errors import ApiError
 from raspapi.guard import Guard
 from raspapi.keys import KEY_NAME, AdminKey
-from raspapi.logs import AccessLogMiddleware
+from raspapi.logs import LOGGED, AccessLogMiddleware, Summary, note_command_failure
 from raspapi.manager import PluginManager
 from raspapi.ratelimit import RateLimiter
 from raspapi.router import IndexedRouter
@@ -72,8 +76,12 @@ def create_app(settings: Settings) -> Starlette:
         Middleware(requestmetrics.RequestMetricsMiddleware, metrics=runtime.requests),
         Middleware(ErrorMiddleware, counters=runtime.counters),
     ]
-    if settings.access_log:
-        middleware.insert(0, Middleware(AccessLogMiddleware))
+    # Always there: refusals, failures and changes are logged even with the
+    # access log off; RASPAPI_ACCESS_LOG=false only drops the ordinary lines.
+    log_summary = Summary()
+    middleware.insert(
+        0, Middleware(AccessLogMiddleware, access=settings.access_log, summary=log_summary)
+    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -82,10 +90,15 @@ def create_app(settings: Settings) -> Starlette:
         await manager.startup()
         exporter.start_listener()
         runtime.ready = True
+        summary = asyncio.get_running_loop().create_task(announce_start(runtime))
         try:
             yield
         finally:
             runtime.ready = False
+            summary.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await summary
+            log_summary.close()
             await runtime.events.close()
             await exporter.stop_listener()
             await manager.shutdown()
@@ -100,7 +113,48 @@ def create_app(settings: Settings) -> Starlette:
     app.router = IndexedRouter(routes, lifespan=lifespan)
     app.state.runtime = runtime
     app.state.exporter = exporter
+    app.state.log_summary = log_summary
     return app
+
+
+async def announce_start(runtime: Runtime) -> None:
+    """One line saying what runs: version, address, key file, plugins by state.
+
+    Runs after start-up (the plugins' self-checks are not waited for before
+    serving); the checks' results are cached, so /ready gets them for free."""
+    settings = runtime.settings
+    statuses = await runtime.manager.statuses()
+    by_state: dict[str, list[str]] = {}
+    for name, status in sorted(statuses.items()):
+        by_state.setdefault(status.state, []).append(name)
+    plugins = ", ".join(
+        f"{len(names)} {state}" + ("" if state == "ok" else f" ({', '.join(names)})")
+        for state, names in sorted(by_state.items(), key=lambda kv: (kv[0] != "ok", kv[0]))
+    )
+    if runtime.admin_key.override:
+        key = f"key from the {KEY_NAME} environment variable"
+    else:
+        try:
+            mode = stat.S_IMODE((await asyncio.to_thread(os.stat, settings.env_file)).st_mode)
+        except OSError as exc:
+            key = f"key file {settings.env_file} ({exc.strerror or exc})"
+        else:
+            key = f"key file {settings.env_file} (mode {mode:04o})"
+            if mode & 0o077:
+                log.warning(
+                    "%s is readable by others (mode %04o): run chmod 600 %s",
+                    settings.env_file,
+                    mode,
+                    settings.env_file,
+                )
+    log.info(
+        "raspapi %s on %s:%d; %s; plugins: %s",
+        __version__,
+        settings.host,
+        settings.port,
+        key,
+        plugins or "none",
+    )
 
 
 def announce_key(admin_key: AdminKey, settings: Settings) -> None:
@@ -176,6 +230,8 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
+    if exc.status_code >= 400:
+        note_command_failure(request.scope, exc)
     return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers or None)
 
 
@@ -210,6 +266,7 @@ class ErrorMiddleware:
             route = scope.get("raspapi.route")
             owner = f"plugin {route.plugin!r}" if route is not None and route.plugin else "core"
             log.error("%s raised on %s %s", owner, scope["method"], scope["path"], exc_info=exc)
+            scope[LOGGED] = True
             if not started:
                 response = JSONResponse(
                     {"detail": "Internal Server Error", "code": "internal_error"},
