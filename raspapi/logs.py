@@ -137,20 +137,24 @@ def note_command_failure(scope: Scope, exc: BaseException) -> None:
     current: BaseException | None = exc
     while current is not None and seen < 8:
         if isinstance(current, CommandError):
-            scope[COMMAND_FAILURE] = describe_command_failure(current)
+            scope[COMMAND_FAILURE] = describe_command_failure(current, str(exc))
             return
         current = current.__cause__ or current.__context__
         seen += 1
 
 
-def describe_command_failure(exc: CommandError) -> str:
+def describe_command_failure(exc: CommandError, told: str = "") -> str:
+    """``wg exited with status 1; stderr: '...'``: the end of stderr, without
+    the lines the answer ``told`` the client already."""
     program = os.path.basename(exc.argv[0]) if exc.argv else "?"
     if isinstance(exc, CommandFailed):
-        text = exc.stderr.decode("utf-8", errors="replace").strip()
-        tail = " | ".join(line.strip() for line in text.splitlines() if line.strip())
+        text = exc.stderr.decode("utf-8", errors="replace")
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        tail = " | ".join(line for line in lines if line not in told)
         if len(tail) > STDERR_TAIL:
             tail = "..." + tail[-STDERR_TAIL:]
-        return f"{program} exited with status {exc.returncode}; stderr: {_text(tail, 400)!r}"
+        status = f"{program} exited with status {exc.returncode}"
+        return f"{status}; stderr: {_text(tail, 400)!r}" if tail else status
     return f"{program}: {_text(exc.message, 400)}"
 
 

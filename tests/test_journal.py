@@ -14,10 +14,11 @@ from starlette.testclient import TestClient
 
 from raspapi import __version__
 from raspapi.app import create_app
-from raspapi.logs import Summary
+from raspapi.logs import Summary, describe_command_failure
 from raspapi.ratelimit import parse_rate_limits
+from raspapi.runner import CommandFailed, CommandRunner
 from raspapi.settings import Settings
-from tests.conftest import AUTH, KEY, MakeClient, loop_factory
+from tests.conftest import AUTH, KEY, MakeClient, loop_factory, run_on
 from tests.test_plugins import HEALTHY, dropin
 
 WRONG = "zyxwvutsrqponmlkjihgfedcba987654"
@@ -166,8 +167,8 @@ def test_failed_action_names_plugin_target_reason_exit_status_and_stderr(
     assert "failed: plugin services; route POST /api/v1/services/{name}/restart" in line
     assert "target name=hostapd; key 'admin'" in line
     assert "answered action_failed: systemctl restart hostapd.service failed" in line
-    assert "systemctl exited with status 1; stderr: " in line
-    assert "journalctl -xeu hostapd.service" in line  # the end of stderr
+    assert "journalctl -xeu hostapd.service" in line  # stderr, told in the answer already
+    assert line.endswith("; systemctl exited with status 1")
 
     # A control action that works: one INFO line saying what was done.
     assert client.post("/api/v1/services/dnsmasq/restart", headers=AUTH).status_code == 200
@@ -284,6 +285,27 @@ def test_start_up_summary_names_failed_plugins_and_a_loose_key_file(
         r.levelno == logging.WARNING and "is readable by others (mode 0644)" in r.getMessage()
         for r in logged.records
     )
+
+
+def test_a_program_failure_adds_its_status_and_the_stderr_the_answer_left_out(
+    loop_name: str,
+):
+    async def fail() -> CommandFailed:
+        runner = CommandRunner()
+        script = "echo 'wg: Unable to modify interface' >&2; echo 'try again' >&2; exit 3"
+        with pytest.raises(CommandFailed) as caught:
+            await runner.run(["sh", "-c", script])
+        return caught.value
+
+    exc = run_on(loop_name, fail())
+    told = "wg set wg0 failed (sh: exited with status 3: wg: Unable to modify interface)"
+    assert describe_command_failure(exc, told) == "sh exited with status 3; stderr: 'try again'"
+    assert describe_command_failure(exc) == (
+        "sh exited with status 3; stderr: 'wg: Unable to modify interface | try again'"
+    )
+    exc.stderr = b"x" * 10_000 + b"\x1b[31mend"
+    text = describe_command_failure(exc)
+    assert text.endswith("%1B[31mend'") and len(text) < 400
 
 
 # -- the summary on its own ---------------------------------------------------------
