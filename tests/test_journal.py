@@ -20,6 +20,8 @@ from raspapi.runner import CommandFailed, CommandRunner
 from raspapi.settings import Settings
 from tests.conftest import AUTH, KEY, MakeClient, loop_factory, run_on
 from tests.test_plugins import HEALTHY, dropin
+from tests.test_wireguard import Keys, live_dump
+from tests.wg_fixture import install_fake_wg
 
 WRONG = "zyxwvutsrqponmlkjihgfedcba987654"
 
@@ -176,6 +178,27 @@ def test_failed_action_names_plugin_target_reason_exit_status_and_stderr(
     assert level == logging.INFO
     assert "route POST /api/v1/services/{name}/restart; target name=dnsmasq; key 'admin'" in line
     assert_no_secret(logged, KEY)
+
+
+def test_a_wireguard_peer_that_could_not_be_added_says_why(
+    make_client: MakeClient, root: Path, tmp_path: Path, logged: pytest.LogCaptureFixture
+):
+    """The issue's case: `wg set` fails; the journal says which interface and why."""
+    fake_wg = install_fake_wg(root, tmp_path / "fake")
+    fake_wg.set_dump(live_dump(Keys(root)))
+    fake_wg.fail()
+    client = make_client(loop="uvloop")
+    response = client.post("/api/v1/wireguard/wg0/peers", json={"name": "phone"}, headers=AUTH)
+    assert response.status_code == 502
+    level, line = only_line(logged, "POST /api/v1/wireguard/wg0/peers 502")
+    assert level == logging.ERROR
+    assert (
+        "failed: plugin wireguard; route POST /api/v1/wireguard/{interface}/peers; "
+        "target interface=wg0; key 'admin'; answered apply_failed: wg set wg0 failed "
+        "(exited with status 1: Unable to modify interface: Operation not permitted); "
+        "the config was left unchanged; wg exited with status 1"
+    ) in line
+    assert_no_secret(logged, KEY, *fake_wg.stdin_log.read_text().split())
 
 
 def test_change_lines_carry_the_audit_detail_and_conflicts_warn(
