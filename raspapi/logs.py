@@ -289,35 +289,40 @@ class AccessLogMiddleware:
             self._log(scope, status or 500, (time.perf_counter() - start) * 1000, body)
 
     def _log(self, scope: Scope, status: int, elapsed: float, body: list[bytes] | None) -> None:
-        client = scope.get("client")
-        host = str(client[0]) if client else "-"
-        method = scope["method"]
-        line = f"{host} {method} {_printable(scope.get('path', ''))} {status} {elapsed:.1f}ms"
+        # Cheap first: most requests are a 2xx read with the access log off.
         refusal = scope.get(REFUSAL)
-        if refusal is not None:
-            if self.summary.admit(client_address(host), "refused requests", refusal):
-                access_log.warning("%s: refused: %s", line, refusal)
-            return
         route = scope.get("raspapi.route")
+        method = scope["method"]
         change = (
             route is not None
             and route.scope in AUDITED_SCOPES
             and method not in ("GET", "HEAD", "OPTIONS")
         )
-        if scope.get(LOGGED):
-            pass  # a traceback was logged already: one line per failure
-        elif status >= 500 or (change and status >= 400):
-            why = _failure(scope, route, status, body)
+        failed = not scope.get(LOGGED) and (status >= 500 or (change and status >= 400))
+        if refusal is None and not failed and not change and not self.access:
+            return
+        client = scope.get("client")
+        host = str(client[0]) if client else "-"
+        if refusal is not None:
+            if self.summary.admit(client_address(host), "refused requests", refusal):
+                line = _line(host, method, scope, status, elapsed)
+                access_log.warning("%s: refused: %s", line, refusal)
+        elif failed:
             kind = f"failed {method} {route.path if route is not None else 'unmatched'}"
             if self.summary.admit(client_address(host), kind, f"{status} {_code(body)}"):
                 level = logging.ERROR if status >= 500 and status != 503 else logging.WARNING
-                access_log.log(level, "%s: failed: %s", line, why)
-            return
-        elif change:
+                line = _line(host, method, scope, status, elapsed)
+                access_log.log(level, "%s: failed: %s", line, _failure(scope, route, body))
+        elif change and status < 400:
+            line = _line(host, method, scope, status, elapsed)
             access_log.info("%s: %s", line, _change(scope, route))
-            return
-        if self.access:
-            access_log.info("%s", line)
+        elif self.access:
+            # Includes a 500 whose traceback is logged already: one line per failure.
+            access_log.info("%s", _line(host, method, scope, status, elapsed))
+
+
+def _line(host: str, method: str, scope: Scope, status: int, elapsed: float) -> str:
+    return f"{host} {method} {_printable(scope.get('path', ''))} {status} {elapsed:.1f}ms"
 
 
 def _error_body(body: list[bytes] | None) -> dict[str, Any]:
@@ -351,7 +356,7 @@ def _who(scope: Scope, route: Any) -> list[str]:
     return parts
 
 
-def _failure(scope: Scope, route: Any, status: int, body: list[bytes] | None) -> str:
+def _failure(scope: Scope, route: Any, body: list[bytes] | None) -> str:
     error = _error_body(body)
     detail = _text(error.get("detail") or "no detail", 500)
     code = error.get("code")
