@@ -7,6 +7,7 @@ import contextlib
 import logging
 import os
 import stat
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -26,7 +27,13 @@ from raspapi.coredb import CoreDB
 from raspapi.errors import ApiError
 from raspapi.guard import Guard
 from raspapi.keys import KEY_NAME, AdminKey
-from raspapi.logs import LOGGED, AccessLogMiddleware, Summary, note_command_failure
+from raspapi.logs import (
+    ERROR_BODY_MAX,
+    LOGGED,
+    RequestLog,
+    Summary,
+    note_command_failure,
+)
 from raspapi.manager import PluginManager
 from raspapi.ratelimit import RateLimiter
 from raspapi.router import IndexedRouter
@@ -72,16 +79,14 @@ def create_app(settings: Settings) -> Starlette:
         Mount("/static", StaticFiles(directory=endpoints.webui_dir() / "static"), name="static")
     )
 
+    # Refusals, failures and changes are logged even with the access log off;
+    # RASPAPI_ACCESS_LOG=false only drops the ordinary line per request.
+    log_summary = Summary()
+    request_log = RequestLog(access=settings.access_log, summary=log_summary)
     middleware = [
         Middleware(requestmetrics.RequestMetricsMiddleware, metrics=runtime.requests),
-        Middleware(ErrorMiddleware, counters=runtime.counters),
+        Middleware(ErrorMiddleware, counters=runtime.counters, request_log=request_log),
     ]
-    # Always there: refusals, failures and changes are logged even with the
-    # access log off; RASPAPI_ACCESS_LOG=false only drops the ordinary lines.
-    log_summary = Summary()
-    middleware.insert(
-        0, Middleware(AccessLogMiddleware, access=settings.access_log, summary=log_summary)
-    )
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -238,25 +243,42 @@ async def _api_error(request: Request, exc: Exception) -> Response:
 class ErrorMiddleware:
     """Whatever a handler raises, the client gets a JSON 500 and no traceback.
 
-    It also counts the requests answered, and the errors among them.
+    It also counts the requests answered, and the errors among them, and hands
+    each finished request to the request log (with an error answer's first
+    bytes, for the reason it gave).
     """
 
-    def __init__(self, app: ASGIApp, counters: Counters | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        counters: Counters | None = None,
+        request_log: RequestLog | None = None,
+    ) -> None:
         self.app = app
         self.counters = counters or Counters()
+        self.request_log = request_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        begun = time.perf_counter()
         started = False
         status = 500
+        body: list[bytes] | None = None
+        size = 0
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal started, status
+            nonlocal started, status, body, size
             if message["type"] == "http.response.start":
                 started = True
                 status = message["status"]
+                if status >= 400 and self.request_log is not None:
+                    body = []
+            elif body is not None and size < ERROR_BODY_MAX:
+                chunk = message.get("body", b"")[: ERROR_BODY_MAX - size]
+                body.append(chunk)
+                size += len(chunk)
             await send(message)
 
         try:
@@ -275,3 +297,5 @@ class ErrorMiddleware:
                 await response(scope, receive, send)
         finally:
             self.counters.count(status)
+            if self.request_log is not None:
+                self.request_log(scope, status, (time.perf_counter() - begun) * 1000, body)

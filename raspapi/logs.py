@@ -32,7 +32,7 @@ import traceback
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import Scope
 
 from raspapi.audit import _DETAIL as AUDIT_DETAIL
 from raspapi.audit import AUDITED_SCOPES
@@ -50,7 +50,7 @@ LOGGED = "raspapi.logged"
 COMMAND_FAILURE = "raspapi.command_failure"
 #: Characters of a program's stderr kept on a line (its end: where the error is).
 STDERR_TAIL = 300
-#: Bytes of an error answer read for its ``detail`` and ``code``.
+#: Bytes of an error answer kept for its ``detail`` and ``code``.
 ERROR_BODY_MAX = 4096
 
 
@@ -252,41 +252,19 @@ class Summary:
             self._schedule(max(0.1, first + self.window - now))
 
 
-class AccessLogMiddleware:
-    """``<client> <METHOD> <path> <status> <ms>ms[: why]``: never headers, so never a key.
+class RequestLog:
+    """Writes the line of a finished request, or nothing: see the module's docstring.
 
-    With ``access`` off, only refusals, failures and changes are logged."""
+    Called by the app's error middleware, which already sees every answer's
+    status, so logging costs no ASGI layer of its own."""
 
-    def __init__(self, app: ASGIApp, access: bool = True, summary: Summary | None = None) -> None:
-        self.app = app
+    def __init__(self, access: bool = True, summary: Summary | None = None) -> None:
         self.access = access
         self.summary = summary if summary is not None else Summary()
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        start = time.perf_counter()
-        status = 0
-        body: list[bytes] | None = None
-        size = 0
-
-        async def send_wrapper(message: Message) -> None:
-            nonlocal status, body, size
-            if message["type"] == "http.response.start":
-                status = message["status"]
-                if status >= 400:
-                    body = []
-            elif body is not None and size < ERROR_BODY_MAX:
-                chunk = message.get("body", b"")[: ERROR_BODY_MAX - size]
-                body.append(chunk)
-                size += len(chunk)
-            await send(message)
-
-        try:
-            await self.app(scope, receive, send_wrapper)
-        finally:
-            self._log(scope, status or 500, (time.perf_counter() - start) * 1000, body)
+    def __call__(self, scope: Scope, status: int, elapsed: float, body: list[bytes] | None) -> None:
+        """``elapsed`` in milliseconds; ``body``: the first bytes of an error answer."""
+        self._log(scope, status, elapsed, body)
 
     def _log(self, scope: Scope, status: int, elapsed: float, body: list[bytes] | None) -> None:
         # Cheap first: most requests are a 2xx read with the access log off.

@@ -4,6 +4,7 @@ summarised. Through the app on uvloop, as the installed service runs."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -371,3 +372,26 @@ def test_summary_table_is_bounded(caplog: pytest.LogCaptureFixture):
     assert len(summary) == 4
     summary.close()
     assert caplog.messages[-1] == "other callers: 46 more refused requests in 0 s: no key"
+
+
+def test_summary_reports_by_itself_when_the_window_ends(
+    loop_name: str, caplog: pytest.LogCaptureFixture
+):
+    """No later request is needed: a timer on the event loop closes the window."""
+    caplog.set_level(logging.INFO)
+    summary = Summary(logging.getLogger("test.summary"), window=0.2)
+
+    async def flood() -> None:
+        for _ in range(10):
+            summary.admit("10.0.0.5", "refused requests", "no key")
+        await asyncio.sleep(0.1)
+        assert caplog.messages == []
+        for _ in range(50):  # bounded: 5 s at most
+            await asyncio.sleep(0.1)
+            if caplog.messages:
+                break
+
+    run_on(loop_name, flood())
+    assert caplog.messages == ["10.0.0.5: 9 more refused requests in 0 s: no key"]
+    assert len(summary) == 0
+    summary.close()
