@@ -264,9 +264,6 @@ class RequestLog:
 
     def __call__(self, scope: Scope, status: int, elapsed: float, body: list[bytes] | None) -> None:
         """``elapsed`` in milliseconds; ``body``: the first bytes of an error answer."""
-        self._log(scope, status, elapsed, body)
-
-    def _log(self, scope: Scope, status: int, elapsed: float, body: list[bytes] | None) -> None:
         # Cheap first: most requests are a 2xx read with the access log off.
         refusal = scope.get(REFUSAL)
         route = scope.get("raspapi.route")
