@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import stat
@@ -95,14 +94,10 @@ def create_app(settings: Settings) -> Starlette:
         await manager.startup()
         exporter.start_listener()
         runtime.ready = True
-        summary = asyncio.get_running_loop().create_task(announce_start(runtime))
         try:
             yield
         finally:
             runtime.ready = False
-            summary.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await summary
             log_summary.close()
             await runtime.events.close()
             await exporter.stop_listener()
@@ -125,8 +120,9 @@ def create_app(settings: Settings) -> Starlette:
 async def announce_start(runtime: Runtime) -> None:
     """One line saying what runs: version, address, key file, plugins by state.
 
-    Runs after start-up (the plugins' self-checks are not waited for before
-    serving); the checks' results are cached, so /ready gets them for free."""
+    The server runs it once it listens (the plugins' self-checks are not
+    waited for before serving); their results are cached, so the first /ready
+    gets them for free."""
     settings = runtime.settings
     statuses = await runtime.manager.statuses()
     by_state: dict[str, list[str]] = {}

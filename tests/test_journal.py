@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import signal
+import subprocess
 import time
 from pathlib import Path
 
@@ -14,12 +16,13 @@ import pytest
 from starlette.testclient import TestClient
 
 from raspapi import __version__
-from raspapi.app import create_app
+from raspapi.app import announce_start, create_app
 from raspapi.logs import Summary, describe_command_failure
 from raspapi.ratelimit import parse_rate_limits
 from raspapi.runner import CommandFailed, CommandRunner
 from raspapi.settings import Settings
 from tests.conftest import AUTH, KEY, MakeClient, loop_factory, run_on
+from tests.test_cli import CLI, env_for, free_port
 from tests.test_plugins import HEALTHY, dropin
 from tests.test_wireguard import Keys, live_dump
 from tests.wg_fixture import install_fake_wg
@@ -52,16 +55,6 @@ def only_line(caplog: pytest.LogCaptureFixture, needle: str) -> tuple[int, str]:
     found = [(level, m) for level, m in access(caplog) if needle in m]
     assert len(found) == 1, (needle, access(caplog))
     return found[0]
-
-
-def wait_for_summary(caplog: pytest.LogCaptureFixture) -> None:
-    """The start-up line comes once the plugins' self-checks are done."""
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if any(" on 127.0.0.1:8081; " in r.getMessage() for r in caplog.records):
-            return
-        time.sleep(0.02)
-    pytest.fail("no start-up summary line")
 
 
 def assert_no_secret(caplog: pytest.LogCaptureFixture, *secrets: str) -> None:
@@ -279,30 +272,53 @@ def test_ordinary_lines_follow_the_access_log_setting(
     assert re.fullmatch(r"testclient GET /system 200 [\d.]+ms", line)
 
 
-def test_start_up_summary_and_no_warning_at_a_clean_start(
-    settings: Settings, logged: pytest.LogCaptureFixture
-):
-    with started(settings) as client:
-        assert client.get("/ready").status_code == 200
-        wait_for_summary(logged)
-    (line,) = [r.getMessage() for r in logged.records if " on 127.0.0.1:8081; " in r.getMessage()]
-    assert line.startswith(f"raspapi {__version__} on 127.0.0.1:8081; ")
+def test_the_daemon_starts_with_a_summary_and_no_warning(settings: Settings, tmp_path: Path):
+    """The real ``raspapi serve``: once it listens, one line says what runs, and a
+    clean start logs nothing at WARNING or above (``journalctl -p warning`` is empty)."""
+    port = free_port()
+    stderr_path = tmp_path / "stderr"
+    with open(stderr_path, "wb") as stderr:
+        proc = subprocess.Popen(
+            [*CLI, "serve", "--port", str(port)],
+            env=env_for(settings, RASPAPI_LOG_LEVEL="info"),
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline and proc.poll() is None:
+                if f" on 127.0.0.1:{port}; " in stderr_path.read_text():
+                    break
+                time.sleep(0.05)
+            else:
+                pytest.fail(f"no start-up summary: {stderr_path.read_text()}")
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    lines = stderr_path.read_text().splitlines()
+    (line,) = [line for line in lines if f" on 127.0.0.1:{port}; " in line]
+    assert f" INFO raspapi: raspapi {__version__} on 127.0.0.1:{port}; " in line
     assert f"; key file {settings.env_file} (mode 0600); " in line
     assert re.search(r"; plugins: \d+ ok, 1 unavailable \(hostapd\)$", line), line
-    loud = [f"{r.name}: {r.getMessage()}" for r in logged.records if r.levelno >= logging.WARNING]
-    assert loud == []
+    assert not [line for line in lines if re.search(r" (WARNING|ERROR|CRITICAL) ", line)]
+    assert proc.returncode == 0
 
 
 def test_start_up_summary_names_failed_plugins_and_a_loose_key_file(
-    settings: Settings, logged: pytest.LogCaptureFixture
+    settings: Settings, make_client: MakeClient, logged: pytest.LogCaptureFixture
 ):
     dropin(settings, "greeter", HEALTHY)
     dropin(settings, "broken", "raise RuntimeError('no coffee')\n")
     settings.env_file.chmod(0o644)
-    with started(settings) as client:
-        client.get("/ready")
-        wait_for_summary(logged)
+    client = make_client(loop="uvloop")
+    assert client.portal is not None
+    client.portal.call(announce_start, client.app.state.runtime)  # type: ignore[attr-defined]
     (line,) = [r.getMessage() for r in logged.records if r.getMessage().startswith("raspapi 0")]
+    assert line.startswith(f"raspapi {__version__} on 127.0.0.1:8081; ")
     assert "(mode 0644)" in line
     assert re.search(r"; plugins: \d+ ok, 1 failed \(broken\), 1 unavailable \(hostapd\)$", line)
     assert any(
