@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import hmac
+import json
 import os
 import re
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
@@ -403,24 +405,72 @@ async def _service(runtime: Runtime) -> dict[str, Any]:
     return info
 
 
-async def _journal(runtime: Runtime) -> tuple[list[str], str | None]:
-    argv = ["journalctl", "-u", SERVICE, "-n", str(JOURNAL_LINES), "--no-pager", "-o", "short-iso"]
+@dataclass(frozen=True, slots=True)
+class JournalLine:
+    at: str
+    #: syslog priority: 0 (emergency) .. 7 (debug); 6 (info) when unknown.
+    priority: int
+    text: str
+
+    @property
+    def level(self) -> str:
+        """The line's CSS class: ``error`` (0-3), ``warning`` (4), ``info`` (5-7)."""
+        if self.priority <= 3:
+            return "error"
+        return "warning" if self.priority == 4 else "info"
+
+
+def _journal_line(raw: str, known: tuple[str, ...]) -> JournalLine | None:
+    try:
+        entry = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(entry, dict):
+        return None
+    message = entry.get("MESSAGE")
+    if isinstance(message, list):  # journald's form of a message that is not UTF-8
+        message = bytes(b for b in message if isinstance(b, int) and 0 <= b < 256).decode(
+            "utf-8", errors="replace"
+        )
+    if not isinstance(message, str):
+        message = ""
+    try:
+        priority = int(entry.get("PRIORITY", 6))
+        stamp = time.localtime(int(entry.get("__REALTIME_TIMESTAMP", 0)) / 1e6)
+    except (TypeError, ValueError, OverflowError, OSError):
+        priority, stamp = 6, time.localtime(0)
+    return JournalLine(
+        at=time.strftime("%Y-%m-%dT%H:%M:%S%z", stamp),
+        priority=min(max(priority, 0), 7),
+        text=redact(message[:2000], known),
+    )
+
+
+async def _journal(
+    runtime: Runtime, problems: bool = False
+) -> tuple[list[JournalLine], str | None]:
+    """The unit's last lines (only warnings and errors with ``problems``), keys redacted."""
+    argv = ["journalctl", "-u", SERVICE, "-n", str(JOURNAL_LINES), "--no-pager", "-o", "json"]
+    argv.append("--output-fields=MESSAGE,PRIORITY")
+    if problems:
+        argv += ["-p", "warning"]
     try:
         result = await runtime.manager.runner.run(argv, timeout=10, max_output=512 * 1024)
     except CommandError as exc:
         return [], redact(str(exc))
     known = tuple(k for k in (runtime.admin_key.current(),) if k)
-    lines = [redact(line, known) for line in result.text.splitlines()[-JOURNAL_LINES:]]
-    return lines, None
+    lines = [_journal_line(raw, known) for raw in result.text.splitlines()[-JOURNAL_LINES:]]
+    return [line for line in lines if line is not None], None
 
 
 async def status(request: Request, site: AdminSite, session: Session) -> Response:
     runtime = site.runtime
+    problems = request.query_params.get("journal") == "problems"
     service, statuses, panels, (journal, journal_error) = await asyncio.gather(
         _service(runtime),
         runtime.manager.statuses(),
         runtime.manager.admin_panels(),
-        _journal(runtime),
+        _journal(runtime, problems),
     )
     plugins = [
         {
@@ -440,6 +490,7 @@ async def status(request: Request, site: AdminSite, session: Session) -> Respons
         counters=runtime.counters,
         journal=journal,
         journal_error=journal_error,
+        journal_problems=problems,
         unit=SERVICE,
     )
 

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import stat
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -15,14 +19,20 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from raspapi import adminapi, endpoints, live, metrics, requestmetrics, switches
+from raspapi import __version__, adminapi, endpoints, live, metrics, requestmetrics, switches
 from raspapi.admin import routes as admin_routes
 from raspapi.auth import Authenticator
 from raspapi.coredb import CoreDB
 from raspapi.errors import ApiError
 from raspapi.guard import Guard
 from raspapi.keys import KEY_NAME, AdminKey
-from raspapi.logs import AccessLogMiddleware
+from raspapi.logs import (
+    ERROR_BODY_MAX,
+    LOGGED,
+    RequestLog,
+    Summary,
+    note_command_failure,
+)
 from raspapi.manager import PluginManager
 from raspapi.ratelimit import RateLimiter
 from raspapi.router import IndexedRouter
@@ -71,12 +81,14 @@ def create_app(settings: Settings) -> Starlette:
         Mount("/static", StaticFiles(directory=endpoints.webui_dir() / "static"), name="static")
     )
 
+    # Refusals, failures and changes are logged even with the access log off;
+    # RASPAPI_ACCESS_LOG=false only drops the ordinary line per request.
+    log_summary = Summary()
+    request_log = RequestLog(access=settings.access_log, summary=log_summary)
     middleware = [
         Middleware(requestmetrics.RequestMetricsMiddleware, metrics=runtime.requests),
-        Middleware(ErrorMiddleware, counters=runtime.counters),
+        Middleware(ErrorMiddleware, counters=runtime.counters, request_log=request_log),
     ]
-    if settings.access_log:
-        middleware.insert(0, Middleware(AccessLogMiddleware))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -89,6 +101,7 @@ def create_app(settings: Settings) -> Starlette:
             yield
         finally:
             runtime.ready = False
+            log_summary.close()
             await runtime.events.close()
             await exporter.stop_listener()
             await manager.shutdown()
@@ -103,7 +116,49 @@ def create_app(settings: Settings) -> Starlette:
     app.router = IndexedRouter(routes, lifespan=lifespan)
     app.state.runtime = runtime
     app.state.exporter = exporter
+    app.state.log_summary = log_summary
     return app
+
+
+async def announce_start(runtime: Runtime) -> None:
+    """One line saying what runs: version, address, key file, plugins by state.
+
+    The server runs it once it listens (the plugins' self-checks are not
+    waited for before serving); their results are cached, so the first /ready
+    gets them for free."""
+    settings = runtime.settings
+    statuses = await runtime.manager.statuses()
+    by_state: dict[str, list[str]] = {}
+    for name, status in sorted(statuses.items()):
+        by_state.setdefault(status.state, []).append(name)
+    plugins = ", ".join(
+        f"{len(names)} {state}" + ("" if state == "ok" else f" ({', '.join(names)})")
+        for state, names in sorted(by_state.items(), key=lambda kv: (kv[0] != "ok", kv[0]))
+    )
+    if runtime.admin_key.override:
+        key = f"key from the {KEY_NAME} environment variable"
+    else:
+        try:
+            mode = stat.S_IMODE((await asyncio.to_thread(os.stat, settings.env_file)).st_mode)
+        except OSError as exc:
+            key = f"key file {settings.env_file} ({exc.strerror or exc})"
+        else:
+            key = f"key file {settings.env_file} (mode {mode:04o})"
+            if mode & 0o077:
+                log.warning(
+                    "%s is readable by others (mode %04o): run chmod 600 %s",
+                    settings.env_file,
+                    mode,
+                    settings.env_file,
+                )
+    log.info(
+        "raspapi %s on %s:%d; %s; plugins: %s",
+        __version__,
+        settings.host,
+        settings.port,
+        key,
+        plugins or "none",
+    )
 
 
 def announce_key(admin_key: AdminKey, settings: Settings) -> None:
@@ -179,31 +234,50 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 async def _api_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ApiError)
+    if exc.status_code >= 400:
+        note_command_failure(request.scope, exc)
     return JSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers or None)
 
 
 class ErrorMiddleware:
     """Whatever a handler raises, the client gets a JSON 500 and no traceback.
 
-    It also counts the requests answered, and the errors among them.
+    It also counts the requests answered, and the errors among them, and hands
+    each finished request to the request log (with an error answer's first
+    bytes, for the reason it gave).
     """
 
-    def __init__(self, app: ASGIApp, counters: Counters | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        counters: Counters | None = None,
+        request_log: RequestLog | None = None,
+    ) -> None:
         self.app = app
         self.counters = counters or Counters()
+        self.request_log = request_log
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        begun = time.perf_counter()
         started = False
         status = 500
+        body: list[bytes] | None = None
+        size = 0
 
         async def send_wrapper(message: Message) -> None:
-            nonlocal started, status
+            nonlocal started, status, body, size
             if message["type"] == "http.response.start":
                 started = True
                 status = message["status"]
+                if status >= 400 and self.request_log is not None:
+                    body = []
+            elif body is not None and size < ERROR_BODY_MAX:
+                chunk = message.get("body", b"")[: ERROR_BODY_MAX - size]
+                body.append(chunk)
+                size += len(chunk)
             await send(message)
 
         try:
@@ -213,6 +287,7 @@ class ErrorMiddleware:
             route = scope.get("raspapi.route")
             owner = f"plugin {route.plugin!r}" if route is not None and route.plugin else "core"
             log.error("%s raised on %s %s", owner, scope["method"], scope["path"], exc_info=exc)
+            scope[LOGGED] = True
             if not started:
                 response = JSONResponse(
                     {"detail": "Internal Server Error", "code": "internal_error"},
@@ -221,3 +296,5 @@ class ErrorMiddleware:
                 await response(scope, receive, send)
         finally:
             self.counters.count(status)
+            if self.request_log is not None:
+                self.request_log(scope, status, (time.perf_counter() - begun) * 1000, body)

@@ -10,8 +10,10 @@ from typing import TYPE_CHECKING
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from raspapi import refusals
 from raspapi.audit import AUDITED_SCOPES
 from raspapi.auth import Principal
+from raspapi.logs import refuse
 from raspapi.routing import ApiRoute
 from raspapi.switches import disabled_methods
 from raspapi.switches import refusal as route_disabled
@@ -43,12 +45,19 @@ class Guard:
         limiter = self.runtime.limiter
         if route.scope is not None:
             if limiter is not None and (refused := limiter.before_auth(scope)) is not None:
+                refuse(scope, refusals.AUTH_THROTTLED)
                 await refused(scope, receive, send)
                 return
             caller = self.runtime.auth.from_scope(scope)
             if caller is None:
                 if limiter is not None:
                     limiter.auth_failed(scope)
+                refuse(
+                    scope,
+                    refusals.unauthenticated(
+                        scope, self.runtime.keys, self.runtime.admin_key.current() is not None
+                    ),
+                )
                 response = LEGACY_FORBIDDEN if route.legacy else UNAUTHORIZED
                 await response(scope, receive, send)
                 return
@@ -56,6 +65,8 @@ class Guard:
             limiter is not None
             and (refused := limiter.check(route.scope or "open", scope, caller)) is not None
         ):
+            group = route.scope or "open"
+            refuse(scope, refusals.rate_limited(group, limiter.limits.get(group)))
             await refused(scope, receive, send)
             return
         if self.disabled and scope["method"] in self.disabled:
@@ -91,6 +102,7 @@ class Guard:
         route = self.route
         if caller is not None:
             if route.scope not in caller.scopes:
+                refuse(scope, refusals.missing_scope(caller.name, route.scope))
                 await JSONResponse(
                     {
                         "detail": f"this key lacks the {route.scope!r} scope",

@@ -120,6 +120,7 @@ class KeyStore:
         self.failure: str | None = "not loaded yet"
         self._records: dict[str, KeyRecord] = {}
         self._live: dict[str, KeyRecord] = {}  # by key_sha256; never revoked ones
+        self._by_digest: dict[str, KeyRecord] = {}  # every key, revoked ones too
         self._dirty: set[str] = set()
         #: Set when a key is used with nothing waiting to be written: wakes the
         #: flusher, which otherwise sleeps (an idle daemon has no timer for it).
@@ -143,6 +144,14 @@ class KeyStore:
             self._used.set()
         self._dirty.add(record.id)
         return record.principal
+
+    def describe(self, key: str) -> tuple[str, str] | None:
+        """A refused key's name and state (``revoked``, ``expired``), for the log
+        line that says why; None for a key never issued here."""
+        if not self._by_digest or len(key) > 256:
+            return None
+        record = self._by_digest.get(digest(key))
+        return None if record is None else (record.name, record.state(self.clock()))
 
     def by_digest(self, key_sha256: str) -> KeyRecord | None:
         """The active key with this hash, or None (revoked, expired or unknown)."""
@@ -278,6 +287,7 @@ class KeyStore:
 
     def _add(self, record: KeyRecord) -> None:
         self._records[record.id] = record
+        self._by_digest[record.key_sha256] = record
         if record.revoked_at is None:
             self._live[record.key_sha256] = record
 

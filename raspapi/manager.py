@@ -269,7 +269,14 @@ class PluginManager:
                 elif result is not None:
                     status = result
         if plugin.last_status is None or plugin.last_status.state != status.state:
-            level = logging.INFO if status.state == "ok" else logging.WARNING
+            # Absent at start (no hostapd, no VPN configured) is how a machine
+            # is, not a problem: INFO. Losing it later, or failing, is a WARNING.
+            level = (
+                logging.INFO
+                if status.state == "ok"
+                or (plugin.last_status is None and status.state == "unavailable")
+                else logging.WARNING
+            )
             if plugin.last_status is not None or status.state != "ok":
                 log.log(
                     level,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 import socket
@@ -16,7 +17,7 @@ from typing import Any
 
 import uvicorn
 
-from raspapi.app import create_app
+from raspapi.app import announce_start, create_app
 from raspapi.sdnotify import Notifier
 from raspapi.serving import uvicorn_config
 from raspapi.settings import Settings
@@ -56,6 +57,9 @@ class _Server(uvicorn.Server):
         #: Run first when stopping: ends the event streams, which would
         #: otherwise hold their connections open until the graceful timeout.
         self.before_shutdown: Callable[[], Awaitable[None]] | None = None
+        #: Run once listening, in the background: the start-up summary line.
+        self.after_startup: Callable[[], Awaitable[None]] | None = None
+        self._after: asyncio.Future[None] | None = None
 
     @property
     def should_exit(self) -> bool:
@@ -100,15 +104,18 @@ class _Server(uvicorn.Server):
             # Sent once the sockets accept connections, not before.
             self.notifier.ready(f"listening on {self.config.host}:{self.config.port}")
             self._watchdog = asyncio.ensure_future(self.notifier.watchdog())
+            if self.after_startup is not None:
+                self._after = asyncio.ensure_future(self.after_startup())
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         self.notifier.stopping()
         if self.before_shutdown is not None:
             await self.before_shutdown()
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watchdog
+        for task in (self._watchdog, self._after):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await super().shutdown(sockets)
 
 
@@ -117,6 +124,7 @@ def serve(settings: Settings) -> None:
     config = uvicorn_config(app, settings.host, settings.port)
     server = _Server(config, Notifier())
     server.before_shutdown = app.state.runtime.events.close
+    server.after_startup = functools.partial(announce_start, app.state.runtime)
     log.info("raspapi listening on http://%s:%d (docs at /docs)", settings.host, settings.port)
     # uvicorn re-raises the signal that stopped it once it has shut down
     # gracefully; by then the job is done, so the process exits with 0.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import shutil
 from collections.abc import Callable, Coroutine, Iterator
 from contextlib import ExitStack
@@ -103,3 +104,39 @@ def loop_client(make_client: MakeClient, loop_name: str) -> TestClient:
     """The app once on each event loop: use it for routes that run programs or
     open sockets, so what uvloop does differently is tested too."""
     return make_client(loop=loop_name)
+
+
+class _KeyWatch(logging.Handler):
+    """Remembers every log line (traceback included) that holds the test admin key."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+        self.leaks: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            text = self.format(record)
+        except Exception:  # a bad format string is not this check's business
+            text = f"{record.msg} {record.args}"
+        if KEY in text and len(self.leaks) < 5:
+            self.leaks.append(text[:300])
+
+
+@pytest.fixture(autouse=True)
+def no_key_in_any_log_line() -> Iterator[None]:
+    """Over the whole run, no log line at INFO or above (the daemon's default
+    level) holds the admin key. Attached to every test anew: some tests
+    reconfigure logging as the CLI does."""
+    watch = _KeyWatch()
+    root = logging.getLogger()
+    level = root.level
+    if level == logging.NOTSET or level > logging.INFO:
+        root.setLevel(logging.INFO)
+    root.addHandler(watch)
+    try:
+        yield
+    finally:
+        root.removeHandler(watch)
+        root.setLevel(level)
+    assert not watch.leaks, f"the admin key reached the log: {watch.leaks}"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -331,18 +332,43 @@ def test_a_bad_key_form_is_shown_again_with_the_problem(client: TestClient):
 
 # -- status --------------------------------------------------------------------------
 
+# journalctl -o json: one object a line; a message that is not UTF-8 is a list of bytes.
+JOURNAL_ENTRIES: list[tuple[int, object]] = [
+    (6, "INFO raspapi: raspapi listening on http://0.0.0.0:8081"),
+    (4, "WARNING x: saw key {key} in a header"),
+    (6, "INFO x: GET /system?access_token=hunter2hunter2 200"),
+    (6, "INFO x: token 9f8e7d6c5b4a39281706f5e4d3c2b1a0 seen"),
+    (3, "ERROR x: RASPAP_API_KEY=supersecret saved"),
+    (6, "INFO x: <b>bold</b> stays text"),
+    (6, list(b"INFO x: bytes \xff")),
+    (2, None),
+]
 JOURNAL = """\
 #!/bin/sh
 echo "$*" > "$(dirname "$0")/../../journalctl.args"
+lines() {{
 cat <<'EOF'
-2024-03-10T11:11:11+0100 pi raspapi[812]: INFO raspapi: raspapi listening on http://0.0.0.0:8081
-2024-03-10T11:11:12+0100 pi raspapi[812]: WARNING x: saw key {key} in a header
-2024-03-10T11:11:13+0100 pi raspapi[812]: INFO x: GET /system?access_token=hunter2hunter2 200
-2024-03-10T11:11:14+0100 pi raspapi[812]: INFO x: token 9f8e7d6c5b4a39281706f5e4d3c2b1a0 seen
-2024-03-10T11:11:15+0100 pi raspapi[812]: INFO x: RASPAP_API_KEY=supersecret saved
-2024-03-10T11:11:16+0100 pi raspapi[812]: INFO x: <b>bold</b> stays text
+{entries}
+not json
 EOF
+}}
+case " $* " in
+    *" -p warning "*) lines | grep -E '"PRIORITY": "[0-4]"' ;;
+    *) lines ;;
+esac
 """
+
+
+def journal_stub(key: str) -> str:
+    entries = [
+        {
+            "__REALTIME_TIMESTAMP": str((1710065471 + i) * 1_000_000),
+            "PRIORITY": str(priority),
+            "MESSAGE": message.format(key=key) if isinstance(message, str) else message,
+        }
+        for i, (priority, message) in enumerate(JOURNAL_ENTRIES)
+    ]
+    return JOURNAL.format(entries="\n".join(json.dumps(e) for e in entries))
 
 
 def test_status_page_outside_systemd(
@@ -351,7 +377,7 @@ def test_status_page_outside_systemd(
     monkeypatch.delenv("INVOCATION_ID", raising=False)
     monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
     journal = settings.root / "usr" / "bin" / "journalctl"
-    journal.write_text(JOURNAL.format(key=KEY))
+    journal.write_text(journal_stub(KEY))
     journal.chmod(0o755)
     client = make_client()
     sign_in(client)
@@ -368,13 +394,50 @@ def test_status_page_outside_systemd(
     assert "hostapd" in page.text and "unavailable" in page.text
     # The journal: asked for the unit's last 50 lines, keys redacted, HTML escaped.
     args = (settings.root / "journalctl.args").read_text().split()
-    assert args == ["-u", "restapi.service", "-n", "50", "--no-pager", "-o", "short-iso"]
+    assert args == [
+        "-u", "restapi.service", "-n", "50", "--no-pager", "-o", "json",
+        "--output-fields=MESSAGE,PRIORITY",
+    ]  # fmt: skip
     assert "raspapi listening on http://0.0.0.0:8081" in page.text
+    assert "INFO x: bytes \ufffd" in page.text
     for secret in (KEY, "hunter2hunter2", "9f8e7d6c5b4a39281706f5e4d3c2b1a0", "supersecret"):
         assert secret not in page.text
     assert page.text.count("[redacted]") >= 4
     assert "&lt;b&gt;bold&lt;/b&gt;" in page.text
     assert 'href="/docs"' in page.text
+
+
+def test_journal_panel_highlights_problems_and_can_show_only_them(
+    settings: Settings, make_client: MakeClient
+):
+    journal = settings.root / "usr" / "bin" / "journalctl"
+    journal.write_text(journal_stub(KEY))
+    journal.chmod(0o755)
+    client = make_client()
+    sign_in(client)
+    page = client.get("/admin")
+    log = re.search(r'<pre class="log">(.*?)</pre>', page.text, re.S).group(1)  # type: ignore[union-attr]
+    spans = re.findall(r'<span class="(\w+)">([^<]*)</span>', log)
+    assert [level for level, _ in spans] == [
+        "info", "warning", "info", "info", "error", "info", "info", "error",
+    ]  # fmt: skip
+    assert "saw key [redacted] in a header" in spans[1][1]
+    assert re.match(r"2024-03-10T\d\d:\d\d:12[+-]\d{4} WARNING x", spans[1][1])
+    assert 'href="/admin?journal=problems#journal"' in page.text  # a link: no script needed
+    assert "Last 8 log lines" in page.text
+
+    only = client.get("/admin?journal=problems")
+    assert_admin_headers(only)
+    assert_no_inline_code(only.text)
+    args = (settings.root / "journalctl.args").read_text().split()
+    assert args[-2:] == ["-p", "warning"]
+    log = re.search(r'<pre class="log">(.*?)</pre>', only.text, re.S).group(1)  # type: ignore[union-attr]
+    assert re.findall(r'<span class="(\w+)">', log) == ["warning", "error", "error"]
+    assert "Last 3 warnings and errors" in only.text
+    assert 'href="/admin#journal">all lines</a>' in only.text
+    assert "supersecret" not in only.text and KEY not in only.text
+    # Anything else in the query shows every line.
+    assert "Last 8 log lines" in client.get("/admin?journal=%00" + "x" * 5000).text
 
 
 def test_status_page_under_systemd(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import http.client
 import importlib.util
+import json
 import os
 import re
 import signal
@@ -50,11 +51,29 @@ VIEWPORTS: dict[str, ViewportSize] = {
     "desktop": {"width": 1280, "height": 860},
 }
 WRONG = "zyxwvutsrqponmlkjihgfedcba987654"
+_INFO = {
+    "__REALTIME_TIMESTAMP": "1710065471000000",
+    "PRIORITY": "6",
+    "MESSAGE": "INFO raspapi: raspapi listening on http://0.0.0.0:8081",
+}
+_WARNING = {
+    "__REALTIME_TIMESTAMP": "1710065472000000",
+    "PRIORITY": "4",
+    "MESSAGE": f"WARNING raspapi: a client sent {KEY} in a query",
+}
+#: journalctl -o json, honouring -p warning as the real one does.
 JOURNAL = f"""#!/bin/sh
-cat <<'EOF'
-2024-03-10T11:11:11+0100 pi raspapi[812]: INFO raspapi: raspapi listening on http://0.0.0.0:8081
-2024-03-10T11:11:12+0100 pi raspapi[812]: WARNING raspapi: a client sent {KEY} in a query
+case " $* " in
+    *" -p warning "*) cat <<'EOF'
+{json.dumps(_WARNING)}
 EOF
+    ;;
+    *) cat <<'EOF'
+{json.dumps(_INFO)}
+{json.dumps(_WARNING)}
+EOF
+    ;;
+esac
 """
 
 
@@ -229,6 +248,17 @@ def test_an_admin_manages_keys_and_reads_the_status(
     assert int(page.inner_text("#requests")) >= 2
     log = page.inner_text("pre.log")
     assert "raspapi listening on" in log and KEY not in log and "[redacted]" in log
+    # Warnings stand out (the stylesheet is allowed by the CSP), and a link shows only them.
+    warning = page.locator("pre.log .warning")
+    assert "[redacted]" in warning.inner_text()
+    color = "el => getComputedStyle(el).color"
+    assert warning.evaluate(color) != page.locator("pre.log .info").evaluate(color)
+    follow(page, "#journal-problems")
+    assert urllib.parse.urlparse(page.url).query == "journal=problems"
+    assert page.locator("pre.log span").count() == 1
+    assert "a client sent [redacted]" in page.inner_text("pre.log")
+    follow(page, "text=all lines")
+    assert page.locator("pre.log span").count() == 2
     assert page.get_attribute("a[href='/docs']", "href") == "/docs"
     shot(page, viewport, "status")
 
@@ -310,6 +340,9 @@ def test_the_essentials_work_without_javascript(daemon: Daemon, tmp_path: Path):
         page, errors = open_page(context, "phone")
         sign_in(page, daemon, KEY)
         assert path_of(page) == "/admin"
+        follow(page, "#journal-problems")  # the journal filter is a plain link
+        assert page.locator("pre.log span.warning").count() == 1
+        assert page.locator("pre.log span.info").count() == 0
         follow(page, "nav >> text=Scoped keys")
         page.fill("#name", "grafana")
         follow(page, "text=Create key")
