@@ -377,8 +377,11 @@ class Clients:
 
     async def list_bans(self, request: Request) -> JSONResponse:
         """MACs kept off the access points, and when each ban is lifted."""
-        now = time.time()
-        bans = sorted(self.bans.values(), key=lambda b: b.expires_at)
+        # Under the lock: a ban being lifted right now (its DEL_MAC sent, not
+        # yet forgotten) is never listed half-way.
+        async with self._bans_lock:
+            now = time.time()
+            bans = sorted(self.bans.values(), key=lambda b: b.expires_at)
         return JSONResponse({"bans": [b.view(now) for b in bans]})
 
     async def delete_ban(self, request: Request) -> JSONResponse:
