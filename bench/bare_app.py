@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from raspapi.serving import uvicorn_config
+from raspapi.daemon.uvicornopts import uvicorn_config
 
 PAYLOAD = {
     "hostname": "raspberrypi",

@@ -34,9 +34,9 @@ from starlette.responses import JSONResponse, Response
 
 from raspapi import hookimpl
 from raspapi.context import PluginContext
-from raspapi.errors import BadRequest, Conflict, Invalid, NotFound, Unavailable
-from raspapi.fsutil import atomic_write
-from raspapi.routing import ApiRoute, Query, read_json
+from raspapi.host.files import atomic_write
+from raspapi.http.errors import BadRequest, Conflict, Invalid, NotFound, Unavailable
+from raspapi.http.routing import ApiRoute, Query, read_json
 from raspapi.status import Status
 
 LEASES = "/var/lib/misc/dnsmasq.leases"

@@ -17,9 +17,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from raspapi import hookimpl
-from raspapi.auth import is_admin
 from raspapi.context import PluginContext
-from raspapi.routing import ApiRoute
+from raspapi.http.routing import ApiRoute
+from raspapi.security.auth import is_admin
 from raspapi.status import Status
 
 DDCLIENT_CONF = "/etc/ddclient.conf"

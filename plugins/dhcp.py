@@ -20,8 +20,8 @@ from starlette.responses import JSONResponse
 
 from raspapi import hookimpl
 from raspapi.context import PluginContext
-from raspapi.fsutil import open_regular
-from raspapi.routing import ApiRoute
+from raspapi.host.files import open_regular
+from raspapi.http.routing import ApiRoute
 from raspapi.status import Status
 
 DNSMASQ_CONF = "/etc/dnsmasq.conf"

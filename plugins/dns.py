@@ -25,8 +25,8 @@ from starlette.responses import JSONResponse, Response
 
 from raspapi import hookimpl
 from raspapi.context import PluginContext
-from raspapi.fsutil import open_regular
-from raspapi.routing import ApiRoute, Query
+from raspapi.host.files import open_regular
+from raspapi.http.routing import ApiRoute, Query
 from raspapi.status import Status
 
 DOMAINS_FILE = "/etc/raspap/adblock/domains.txt"

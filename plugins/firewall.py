@@ -22,8 +22,8 @@ from starlette.responses import Response
 
 from raspapi import hookimpl
 from raspapi.context import PluginContext
-from raspapi.errors import NotFound, Unavailable
-from raspapi.routing import ApiRoute
+from raspapi.http.errors import NotFound, Unavailable
+from raspapi.http.routing import ApiRoute
 from raspapi.status import Status
 
 RULES_FILE = "/etc/raspap/networking/firewall/iptables_rules.json"

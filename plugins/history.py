@@ -31,11 +31,11 @@ from starlette.responses import JSONResponse
 
 from raspapi import hookimpl
 from raspapi.context import PluginContext
-from raspapi.errors import Invalid, NotFound
-from raspapi.routing import ApiRoute, Query
+from raspapi.http.errors import Invalid, NotFound
+from raspapi.http.routing import ApiRoute, Query
+from raspapi.http.timefmt import parse_rfc3339
+from raspapi.state.storage import Store, transaction
 from raspapi.status import Status
-from raspapi.storage import Store, transaction
-from raspapi.timefmt import parse_rfc3339
 
 #: The wall clock samples are stamped with (tests set a fake one).
 clock: Callable[[], float] = time.time

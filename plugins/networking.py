@@ -30,9 +30,9 @@ from starlette.responses import JSONResponse
 
 from raspapi import hookimpl
 from raspapi.context import PluginContext
-from raspapi.errors import NotFound
-from raspapi.routing import ApiRoute
-from raspapi.runner import CommandError
+from raspapi.host.runner import CommandError
+from raspapi.http.errors import NotFound
+from raspapi.http.routing import ApiRoute
 from raspapi.status import Status
 
 SYS_NET = "/sys/class/net"

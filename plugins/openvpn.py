@@ -26,12 +26,12 @@ from starlette.responses import JSONResponse
 
 from raspapi import hookimpl
 from raspapi.context import PluginContext
-from raspapi.errors import ApiError, Conflict, NotFound, Unavailable
-from raspapi.fsutil import fsync_dir
-from raspapi.routing import ApiRoute
-from raspapi.runner import CommandError, CommandNotFound, CommandTimeout
+from raspapi.host.files import fsync_dir
+from raspapi.host.runner import CommandError, CommandNotFound, CommandTimeout
+from raspapi.host.systemd import Systemd, describe_failure
+from raspapi.http.errors import ApiError, Conflict, NotFound, Unavailable
+from raspapi.http.routing import ApiRoute
 from raspapi.status import Status
-from raspapi.systemd import Systemd, describe_failure
 
 FOLDER = "/etc/openvpn/client"
 CONFIG_LINK = "client.conf"

@@ -17,11 +17,11 @@ from starlette.responses import JSONResponse
 
 from raspapi import hookimpl
 from raspapi.context import PluginContext
-from raspapi.errors import ApiError, NotFound, Unavailable
-from raspapi.routing import ApiRoute
-from raspapi.runner import CommandError, CommandNotFound, CommandTimeout
+from raspapi.host.runner import CommandError, CommandNotFound, CommandTimeout
+from raspapi.host.systemd import Action, Systemd, UnitState, describe_failure
+from raspapi.http.errors import ApiError, NotFound, Unavailable
+from raspapi.http.routing import ApiRoute
 from raspapi.status import Status
-from raspapi.systemd import Action, Systemd, UnitState, describe_failure
 
 #: Name in our URLs -> unit.
 FIXED = {

@@ -34,10 +34,10 @@ from starlette.responses import JSONResponse
 
 from raspapi import hookimpl
 from raspapi.context import PluginContext
-from raspapi.errors import BadRequest, Invalid
-from raspapi.routing import ApiRoute, Query, read_json
-from raspapi.runner import CommandError
-from raspapi.storage import Store, transaction
+from raspapi.host.runner import CommandError
+from raspapi.http.errors import BadRequest, Invalid
+from raspapi.http.routing import ApiRoute, Query, read_json
+from raspapi.state.storage import Store, transaction
 
 #: The wall clock the snapshots are stamped with (tests set a fixed one).
 clock: Callable[[], float] = time.time

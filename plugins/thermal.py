@@ -20,8 +20,8 @@ from starlette.responses import JSONResponse
 
 from raspapi import hookimpl
 from raspapi.context import PluginContext
-from raspapi.routing import ApiRoute
-from raspapi.runner import CommandError
+from raspapi.host.runner import CommandError
+from raspapi.http.routing import ApiRoute
 from raspapi.status import Status
 
 THERMAL = "/sys/class/thermal"

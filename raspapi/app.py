@@ -15,21 +15,25 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from raspapi import adminapi, endpoints, live, metrics, requestmetrics, switches
-from raspapi.admin import routes as admin_routes
-from raspapi.auth import Authenticator
-from raspapi.coredb import CoreDB
-from raspapi.errors import ApiError
-from raspapi.guard import Guard
-from raspapi.keys import KEY_NAME, AdminKey
-from raspapi.logs import AccessLogMiddleware
+from raspapi.admin import api as adminapi
+from raspapi.admin.page import routes as admin_routes
+from raspapi.daemon.logs import AccessLogMiddleware
+from raspapi.daemon.runtime import Counters, Runtime
+from raspapi.events import stream as live
+from raspapi.host.runner import CommandRunner
+from raspapi.http import endpoints, switches
+from raspapi.http.errors import ApiError
+from raspapi.http.guard import Guard
+from raspapi.http.ratelimit import RateLimiter
+from raspapi.http.router import IndexedRouter
+from raspapi.http.routing import ApiRoute
 from raspapi.manager import PluginManager
-from raspapi.ratelimit import RateLimiter
-from raspapi.router import IndexedRouter
-from raspapi.routing import ApiRoute
-from raspapi.runner import CommandRunner
-from raspapi.runtime import Counters, Runtime
+from raspapi.security.adminkey import KEY_NAME, AdminKey
+from raspapi.security.auth import Authenticator
 from raspapi.settings import Settings
+from raspapi.state.coredb import CoreDB
+from raspapi.telemetry import prometheus as metrics
+from raspapi.telemetry import requests as requestmetrics
 
 log = logging.getLogger("raspapi")
 

@@ -8,12 +8,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TypeVar, cast
 
-from raspapi.cache import Cache
-from raspapi.events import EventBus
-from raspapi.fsutil import open_regular
-from raspapi.runner import CommandRunner
+from raspapi.events.bus import EventBus
+from raspapi.host.files import open_regular
+from raspapi.host.runner import CommandRunner
 from raspapi.settings import Settings
-from raspapi.storage import Store
+from raspapi.state.cache import Cache
+from raspapi.state.storage import Store
 
 T = TypeVar("T")
 _SERVICE = "__service__"

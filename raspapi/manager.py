@@ -28,14 +28,14 @@ import pluggy
 from starlette.routing import Route
 
 from raspapi import hookspecs
-from raspapi.cache import Cache
+from raspapi.admin.panels import Panel
 from raspapi.context import PluginContext
-from raspapi.errors import StartupError
-from raspapi.events import EventBus
-from raspapi.panels import Panel
-from raspapi.routing import ApiRoute
-from raspapi.runner import CommandRunner
+from raspapi.events.bus import EventBus
+from raspapi.host.runner import CommandRunner
+from raspapi.http.errors import StartupError
+from raspapi.http.routing import ApiRoute
 from raspapi.settings import Settings
+from raspapi.state.cache import Cache
 from raspapi.status import Status
 
 if TYPE_CHECKING:

@@ -51,7 +51,7 @@ def test_hook_raspapi_routes(settings: Settings, make_client: MakeClient):
         """
         from starlette.responses import JSONResponse
         from raspapi import hookimpl
-        from raspapi.routing import ApiRoute, Query
+        from raspapi.http.routing import ApiRoute, Query
 
         BRIGHTNESS = Query("brightness", int, default=50, minimum=0, maximum=100)
 
@@ -92,7 +92,7 @@ def test_hook_raspapi_legacy_routes(settings: Settings, make_client: MakeClient)
         """
         from starlette.responses import JSONResponse
         from raspapi import hookimpl
-        from raspapi.routing import ApiRoute
+        from raspapi.http.routing import ApiRoute
 
         async def legacy(request):
             return JSONResponse({"answer": 42})

@@ -6,7 +6,7 @@ import logging
 import subprocess
 from pathlib import Path
 
-from raspapi.logs import OneLineFormatter
+from raspapi.daemon.logs import OneLineFormatter
 
 PROJECT = Path(__file__).parents[1]
 

@@ -10,14 +10,14 @@ import pytest
 from starlette.testclient import TestClient
 
 from raspapi.app import create_app
-from raspapi.errors import StartupError
+from raspapi.http.errors import StartupError
 from raspapi.settings import Settings
 from tests.conftest import AUTH, MakeClient
 
 HEALTHY = """
 from starlette.responses import JSONResponse
 from raspapi import hookimpl
-from raspapi.routing import ApiRoute
+from raspapi.http.routing import ApiRoute
 
 async def hello(request):
     return JSONResponse({"hello": "world"})
@@ -91,7 +91,7 @@ def test_plugin_raising_in_a_request_gets_json_500_and_the_rest_serves(
         "buggy",
         """
         from raspapi import hookimpl
-        from raspapi.routing import ApiRoute
+        from raspapi.http.routing import ApiRoute
 
         async def boom(request):
             return {}["missing"]
@@ -187,7 +187,7 @@ def test_unavailable_plugin_answers_503_on_api_but_legacy_keeps_working(
         """
         from starlette.responses import JSONResponse
         from raspapi import hookimpl
-        from raspapi.routing import ApiRoute
+        from raspapi.http.routing import ApiRoute
         from raspapi.status import Status
 
         async def live(request):
@@ -224,7 +224,7 @@ def test_route_clash_fails_the_later_plugin_only(settings: Settings, make_client
     clash = """
         from starlette.responses import JSONResponse
         from raspapi import hookimpl
-        from raspapi.routing import ApiRoute
+        from raspapi.http.routing import ApiRoute
 
         async def mine(request):
             return JSONResponse({"owner": __name__})
@@ -251,7 +251,7 @@ def test_fixed_paths_win_over_parameters_whatever_the_order(
         """
         from starlette.responses import JSONResponse
         from raspapi import hookimpl
-        from raspapi.routing import ApiRoute
+        from raspapi.http.routing import ApiRoute
 
         async def item(request):
             return JSONResponse({"item": request.path_params["name"]})

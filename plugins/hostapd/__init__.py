@@ -23,7 +23,7 @@ from starlette.responses import JSONResponse
 
 from raspapi import hookimpl
 from raspapi.context import PluginContext
-from raspapi.routing import ApiRoute
+from raspapi.http.routing import ApiRoute
 from raspapi.status import Status
 
 from . import schema, telemetry

@@ -14,14 +14,14 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from raspapi.auth import is_admin
 from raspapi.context import PluginContext
-from raspapi.errors import ApiError, Conflict, Invalid, NotFound, Unavailable
-from raspapi.fsutil import atomic_write
-from raspapi.routing import read_json
-from raspapi.runner import CommandError, CommandNotFound
+from raspapi.host.files import atomic_write
+from raspapi.host.runner import CommandError, CommandNotFound
+from raspapi.host.systemd import Systemd
+from raspapi.http.errors import ApiError, Conflict, Invalid, NotFound, Unavailable
+from raspapi.http.routing import read_json
+from raspapi.security.auth import is_admin
 from raspapi.status import Status
-from raspapi.systemd import Systemd
 
 from . import config as hconf
 from .config import HostapdConf, display, is_secret

@@ -18,7 +18,7 @@ from typing import Any
 
 from raspapi import hookimpl
 from raspapi.context import PluginContext
-from raspapi.routing import ApiRoute
+from raspapi.http.routing import ApiRoute
 from raspapi.status import Status
 
 from . import schema

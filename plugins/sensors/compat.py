@@ -34,9 +34,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from raspapi.auth import Principal, key_from_headers
-from raspapi.errors import ApiError, BadRequest, Forbidden, Invalid, NotFound
-from raspapi.routing import ApiRoute, read_json
+from raspapi.http.errors import ApiError, BadRequest, Forbidden, Invalid, NotFound
+from raspapi.http.routing import ApiRoute, read_json
+from raspapi.security.auth import Principal, key_from_headers
 
 from . import validate
 from .service import Sensors

@@ -25,8 +25,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from raspapi.errors import Conflict, Invalid, NotFound
-from raspapi.storage import transaction
+from raspapi.http.errors import Conflict, Invalid, NotFound
+from raspapi.state.storage import transaction
 
 from .config import SLOTS
 from .validate import Batch

@@ -19,7 +19,7 @@ from starlette.responses import JSONResponse
 
 from raspapi import hookimpl
 from raspapi.context import PluginContext
-from raspapi.routing import ApiRoute, Query
+from raspapi.http.routing import ApiRoute, Query
 
 from . import board, probe, telemetry
 from .sampler import CpuSampler, ProcessSampler, parse_stat

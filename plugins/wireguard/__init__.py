@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from raspapi import hookimpl
 from raspapi.context import PluginContext
-from raspapi.routing import ApiRoute
+from raspapi.http.routing import ApiRoute
 from raspapi.status import Status
 
 from . import telemetry

@@ -12,8 +12,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from raspapi.errors import Invalid
-from raspapi.runner import CommandRunner
+from raspapi.host.runner import CommandRunner
+from raspapi.http.errors import Invalid
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface

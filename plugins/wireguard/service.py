@@ -15,12 +15,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from raspapi.context import PluginContext
-from raspapi.errors import ApiError, BadRequest, Conflict, Invalid, NotFound, Unavailable
-from raspapi.fsutil import atomic_write
-from raspapi.routing import Query, read_json
-from raspapi.runner import CommandError, CommandNotFound
+from raspapi.host.files import atomic_write
+from raspapi.host.runner import CommandError, CommandNotFound
+from raspapi.host.systemd import Systemd
+from raspapi.http.errors import ApiError, BadRequest, Conflict, Invalid, NotFound, Unavailable
+from raspapi.http.routing import Query, read_json
 from raspapi.status import Status
-from raspapi.systemd import Systemd
 
 from . import files, model, peers
 from .dump import LiveInterface, parse_dump

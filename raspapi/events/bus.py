@@ -25,7 +25,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from raspapi.timefmt import rfc3339
+from raspapi.http.timefmt import rfc3339
 
 log = logging.getLogger("raspapi.events")
 

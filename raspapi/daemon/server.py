@@ -14,8 +14,8 @@ from types import FrameType
 import uvicorn
 
 from raspapi.app import create_app
-from raspapi.sdnotify import Notifier
-from raspapi.serving import uvicorn_config
+from raspapi.daemon.sdnotify import Notifier
+from raspapi.daemon.uvicornopts import uvicorn_config
 from raspapi.settings import Settings
 
 log = logging.getLogger("raspapi")

@@ -27,12 +27,12 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from raspapi import __version__
-from raspapi.routing import ApiRoute
+from raspapi.http.routing import ApiRoute
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
-    from raspapi.runtime import Runtime
+    from raspapi.daemon.runtime import Runtime
 
 log = logging.getLogger("raspapi.metrics")
 

@@ -32,8 +32,8 @@ from limits.storage import MemoryStorage
 from starlette.responses import JSONResponse
 from starlette.types import Scope
 
-from raspapi.auth import Principal
-from raspapi.errors import StartupError
+from raspapi.http.errors import StartupError
+from raspapi.security.auth import Principal
 
 GROUPS = ("read", "control", "admin", "ingest", "open", "auth")
 ENV_NAME = "RASPAPI_RATE_LIMITS"

@@ -6,17 +6,17 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from raspapi.audit import AuditLog
-from raspapi.auth import Authenticator
-from raspapi.events import EventBus
-from raspapi.keys import AdminKey
-from raspapi.keystore import KeyStore
-from raspapi.live import CoreWatch
+from raspapi.events.bus import EventBus
+from raspapi.events.stream import CoreWatch
+from raspapi.http.ratelimit import RateLimiter
+from raspapi.http.routing import ApiRoute
 from raspapi.manager import PluginManager
-from raspapi.ratelimit import RateLimiter
-from raspapi.requestmetrics import RequestMetrics
-from raspapi.routing import ApiRoute
+from raspapi.security.adminkey import AdminKey
+from raspapi.security.audit import AuditLog
+from raspapi.security.auth import Authenticator
+from raspapi.security.keystore import KeyStore
 from raspapi.settings import Settings
+from raspapi.telemetry.requests import RequestMetrics
 
 
 @dataclass

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 
 from starlette.responses import JSONResponse
 
-from raspapi.errors import StartupError
-from raspapi.routing import ApiRoute
+from raspapi.http.errors import StartupError
+from raspapi.http.routing import ApiRoute
 
 ENV_NAME = "RASPAPI_DISABLE_ROUTES"
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from dotenv import dotenv_values
 
-from raspapi.fsutil import atomic_write
+from raspapi.host.files import atomic_write
 
 KEY_NAME = "RASPAP_API_KEY"
 KEY_ALPHABET = string.digits + string.ascii_lowercase

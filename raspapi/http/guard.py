@@ -10,14 +10,14 @@ from typing import TYPE_CHECKING
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from raspapi.audit import AUDITED_SCOPES
-from raspapi.auth import Principal
-from raspapi.routing import ApiRoute
-from raspapi.switches import disabled_methods
-from raspapi.switches import refusal as route_disabled
+from raspapi.http.routing import ApiRoute
+from raspapi.http.switches import disabled_methods
+from raspapi.http.switches import refusal as route_disabled
+from raspapi.security.audit import AUDITED_SCOPES
+from raspapi.security.auth import Principal
 
 if TYPE_CHECKING:
-    from raspapi.runtime import Runtime
+    from raspapi.daemon.runtime import Runtime
 
 #: RaspAP's exact answer to a missing, empty or wrong key.
 LEGACY_FORBIDDEN = JSONResponse({"detail": "403: Unauthorized"}, status_code=403)

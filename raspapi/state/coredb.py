@@ -5,12 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from raspapi.audit import MIGRATION as AUDIT_MIGRATION
-from raspapi.audit import AuditLog
-from raspapi.keystore import MIGRATION as KEYS_MIGRATION
-from raspapi.keystore import KeyStore
+from raspapi.security.audit import MIGRATION as AUDIT_MIGRATION
+from raspapi.security.audit import AuditLog
+from raspapi.security.keystore import MIGRATION as KEYS_MIGRATION
+from raspapi.security.keystore import KeyStore
 from raspapi.settings import Settings
-from raspapi.storage import Store
+from raspapi.state.storage import Store
 
 #: Applied in order, once each; append, never edit.
 MIGRATIONS = [KEYS_MIGRATION + AUDIT_MIGRATION]

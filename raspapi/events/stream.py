@@ -19,15 +19,15 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from raspapi import __version__
-from raspapi.errors import Unavailable
-from raspapi.events import EventBus, Subscription, TooManySubscribers, sse_frame
-from raspapi.routing import ApiRoute
-from raspapi.timefmt import rfc3339
+from raspapi.events.bus import EventBus, Subscription, TooManySubscribers, sse_frame
+from raspapi.http.errors import Unavailable
+from raspapi.http.routing import ApiRoute
+from raspapi.http.timefmt import rfc3339
 
 if TYPE_CHECKING:
-    from raspapi.keystore import KeyRecord
+    from raspapi.daemon.runtime import Runtime
     from raspapi.manager import PluginManager
-    from raspapi.runtime import Runtime
+    from raspapi.security.keystore import KeyRecord
 
 log = logging.getLogger("raspapi.events")
 

@@ -20,9 +20,9 @@ from typing import Any
 from starlette.requests import Request
 from starlette.types import Scope
 
-from raspapi.auth import Principal
-from raspapi.storage import Store, transaction
-from raspapi.timefmt import rfc3339
+from raspapi.http.timefmt import rfc3339
+from raspapi.security.auth import Principal
+from raspapi.state.storage import Store, transaction
 
 log = logging.getLogger("raspapi.audit")
 

@@ -11,9 +11,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
 
-from raspapi import __version__, openapi
-from raspapi.routing import ApiRoute
-from raspapi.runtime import Runtime
+from raspapi import __version__
+from raspapi.daemon.runtime import Runtime
+from raspapi.http import openapi
+from raspapi.http.routing import ApiRoute
 
 DESCRIPTION = (
     "A fast, plugin-based control daemon for Raspberry Pi access points, and a "

@@ -25,11 +25,11 @@ from starlette.responses import JSONResponse
 from starlette.routing import Mount
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from raspapi.routing import ApiRoute
-from raspapi.timefmt import rfc3339
+from raspapi.http.routing import ApiRoute
+from raspapi.http.timefmt import rfc3339
 
 if TYPE_CHECKING:
-    from raspapi.runtime import Runtime
+    from raspapi.daemon.runtime import Runtime
 
 #: Upper bounds (seconds) of the latency buckets: 1, 1.25, 1.5, 2, 2.5, 3, 4,
 #: 5, 6, 8 per decade, 0.1 ms to 100 s; one more bucket holds the rest.

@@ -11,7 +11,7 @@ from typing import Any, Generic, TypeVar
 from starlette.requests import Request
 from starlette.routing import Route
 
-from raspapi.errors import BadRequest, Invalid
+from raspapi.http.errors import BadRequest, Invalid
 
 #: Scopes a key can carry; ``None`` on a route means "no key needed".
 SCOPES = ("read", "control", "admin", "ingest")

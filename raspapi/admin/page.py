@@ -22,18 +22,18 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from raspapi import __version__
-from raspapi.adminapi import validate_expiry, validate_name, validate_scopes
-from raspapi.auth import Principal
-from raspapi.endpoints import webui_dir
-from raspapi.errors import ApiError, Invalid, Unavailable
-from raspapi.keys import KEY_NAME, generate_key, set_env_value
-from raspapi.keystore import digest
-from raspapi.routing import SCOPES
-from raspapi.runner import CommandError
-from raspapi.runtime import Runtime
-from raspapi.systemd import Systemd
-from raspapi.timefmt import rfc3339
-from raspapi.websession import Session, Sessions, Signer, Throttle, load_secret
+from raspapi.admin.api import validate_expiry, validate_name, validate_scopes
+from raspapi.admin.sessions import Session, Sessions, Signer, Throttle, load_secret
+from raspapi.daemon.runtime import Runtime
+from raspapi.host.runner import CommandError
+from raspapi.host.systemd import Systemd
+from raspapi.http.endpoints import webui_dir
+from raspapi.http.errors import ApiError, Invalid, Unavailable
+from raspapi.http.routing import SCOPES
+from raspapi.http.timefmt import rfc3339
+from raspapi.security.adminkey import KEY_NAME, generate_key, set_env_value
+from raspapi.security.auth import Principal
+from raspapi.security.keystore import digest
 
 if TYPE_CHECKING:
     import jinja2

@@ -7,12 +7,12 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from raspapi.audit import note
-from raspapi.errors import Invalid, Unavailable
-from raspapi.keystore import KeyStore
-from raspapi.routing import SCOPES, ApiRoute, Query, read_json
-from raspapi.runtime import Runtime
-from raspapi.timefmt import parse_rfc3339
+from raspapi.daemon.runtime import Runtime
+from raspapi.http.errors import Invalid, Unavailable
+from raspapi.http.routing import SCOPES, ApiRoute, Query, read_json
+from raspapi.http.timefmt import parse_rfc3339
+from raspapi.security.audit import note
+from raspapi.security.keystore import KeyStore
 
 NAME_MAX = 64
 MAX_DAYS = 3650

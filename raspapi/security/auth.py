@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from starlette.requests import Request
 from starlette.types import Scope
 
-from raspapi.keys import AdminKey
-from raspapi.routing import SCOPES
+from raspapi.http.routing import SCOPES
+from raspapi.security.adminkey import AdminKey
 
 
 @dataclass(frozen=True, slots=True)

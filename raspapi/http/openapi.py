@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from raspapi import __version__
-from raspapi.routing import ApiRoute
+from raspapi.http.routing import ApiRoute
 
 _PARAM = re.compile(r"{([^}:]+)(?::[^}]+)?}")
 

@@ -18,12 +18,12 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from raspapi.auth import Principal
-from raspapi.errors import Conflict, NotFound, Unavailable
-from raspapi.keys import generate_key
-from raspapi.routing import SCOPES
-from raspapi.storage import Store, transaction
-from raspapi.timefmt import rfc3339
+from raspapi.http.errors import Conflict, NotFound, Unavailable
+from raspapi.http.routing import SCOPES
+from raspapi.http.timefmt import rfc3339
+from raspapi.security.adminkey import generate_key
+from raspapi.security.auth import Principal
+from raspapi.state.storage import Store, transaction
 
 log = logging.getLogger("raspapi.keys")
 

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from raspapi.fsutil import atomic_write
+from raspapi.host.files import atomic_write
 
 log = logging.getLogger("raspapi.admin")
 

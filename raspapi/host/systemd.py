@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from raspapi.runner import CommandError, CommandFailed, CommandRunner
+from raspapi.host.runner import CommandError, CommandFailed, CommandRunner
 
 Action = Literal["start", "stop", "restart", "reload", "enable", "disable"]
 _PROPERTIES = (
