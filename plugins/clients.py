@@ -33,11 +33,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from raspapi import hookimpl
-from raspapi.context import PluginContext
+from raspapi.context import PluginContext, Status
 from raspapi.host.files import atomic_write
 from raspapi.http.errors import BadRequest, Conflict, Invalid, NotFound, Unavailable
 from raspapi.http.routing import ApiRoute, Query, read_json
-from raspapi.status import Status
 
 LEASES = "/var/lib/misc/dnsmasq.leases"
 NEIGHBOURS = "/proc/net/arp"

@@ -17,10 +17,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from raspapi import hookimpl
-from raspapi.context import PluginContext
+from raspapi.context import PluginContext, Status
 from raspapi.http.routing import ApiRoute
 from raspapi.security.auth import is_admin
-from raspapi.status import Status
 
 DDCLIENT_CONF = "/etc/ddclient.conf"
 _NAME = re.compile(r"([A-Za-z][0-9A-Za-z_-]*)=")

@@ -24,10 +24,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from raspapi import hookimpl
-from raspapi.context import PluginContext
+from raspapi.context import PluginContext, Status
 from raspapi.host.files import open_regular
 from raspapi.http.routing import ApiRoute, Query
-from raspapi.status import Status
 
 DOMAINS_FILE = "/etc/raspap/adblock/domains.txt"
 HOSTNAMES_FILE = "/etc/raspap/adblock/hostnames.txt"

@@ -21,10 +21,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from raspapi import hookimpl
-from raspapi.context import PluginContext
+from raspapi.context import PluginContext, Status
 from raspapi.http.errors import NotFound, Unavailable
 from raspapi.http.routing import ApiRoute
-from raspapi.status import Status
 
 RULES_FILE = "/etc/raspap/networking/firewall/iptables_rules.json"
 MAX_BYTES = 4 * 1024 * 1024

@@ -30,12 +30,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from raspapi import hookimpl
-from raspapi.context import PluginContext
+from raspapi.context import PluginContext, Status
 from raspapi.http.errors import Invalid, NotFound
 from raspapi.http.routing import ApiRoute, Query
 from raspapi.http.timefmt import parse_rfc3339
 from raspapi.state.storage import Store, transaction
-from raspapi.status import Status
 
 #: The wall clock samples are stamped with (tests set a fake one).
 clock: Callable[[], float] = time.time

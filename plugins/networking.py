@@ -29,11 +29,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from raspapi import hookimpl
-from raspapi.context import PluginContext
+from raspapi.context import PluginContext, Status
 from raspapi.host.runner import CommandError
 from raspapi.http.errors import NotFound
 from raspapi.http.routing import ApiRoute
-from raspapi.status import Status
 
 SYS_NET = "/sys/class/net"
 PROC_NET_DEV = "/proc/net/dev"

@@ -25,13 +25,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from raspapi import hookimpl
-from raspapi.context import PluginContext
+from raspapi.context import PluginContext, Status
 from raspapi.host.files import fsync_dir
 from raspapi.host.runner import CommandError, CommandNotFound, CommandTimeout
 from raspapi.host.systemd import Systemd, describe_failure
 from raspapi.http.errors import ApiError, Conflict, NotFound, Unavailable
 from raspapi.http.routing import ApiRoute
-from raspapi.status import Status
 
 FOLDER = "/etc/openvpn/client"
 CONFIG_LINK = "client.conf"

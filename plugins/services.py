@@ -16,12 +16,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from raspapi import hookimpl
-from raspapi.context import PluginContext
+from raspapi.context import PluginContext, Status
 from raspapi.host.runner import CommandError, CommandNotFound, CommandTimeout
 from raspapi.host.systemd import Action, Systemd, UnitState, describe_failure
 from raspapi.http.errors import ApiError, NotFound, Unavailable
 from raspapi.http.routing import ApiRoute
-from raspapi.status import Status
 
 #: Name in our URLs -> unit.
 FIXED = {

@@ -19,10 +19,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from raspapi import hookimpl
-from raspapi.context import PluginContext
+from raspapi.context import PluginContext, Status
 from raspapi.host.runner import CommandError
 from raspapi.http.routing import ApiRoute
-from raspapi.status import Status
 
 THERMAL = "/sys/class/thermal"
 HWMON = "/sys/class/hwmon"

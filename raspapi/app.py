@@ -25,8 +25,7 @@ from raspapi.http import endpoints, switches
 from raspapi.http.errors import ApiError
 from raspapi.http.guard import Guard
 from raspapi.http.ratelimit import RateLimiter
-from raspapi.http.router import IndexedRouter
-from raspapi.http.routing import ApiRoute
+from raspapi.http.routing import ApiRoute, IndexedRouter
 from raspapi.manager import PluginManager
 from raspapi.security.adminkey import KEY_NAME, AdminKey
 from raspapi.security.auth import Authenticator

@@ -11,11 +11,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from raspapi import __version__
+from raspapi.context import Status
 from raspapi.daemon import installation, logs
 from raspapi.http.errors import StartupError
 from raspapi.security.adminkey import KEY_NAME, AdminKey, generate_key, set_env_value
 from raspapi.settings import Settings
-from raspapi.status import Status
 
 
 def main(argv: Sequence[str] | None = None) -> int:

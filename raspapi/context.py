@@ -1,4 +1,5 @@
-"""What a plugin is handed: settings, paths under the root, runner, cache, logger."""
+"""What a plugin is handed (settings, paths under the root, runner, cache, logger),
+and what it answers about its health (:class:`Status`)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, TypeVar, cast
+from typing import Any, Literal, Protocol, TypeVar, cast
 
 from raspapi.events.bus import EventBus
 from raspapi.host.files import open_regular
@@ -97,3 +98,33 @@ class PluginContext:
         for store in self._stores.values():
             store.close()
         self._stores.clear()
+
+
+#: A plugin's health: ok, unavailable (its hardware or program is absent) or failed.
+State = Literal["ok", "unavailable", "failed", "disabled"]
+
+
+@dataclass(frozen=True)
+class Status:
+    state: State
+    reason: str | None = None
+    #: Facts a plugin adds to ``/ready`` (interface names, versions, counts).
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def ok(cls, **details: Any) -> Status:
+        return cls("ok", None, details)
+
+    @classmethod
+    def unavailable(cls, reason: str, **details: Any) -> Status:
+        return cls("unavailable", reason, details)
+
+    @classmethod
+    def failed(cls, reason: str) -> Status:
+        return cls("failed", reason)
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"state": self.state, "reason": self.reason}
+        if self.details:
+            out["details"] = self.details
+        return out

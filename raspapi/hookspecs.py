@@ -14,8 +14,7 @@ import pluggy
 from starlette.routing import Route
 
 from raspapi.admin.panels import Panel
-from raspapi.context import PluginContext
-from raspapi.status import Status
+from raspapi.context import PluginContext, Status
 
 hookspec = pluggy.HookspecMarker("raspapi")
 

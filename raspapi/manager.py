@@ -29,14 +29,13 @@ from starlette.routing import Route
 
 from raspapi import hookspecs
 from raspapi.admin.panels import Panel
-from raspapi.context import PluginContext
+from raspapi.context import PluginContext, Status
 from raspapi.events.bus import EventBus
 from raspapi.host.runner import CommandRunner
 from raspapi.http.errors import StartupError
 from raspapi.http.routing import ApiRoute
 from raspapi.settings import Settings
 from raspapi.state.cache import Cache
-from raspapi.status import Status
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric

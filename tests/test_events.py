@@ -221,7 +221,7 @@ def test_key_created_and_revoked(client: TestClient, streams: list[Stream]):
 STATIONS_PLUGIN = """
 import json
 from raspapi import hookimpl
-from raspapi.status import Status
+from raspapi.context import Status
 
 
 @hookimpl

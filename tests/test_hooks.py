@@ -154,7 +154,7 @@ def test_hook_raspapi_status(settings: Settings, make_client: MakeClient):
         "gauge",
         """
         from raspapi import hookimpl
-        from raspapi.status import Status
+        from raspapi.context import Status
 
         @hookimpl
         async def raspapi_status(ctx):

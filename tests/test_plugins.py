@@ -188,7 +188,7 @@ def test_unavailable_plugin_answers_503_on_api_but_legacy_keeps_working(
         from starlette.responses import JSONResponse
         from raspapi import hookimpl
         from raspapi.http.routing import ApiRoute
-        from raspapi.status import Status
+        from raspapi.context import Status
 
         async def live(request):
             return JSONResponse({"live": True})

@@ -22,9 +22,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 
 from raspapi import hookimpl
-from raspapi.context import PluginContext
+from raspapi.context import PluginContext, Status
 from raspapi.http.routing import ApiRoute
-from raspapi.status import Status
 
 from . import schema, telemetry
 from .service import Hostapd

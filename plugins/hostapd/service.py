@@ -14,14 +14,13 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from raspapi.context import PluginContext
+from raspapi.context import PluginContext, Status
 from raspapi.host.files import atomic_write
 from raspapi.host.runner import CommandError, CommandNotFound
 from raspapi.host.systemd import Systemd
 from raspapi.http.errors import ApiError, Conflict, Invalid, NotFound, Unavailable
 from raspapi.http.routing import read_json
 from raspapi.security.auth import is_admin
-from raspapi.status import Status
 
 from . import config as hconf
 from .config import HostapdConf, display, is_secret

@@ -17,9 +17,8 @@ from __future__ import annotations
 from typing import Any
 
 from raspapi import hookimpl
-from raspapi.context import PluginContext
+from raspapi.context import PluginContext, Status
 from raspapi.http.routing import ApiRoute
-from raspapi.status import Status
 
 from . import schema
 from .compat import Compat

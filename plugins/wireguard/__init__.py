@@ -13,9 +13,8 @@ from typing import Any
 from starlette.routing import Route
 
 from raspapi import hookimpl
-from raspapi.context import PluginContext
+from raspapi.context import PluginContext, Status
 from raspapi.http.routing import ApiRoute
-from raspapi.status import Status
 
 from . import telemetry
 from .service import BODY_FIELDS, FORMAT, WireGuard

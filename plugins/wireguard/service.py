@@ -14,13 +14,12 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from raspapi.context import PluginContext
+from raspapi.context import PluginContext, Status
 from raspapi.host.files import atomic_write
 from raspapi.host.runner import CommandError, CommandNotFound
 from raspapi.host.systemd import Systemd
 from raspapi.http.errors import ApiError, BadRequest, Conflict, Invalid, NotFound, Unavailable
 from raspapi.http.routing import Query, read_json
-from raspapi.status import Status
 
 from . import files, model, peers
 from .dump import LiveInterface, parse_dump

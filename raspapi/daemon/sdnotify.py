@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 import socket
@@ -58,17 +57,3 @@ class Notifier:
         while True:
             self.notify("WATCHDOG=1")
             await asyncio.sleep(interval)
-
-
-@contextlib.asynccontextmanager
-async def running(notifier: Notifier, status: str):  # type: ignore[no-untyped-def]
-    """READY=1 and watchdog pings while the body runs; STOPPING=1 after."""
-    task = asyncio.ensure_future(notifier.watchdog())
-    notifier.ready(status)
-    try:
-        yield
-    finally:
-        notifier.stopping()
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

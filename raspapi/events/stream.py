@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -25,9 +25,9 @@ from raspapi.http.routing import ApiRoute
 from raspapi.http.timefmt import rfc3339
 
 if TYPE_CHECKING:
-    from raspapi.daemon.runtime import Runtime
     from raspapi.manager import PluginManager
-    from raspapi.security.keystore import KeyRecord
+    from raspapi.security.keystore import KeyRecord, KeyStore
+    from raspapi.settings import Settings
 
 log = logging.getLogger("raspapi.events")
 
@@ -226,8 +226,20 @@ async def _chunk(send: Send, body: bytes) -> None:
     await send({"type": "http.response.body", "body": body, "more_body": True})
 
 
-def _runtime(request: Request) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
+class Parts(Protocol):
+    """What the stream needs of the app's runtime (which holds it: no import back)."""
+
+    settings: Settings
+    manager: PluginManager
+    keys: KeyStore | None
+    core_watch: CoreWatch | None
+
+    @property
+    def events(self) -> EventBus: ...
+
+
+def _runtime(request: Request) -> Parts:
+    runtime: Parts = request.app.state.runtime
     return runtime
 
 
@@ -298,7 +310,7 @@ def routes() -> list[ApiRoute]:
     return [ApiRoute("/api/v1/events", events, methods=["GET"], response=SNAPSHOT_SCHEMA)]
 
 
-def setup(runtime: Runtime) -> None:
+def setup(runtime: Parts) -> None:
     """Wire the core's events: plugin states and stations (a watch), keys."""
     bus = runtime.events
     runtime.core_watch = CoreWatch(runtime.manager, bus)

@@ -18,7 +18,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -27,9 +27,6 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from raspapi.http.routing import ApiRoute
 from raspapi.http.timefmt import rfc3339
-
-if TYPE_CHECKING:
-    from raspapi.daemon.runtime import Runtime
 
 #: Upper bounds (seconds) of the latency buckets: 1, 1.25, 1.5, 2, 2.5, 3, 4,
 #: 5, 6, 8 per decade, 0.1 ms to 100 s; one more bucket holds the rest.
@@ -309,8 +306,8 @@ async def requests(request: Request) -> JSONResponse:
     request's arrival to its response's start, read from a histogram (within
     about 12%). `client_errors` are 4xx answers, `server_errors` 5xx.
     """
-    runtime: Runtime = request.app.state.runtime
-    metrics = runtime.requests
+    # The app's runtime holds this module's table (so no import of it here).
+    metrics: RequestMetrics = request.app.state.runtime.requests
     return JSONResponse(
         {
             "started_at": rfc3339(metrics.started_at),
