@@ -32,11 +32,20 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from raspapi import hookimpl
-from raspapi.context import PluginContext, Status
-from raspapi.host.files import atomic_write
-from raspapi.http.errors import BadRequest, Conflict, Invalid, NotFound, Unavailable
-from raspapi.http.routing import ApiRoute, Query, read_json
+from raspapi.plugin import (
+    ApiRoute,
+    BadRequest,
+    Conflict,
+    Invalid,
+    NotFound,
+    PluginContext,
+    Query,
+    Status,
+    Unavailable,
+    atomic_write,
+    hookimpl,
+    read_json,
+)
 
 LEASES = "/var/lib/misc/dnsmasq.leases"
 NEIGHBOURS = "/proc/net/arp"

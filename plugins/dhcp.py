@@ -18,10 +18,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from raspapi import hookimpl
-from raspapi.context import PluginContext, Status
-from raspapi.host.files import open_regular
-from raspapi.http.routing import ApiRoute
+from raspapi.plugin import ApiRoute, PluginContext, Status, hookimpl, open_regular
 
 DNSMASQ_CONF = "/etc/dnsmasq.conf"
 DNSMASQ_DIR = "/etc/dnsmasq.d"

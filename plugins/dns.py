@@ -23,10 +23,7 @@ from typing import IO, Any, Generic, TypeVar
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from raspapi import hookimpl
-from raspapi.context import PluginContext, Status
-from raspapi.host.files import open_regular
-from raspapi.http.routing import ApiRoute, Query
+from raspapi.plugin import ApiRoute, PluginContext, Query, Status, hookimpl, open_regular
 
 DOMAINS_FILE = "/etc/raspap/adblock/domains.txt"
 HOSTNAMES_FILE = "/etc/raspap/adblock/hostnames.txt"

@@ -29,12 +29,18 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from raspapi import hookimpl
-from raspapi.context import PluginContext, Status
-from raspapi.http.errors import Invalid, NotFound
-from raspapi.http.routing import ApiRoute, Query
-from raspapi.http.timefmt import parse_rfc3339
-from raspapi.state.storage import Store, transaction
+from raspapi.plugin import (
+    ApiRoute,
+    Invalid,
+    NotFound,
+    PluginContext,
+    Query,
+    Status,
+    Store,
+    hookimpl,
+    parse_rfc3339,
+    transaction,
+)
 
 #: The wall clock samples are stamped with (tests set a fake one).
 clock: Callable[[], float] = time.time

@@ -28,11 +28,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from raspapi import hookimpl
-from raspapi.context import PluginContext, Status
-from raspapi.host.runner import CommandError
-from raspapi.http.errors import NotFound
-from raspapi.http.routing import ApiRoute
+from raspapi.plugin import ApiRoute, CommandError, NotFound, PluginContext, Status, hookimpl
 
 SYS_NET = "/sys/class/net"
 PROC_NET_DEV = "/proc/net/dev"

@@ -24,13 +24,22 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from raspapi import hookimpl
-from raspapi.context import PluginContext, Status
-from raspapi.host.files import fsync_dir
-from raspapi.host.runner import CommandError, CommandNotFound, CommandTimeout
-from raspapi.host.systemd import Systemd, describe_failure
-from raspapi.http.errors import ApiError, Conflict, NotFound, Unavailable
-from raspapi.http.routing import ApiRoute
+from raspapi.plugin import (
+    ApiError,
+    ApiRoute,
+    CommandError,
+    CommandNotFound,
+    CommandTimeout,
+    Conflict,
+    NotFound,
+    PluginContext,
+    Status,
+    Systemd,
+    Unavailable,
+    describe_failure,
+    fsync_dir,
+    hookimpl,
+)
 
 FOLDER = "/etc/openvpn/client"
 CONFIG_LINK = "client.conf"

@@ -18,10 +18,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from raspapi import hookimpl
-from raspapi.context import PluginContext, Status
-from raspapi.host.runner import CommandError
-from raspapi.http.routing import ApiRoute
+from raspapi.plugin import ApiRoute, CommandError, PluginContext, Status, hookimpl
 
 THERMAL = "/sys/class/thermal"
 HWMON = "/sys/class/hwmon"

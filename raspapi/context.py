@@ -18,6 +18,15 @@ from raspapi.state.storage import Store
 
 T = TypeVar("T")
 _SERVICE = "__service__"
+#: The longest option value read (a bound on what a .env line can make us parse).
+MAX_OPTION_CHARS = 4096
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+class OptionError(ValueError):
+    """A plugin option's value is not of its type or out of its range; the
+    message names the variable (the plugin is then marked failed with it)."""
 
 
 class Hooks(Protocol):
@@ -75,6 +84,57 @@ class PluginContext:
             # a down link's "speed"): all mean "no value".
             return None
         return data.decode("utf-8", errors="replace")
+
+    def option(
+        self,
+        name: str,
+        type: type[T],
+        default: T,
+        *,
+        min: float | None = None,
+        max: float | None = None,
+    ) -> T:
+        """The plugin's option ``RASPAPI_<PLUGIN>_<NAME>`` (process environment,
+        else the .env file) as ``type`` (``int``, ``float``, ``bool`` or ``str``),
+        ``default`` when unset or blank. ``min``/``max`` bound a number (a
+        string's length). Raises :class:`OptionError` naming the variable."""
+        var = f"RASPAPI_{self.name}_{name}".upper().replace("-", "_")
+        raw = (self.settings.option(var) or "").strip()
+        if not raw:
+            return default
+        low = "" if min is None else f"{min:g}"
+        high = "" if max is None else f"{max:g}"
+        bounds = (
+            f" from {low} to {high}"
+            if low and high
+            else (f" of at least {low}" if low else (f" of at most {high}" if high else ""))
+        )
+        shown = raw if len(raw) <= 40 else raw[:40] + "..."
+        if len(raw) > MAX_OPTION_CHARS:
+            raise OptionError(f"{var} is longer than {MAX_OPTION_CHARS} characters")
+        value: Any
+        if type is bool:
+            if raw.lower() not in _TRUE | _FALSE:
+                raise OptionError(f"{var}={shown!r} is not one of yes/no, true/false, on/off, 1/0")
+            return cast(T, raw.lower() in _TRUE)
+        if type is str:
+            value, measure, what = raw, len(raw), "text"
+        elif type is int or type is float:
+            what = "a whole number" if type is int else "a number"
+            try:
+                value = int(raw) if type is int else float(raw)
+            except ValueError:
+                raise OptionError(f"{var}={shown!r} is not {what}{bounds}") from None
+            if value != value or value in (float("inf"), float("-inf")):
+                raise OptionError(f"{var}={shown!r} is not {what}{bounds}")
+            measure = value
+        else:
+            raise TypeError(f"option type must be int, float, bool or str, not {type!r}")
+        if (min is not None and measure < min) or (max is not None and measure > max):
+            if type is str:
+                raise OptionError(f"{var} must be{bounds.replace(' of', '')} characters long")
+            raise OptionError(f"{var}={shown!r} is not {what}{bounds}")
+        return cast(T, value)
 
     def service(self, factory: Callable[[PluginContext], T]) -> T:
         """The plugin's one service object for this app, made by ``factory(ctx)``

@@ -14,13 +14,21 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from raspapi.context import PluginContext, Status
-from raspapi.host.files import atomic_write
-from raspapi.host.runner import CommandError, CommandNotFound
-from raspapi.host.systemd import Systemd
-from raspapi.http.errors import ApiError, Conflict, Invalid, NotFound, Unavailable
-from raspapi.http.routing import read_json
-from raspapi.security.auth import is_admin
+from raspapi.plugin import (
+    ApiError,
+    CommandError,
+    CommandNotFound,
+    Conflict,
+    Invalid,
+    NotFound,
+    PluginContext,
+    Status,
+    Systemd,
+    Unavailable,
+    atomic_write,
+    is_admin,
+    read_json,
+)
 
 from . import config as hconf
 from .config import HostapdConf, display, is_secret
@@ -28,7 +36,6 @@ from .ctrl import ControlSocket, CtrlError, CtrlFailed, close_all
 from .schema import AP_KEYS
 from .validate import DEFAULT_HW_MODE, FIELD_OF, plan
 
-CONFIRM_ENV = "RASPAPI_HOSTAPD_CONFIRM_SECONDS"
 DEFAULT_CONFIRM_SECONDS = 60.0
 MAX_CONFIRM_SECONDS = 3600.0
 CONFIRM_URL = "/api/v1/hostapd/config/confirm"
@@ -95,18 +102,9 @@ class Hostapd:
     # -- life cycle ------------------------------------------------------------
 
     def start(self) -> None:
-        raw = (self.ctx.settings.option(CONFIRM_ENV) or "").strip()
-        if raw:
-            try:
-                seconds = float(raw)
-            except ValueError:
-                seconds = -1.0
-            if not 0.1 <= seconds <= MAX_CONFIRM_SECONDS:
-                raise ValueError(
-                    f"{CONFIRM_ENV}={raw!r} is not a number of seconds from 0.1 to "
-                    f"{MAX_CONFIRM_SECONDS:g}"
-                )
-            self.confirm_seconds = seconds
+        self.confirm_seconds = self.ctx.option(
+            "confirm_seconds", float, DEFAULT_CONFIRM_SECONDS, min=0.1, max=MAX_CONFIRM_SECONDS
+        )
 
     async def stop(self) -> None:
         """An unconfirmed change does not outlive the daemon: it is rolled back."""

@@ -34,9 +34,17 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from raspapi.http.errors import ApiError, BadRequest, Forbidden, Invalid, NotFound
-from raspapi.http.routing import ApiRoute, read_json
-from raspapi.security.auth import Principal, key_from_headers
+from raspapi.plugin import (
+    ApiError,
+    ApiRoute,
+    BadRequest,
+    Forbidden,
+    Invalid,
+    NotFound,
+    Principal,
+    key_from_headers,
+    read_json,
+)
 
 from . import validate
 from .service import Sensors

@@ -16,13 +16,21 @@ from typing import Any, TypeVar
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from raspapi.context import PluginContext
-from raspapi.http.errors import ApiError, Forbidden, Invalid, NotFound, Unavailable
-from raspapi.http.routing import Query, read_json
-from raspapi.http.timefmt import rfc3339
-from raspapi.security.auth import Principal, principal
-from raspapi.security.keystore import KeyStore
-from raspapi.state.storage import Store
+from raspapi.plugin import (
+    ApiError,
+    Forbidden,
+    Invalid,
+    KeyStore,
+    NotFound,
+    PluginContext,
+    Principal,
+    Query,
+    Store,
+    Unavailable,
+    principal,
+    read_json,
+    rfc3339,
+)
 
 from . import validate
 from .config import Config

@@ -12,7 +12,7 @@ import os
 import time
 from typing import Any
 
-from raspapi.context import PluginContext
+from raspapi.plugin import PluginContext
 
 from . import probe
 from .sampler import CpuSampler

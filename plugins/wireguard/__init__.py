@@ -12,9 +12,7 @@ from typing import Any
 
 from starlette.routing import Route
 
-from raspapi import hookimpl
-from raspapi.context import PluginContext, Status
-from raspapi.http.routing import ApiRoute
+from raspapi.plugin import ApiRoute, PluginContext, Status, hookimpl
 
 from . import telemetry
 from .service import BODY_FIELDS, FORMAT, WireGuard

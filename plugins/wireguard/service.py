@@ -14,12 +14,22 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from raspapi.context import PluginContext, Status
-from raspapi.host.files import atomic_write
-from raspapi.host.runner import CommandError, CommandNotFound
-from raspapi.host.systemd import Systemd
-from raspapi.http.errors import ApiError, BadRequest, Conflict, Invalid, NotFound, Unavailable
-from raspapi.http.routing import Query, read_json
+from raspapi.plugin import (
+    ApiError,
+    BadRequest,
+    CommandError,
+    CommandNotFound,
+    Conflict,
+    Invalid,
+    NotFound,
+    PluginContext,
+    Query,
+    Status,
+    Systemd,
+    Unavailable,
+    atomic_write,
+    read_json,
+)
 
 from . import files, model, peers
 from .dump import LiveInterface, parse_dump
