@@ -122,6 +122,12 @@ class PluginManager:
             except Exception as exc:
                 self._fail(plugin, f"cannot load: {_describe(exc)}", exc)
                 continue
+            if not self.pm.get_hookcallers(module):
+                # Routes silently missing would look like a healthy plugin.
+                plugin.failure = "no hooks found (is @hookimpl missing?)"
+                log.error("plugin %r failed: %s", plugin.name, plugin.failure)
+                self.pm.unregister(module)
+                continue
             plugin.module = module
             plugin.ctx = PluginContext(
                 name=cand.name,

@@ -124,6 +124,20 @@ def test_plugin_raising_in_its_self_check_is_failed(settings: Settings, make_cli
     assert client.get("/api/v1/selfish", headers=AUTH).status_code == 503
 
 
+def test_plugin_without_any_hookimpl_is_failed(settings: Settings, make_client: MakeClient):
+    dropin(settings, "greeter", HEALTHY)
+    # The marker forgotten: the function is never registered as a hook.
+    dropin(settings, "forgetful", HEALTHY.replace("@hookimpl\n", ""))
+    client = make_client()
+    state = plugin_state(client, "forgetful")
+    assert state["state"] == "failed"
+    assert "no hooks found" in str(state["reason"])
+    response = client.get("/api/v1/forgetful", headers=AUTH)
+    assert response.status_code == 503
+    assert "no hooks found" in response.json()["detail"]
+    assert plugin_state(client, "greeter")["state"] == "ok"
+
+
 def test_disabled_plugin_is_not_even_imported(settings: Settings, make_client: MakeClient):
     dropin(settings, "broken", "raise RuntimeError('must not run')\n")
     client = make_client(disable=frozenset({"broken"}))
