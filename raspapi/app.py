@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
@@ -73,7 +73,9 @@ def create_app(settings: Settings) -> Starlette:
 
     middleware = [
         Middleware(requestmetrics.RequestMetricsMiddleware, metrics=runtime.requests),
-        Middleware(ErrorMiddleware, counters=runtime.counters),
+        Middleware(
+            ErrorMiddleware, counters=runtime.counters, on_plugin_error=manager.handler_failed
+        ),
     ]
     if settings.access_log:
         middleware.insert(0, Middleware(AccessLogMiddleware))
@@ -188,9 +190,16 @@ class ErrorMiddleware:
     It also counts the requests answered, and the errors among them.
     """
 
-    def __init__(self, app: ASGIApp, counters: Counters | None = None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        counters: Counters | None = None,
+        on_plugin_error: Callable[[str, str, BaseException], None] | None = None,
+    ) -> None:
         self.app = app
         self.counters = counters or Counters()
+        #: Told which plugin's handler raised (it then shows degraded in /ready).
+        self.on_plugin_error = on_plugin_error
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -213,6 +222,8 @@ class ErrorMiddleware:
             route = scope.get("raspapi.route")
             owner = f"plugin {route.plugin!r}" if route is not None and route.plugin else "core"
             log.error("%s raised on %s %s", owner, scope["method"], scope["path"], exc_info=exc)
+            if route is not None and route.plugin and self.on_plugin_error is not None:
+                self.on_plugin_error(route.plugin, f"{scope['method']} {route.path}", exc)
             if not started:
                 response = JSONResponse(
                     {"detail": "Internal Server Error", "code": "internal_error"},

@@ -160,8 +160,9 @@ class PluginContext:
         self._stores.clear()
 
 
-#: A plugin's health: ok, unavailable (its hardware or program is absent) or failed.
-State = Literal["ok", "unavailable", "failed", "disabled"]
+#: A plugin's health: ok, degraded (serving, but a request handler raised lately),
+#: unavailable (its hardware or program is absent) or failed.
+State = Literal["ok", "degraded", "unavailable", "failed", "disabled"]
 
 
 @dataclass(frozen=True)

@@ -34,6 +34,7 @@ from raspapi.events.bus import EventBus
 from raspapi.host.runner import CommandRunner
 from raspapi.http.errors import StartupError
 from raspapi.http.routing import ApiRoute
+from raspapi.http.timefmt import rfc3339
 from raspapi.settings import Settings
 from raspapi.state.cache import Cache
 
@@ -50,6 +51,8 @@ COLLECT_TIMEOUT = 5.0
 #: What a sample's name may hold (see raspapi_samples).
 SAMPLE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:@+/=-]{0,199}")
 T = TypeVar("T")
+#: How long (seconds) a plugin shows ``degraded`` after a handler raised.
+DEGRADED_SECONDS = 300.0
 
 
 @dataclass
@@ -63,6 +66,12 @@ class Plugin:
     disabled: bool = False
     routes: list[ApiRoute] = field(default_factory=list)
     last_status: Status | None = None
+    #: Uncaught exceptions in the plugin's request handlers: how many, the last
+    #: one (exception type, method and route template: no message, as /ready is
+    #: open to anyone) and when (epoch seconds).
+    handler_errors: int = 0
+    last_error: str | None = None
+    last_error_at: float = 0.0
 
     @property
     def loaded(self) -> bool:
@@ -257,7 +266,31 @@ class PluginManager:
         if plugin.failure is not None:
             return Status.failed(plugin.failure)
         status: Status = await self._status_cache.get(name, lambda: self._check(plugin))
+        if (
+            status.state == "ok"
+            and plugin.last_error is not None
+            and time.time() - plugin.last_error_at < DEGRADED_SECONDS
+        ):
+            return Status(
+                "degraded",
+                f"a request handler raised: {plugin.last_error}",
+                {
+                    **status.details,
+                    "handler_errors": plugin.handler_errors,
+                    "last_error_at": rfc3339(plugin.last_error_at),
+                },
+            )
         return status
+
+    def handler_failed(self, name: str, where: str, exc: BaseException) -> None:
+        """A request handler of plugin ``name`` raised ``exc`` (the app answered
+        500): the plugin shows ``degraded`` for a while in /ready."""
+        plugin = self.plugins.get(name)
+        if plugin is None:
+            return
+        plugin.handler_errors += 1
+        plugin.last_error = f"{type(exc).__name__} on {where}"[:300]
+        plugin.last_error_at = time.time()
 
     async def _check(self, plugin: Plugin) -> Status:
         status = Status.ok()

@@ -108,7 +108,15 @@ def test_plugin_raising_in_a_request_gets_json_500_and_the_rest_serves(
     assert "Traceback" not in response.text
     assert "plugin 'buggy' raised" in caplog.text
     assert client.get("/api/v1/greeter", headers=AUTH).status_code == 200
-    assert plugin_state(client, "buggy")["state"] == "ok"
+    # It counts toward the plugin's status: degraded, with the last error named
+    # by type and route only (/ready is open to anyone), and it keeps serving.
+    state = plugin_state(client, "buggy")
+    assert state["state"] == "degraded"
+    assert state["reason"] == "a request handler raised: KeyError on GET /api/v1/buggy"
+    assert state["details"]["handler_errors"] == 1  # type: ignore[index]
+    assert client.get("/api/v1/buggy", headers=AUTH).status_code == 500
+    assert plugin_state(client, "buggy")["details"]["handler_errors"] == 2  # type: ignore[index]
+    assert plugin_state(client, "greeter")["state"] == "ok"
 
 
 def test_plugin_raising_in_its_self_check_is_failed(settings: Settings, make_client: MakeClient):

@@ -284,7 +284,7 @@ SNAPSHOT_SCHEMA: dict[str, Any] = {
             "additionalProperties": {
                 "type": "object",
                 "properties": {
-                    "state": {"enum": ["ok", "unavailable", "failed", "disabled"]},
+                    "state": {"enum": ["ok", "degraded", "unavailable", "failed", "disabled"]},
                     "reason": {"type": ["string", "null"]},
                 },
             },

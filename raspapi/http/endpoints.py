@@ -57,7 +57,7 @@ async def health(request: Request) -> JSONResponse:
 
 
 async def ready(request: Request) -> JSONResponse:
-    """Readiness, with each plugin's status (ok, unavailable, failed, disabled)."""
+    """Readiness, with each plugin's status (ok, degraded, unavailable, failed, disabled)."""
     runtime = _runtime(request)
     statuses = await runtime.manager.statuses()
     plugins: dict[str, Any] = {}
@@ -99,7 +99,7 @@ _PLUGIN_STATUS = {
     "type": "object",
     "properties": {
         "source": _STRING,
-        "state": {"enum": ["ok", "unavailable", "failed", "disabled"]},
+        "state": {"enum": ["ok", "degraded", "unavailable", "failed", "disabled"]},
         "reason": {"type": ["string", "null"]},
         "details": {"type": "object"},
     },

@@ -106,7 +106,7 @@ class Guard:
             reason = plugin.failure
             if reason is None and not route.legacy and not route.when_unavailable:
                 status = await manager.status(route.plugin)
-                if status.state != "ok":
+                if status.state not in ("ok", "degraded"):
                     reason = status.reason or status.state
             if reason is not None:
                 state = "failed" if plugin.failure else "unavailable"

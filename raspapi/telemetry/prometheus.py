@@ -38,7 +38,7 @@ log = logging.getLogger("raspapi.metrics")
 
 #: How long the separate listener waits for one collection.
 LISTENER_TIMEOUT = 10.0
-STATES = ("ok", "unavailable", "failed", "disabled")
+STATES = ("ok", "degraded", "unavailable", "failed", "disabled")
 
 
 _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
