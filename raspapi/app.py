@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from types import ModuleType
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -37,9 +38,11 @@ from raspapi.telemetry import requests as requestmetrics
 log = logging.getLogger("raspapi")
 
 
-def create_app(settings: Settings) -> Starlette:
-    """Build the daemon: load plugins, collect and guard their routes."""
-    manager = PluginManager(settings, CommandRunner(settings.root))
+def create_app(settings: Settings, *, plugins: Sequence[ModuleType] | None = None) -> Starlette:
+    """Build the daemon: load plugins, collect and guard their routes.
+
+    ``plugins``: these modules instead of discovering plugins (raspapi.testing)."""
+    manager = PluginManager(settings, CommandRunner(settings.root), plugins)
     manager.load()
     admin_key = AdminKey(settings.env_file, settings.api_key_override)
     runtime = Runtime(settings, admin_key, Authenticator(admin_key), manager)

@@ -18,7 +18,7 @@ import pkgutil
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -96,9 +96,16 @@ class _Candidate:
 
 
 class PluginManager:
-    def __init__(self, settings: Settings, runner: CommandRunner) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        runner: CommandRunner,
+        modules: Sequence[ModuleType] | None = None,
+    ) -> None:
         self.settings = settings
         self.runner = runner
+        #: When given (raspapi.testing), these modules are the only plugins.
+        self.modules = None if modules is None else list(modules)
         self.pm = pluggy.PluginManager("raspapi")
         self.pm.add_hookspecs(hookspecs)
         self.plugins: dict[str, Plugin] = {}
@@ -152,6 +159,11 @@ class PluginManager:
         self._check_hook_names()
 
     def _discover(self) -> Iterator[_Candidate]:
+        if self.modules is not None:
+            for module in self.modules:
+                name = module.__name__.rpartition(".")[2]
+                yield _Candidate(name, f"module {module.__name__}", _given(module))
+            return
         package = importlib.import_module(BUILTIN_PACKAGE)
         for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
             if not info.name.startswith("_"):
@@ -461,6 +473,10 @@ class PluginManager:
             log.error(
                 "plugin %r raised in %s: %s", plugin.name, where, _describe(exc), exc_info=exc
             )
+
+
+def _given(module: ModuleType) -> Callable[[], object]:
+    return lambda: module
 
 
 def _check_samples(result: Any) -> dict[str, float]:

@@ -119,6 +119,7 @@ def test_the_top_level_stays_small():
             "cli.py",
             "context.py",
             "plugin.py",
+            "testing.py",
             "hookspecs.py",
             "manager.py",
             "settings.py",
