@@ -116,6 +116,8 @@ class PluginManager:
         self.events = EventBus(interval=settings.events_interval)
         #: The last samples and metrics collection of each plugin, by (hook, plugin).
         self.collections: dict[tuple[str, str], Collection] = {}
+        #: Pluggy's per-plugin hook callers, by (hook, plugin).
+        self._callers: dict[tuple[str, str], Any] = {}
 
     # -- loading ---------------------------------------------------------------
 
@@ -199,18 +201,36 @@ class PluginManager:
 
     # -- calling hooks ---------------------------------------------------------
 
-    def _impls(self, hook: str) -> Iterator[tuple[Plugin, pluggy.HookImpl]]:
+    def _impls(self, hook: str) -> Iterator[tuple[Plugin, str]]:
+        """The loaded plugins implementing ``hook``, in pluggy's call order."""
         for impl in getattr(self.pm.hook, hook).get_hookimpls():
             plugin = self.plugins.get(impl.plugin_name)
             if plugin is not None and plugin.loaded:
-                yield plugin, impl
+                yield plugin, hook
 
-    def call(self, plugin: Plugin, impl: pluggy.HookImpl, **args: Any) -> Any:
-        kwargs = {"ctx": plugin.ctx, **args}
-        return impl.function(*[kwargs[name] for name in impl.argnames])
+    def _caller(self, plugin: Plugin, hook: str) -> Any:
+        """Pluggy's caller of ``hook`` restricted to ``plugin``: each plugin is
+        called on its own (one raising or slow never stops another), and the call
+        still goes through pluggy, so hookwrappers and add_hookcall_monitoring
+        apply."""
+        key = (hook, plugin.name)
+        caller = self._callers.get(key)
+        if caller is None:
+            others = [
+                p.module
+                for p in self.plugins.values()
+                if p is not plugin and p.module is not None and self.pm.is_registered(p.module)
+            ]
+            caller = self._callers[key] = self.pm.subset_hook_caller(hook, others)
+        return caller
 
-    async def acall(self, plugin: Plugin, impl: pluggy.HookImpl, **args: Any) -> Any:
-        result = self.call(plugin, impl, **args)
+    def call(self, plugin: Plugin, hook: str, **args: Any) -> Any:
+        results = self._caller(plugin, hook)(ctx=plugin.ctx, **args)
+        # pluggy leaves out None results: an empty list is "returned None".
+        return results[0] if results else None
+
+    async def acall(self, plugin: Plugin, hook: str, **args: Any) -> Any:
+        result = self.call(plugin, hook, **args)
         if inspect.isawaitable(result):
             async with asyncio.timeout(HOOK_TIMEOUT):
                 result = await result
@@ -221,9 +241,9 @@ class PluginManager:
         taken: dict[tuple[str, str], str] = {}
         out: list[ApiRoute] = []
         for hook, legacy in (("raspapi_legacy_routes", True), ("raspapi_routes", False)):
-            for plugin, impl in self._impls(hook):
+            for plugin, _ in self._impls(hook):
                 try:
-                    routes = self._plugin_routes(plugin, impl, legacy, taken)
+                    routes = self._plugin_routes(plugin, hook, legacy, taken)
                 except Exception as exc:
                     self._fail(plugin, f"cannot build routes: {_describe(exc)}", exc)
                     continue
@@ -232,9 +252,9 @@ class PluginManager:
         return out
 
     def _plugin_routes(
-        self, plugin: Plugin, impl: pluggy.HookImpl, legacy: bool, taken: dict[tuple[str, str], str]
+        self, plugin: Plugin, hook: str, legacy: bool, taken: dict[tuple[str, str], str]
     ) -> list[ApiRoute]:
-        result = self.call(plugin, impl) or []
+        result = self.call(plugin, hook) or []
         prefix = "" if legacy else f"/api/v1/{plugin.name}"
         routes: list[ApiRoute] = []
         for route in result:
@@ -253,16 +273,16 @@ class PluginManager:
         return routes
 
     async def startup(self) -> None:
-        for plugin, impl in list(self._impls("raspapi_startup")):
+        for plugin, hook in list(self._impls("raspapi_startup")):
             try:
-                await self.acall(plugin, impl)
+                await self.acall(plugin, hook)
             except Exception as exc:
                 self._fail(plugin, f"failed to start: {_describe(exc)}", exc)
 
     async def shutdown(self) -> None:
-        for plugin, impl in reversed(list(self._impls("raspapi_shutdown"))):
+        for plugin, hook in reversed(list(self._impls("raspapi_shutdown"))):
             try:
-                await self.acall(plugin, impl)
+                await self.acall(plugin, hook)
             except Exception as exc:
                 log.warning("plugin %r raised while stopping: %s", plugin.name, _describe(exc))
         for plugin in self.plugins.values():
@@ -306,11 +326,11 @@ class PluginManager:
 
     async def _check(self, plugin: Plugin) -> Status:
         status = Status.ok()
-        for owner, impl in self._impls("raspapi_status"):
+        for owner, hook in self._impls("raspapi_status"):
             if owner is not plugin:
                 continue
             try:
-                result = await self.acall(owner, impl)
+                result = await self.acall(owner, hook)
             except Exception as exc:
                 status = Status.failed(f"self-check raised {_describe(exc)}")
             else:
@@ -344,9 +364,9 @@ class PluginManager:
 
     async def _system_fields(self) -> dict[str, Any]:
         merged: dict[str, Any] = {}
-        for plugin, impl in self._impls("raspapi_system_fields"):
+        for plugin, hook in self._impls("raspapi_system_fields"):
             try:
-                result = await self.acall(plugin, impl)
+                result = await self.acall(plugin, hook)
             except Exception as exc:
                 self._log_once(plugin, "system_fields", exc)
                 continue
@@ -357,9 +377,9 @@ class PluginManager:
     async def stations(self) -> list[dict[str, Any]]:
         """Every plugin's Wi-Fi stations (a plugin that raises contributes none)."""
         out: list[dict[str, Any]] = []
-        for plugin, impl in self._impls("raspapi_stations"):
+        for plugin, hook in self._impls("raspapi_stations"):
             try:
-                result = await self.acall(plugin, impl)
+                result = await self.acall(plugin, hook)
             except Exception as exc:
                 self._log_once(plugin, "stations", exc)
                 continue
@@ -371,9 +391,9 @@ class PluginManager:
         """Asks every plugin running access points to act on a station. Maps each
         plugin that took part to None (done) or the reason it could not."""
         outcome: dict[str, str | None] = {}
-        for plugin, impl in self._impls("raspapi_station_action"):
+        for plugin, hook in self._impls("raspapi_station_action"):
             try:
-                result = await self.acall(plugin, impl, action=action, mac=mac)
+                result = await self.acall(plugin, hook, action=action, mac=mac)
             except Exception as exc:
                 outcome[plugin.name] = str(exc) or type(exc).__name__
                 continue
@@ -384,9 +404,9 @@ class PluginManager:
     async def admin_panels(self) -> dict[str, list[Panel]]:
         """Every plugin's admin-page panels, by plugin (one that raises adds none)."""
         out: dict[str, list[Panel]] = {}
-        for plugin, impl in self._impls("raspapi_admin_panels"):
+        for plugin, hook in self._impls("raspapi_admin_panels"):
             try:
-                result = await self.acall(plugin, impl)
+                result = await self.acall(plugin, hook)
                 panels = [result] if isinstance(result, Panel) else list(result or [])
                 for panel in panels:
                     if not isinstance(panel, Panel):
@@ -436,12 +456,12 @@ class PluginManager:
     ) -> list[tuple[Plugin, T]]:
         """Calls ``hook`` of every plugin at once, timing each; ``check`` vets a result."""
 
-        async def one(plugin: Plugin, impl: pluggy.HookImpl) -> T | None:
+        async def one(plugin: Plugin, hook: str) -> T | None:
             started = time.perf_counter()
             value: T | None = None
             try:
                 async with asyncio.timeout(COLLECT_TIMEOUT):
-                    result = await self.acall(plugin, impl)
+                    result = await self.acall(plugin, hook)
                 value = None if result is None else check(result)
             except Exception as exc:
                 self._log_once(plugin, where, exc)
@@ -453,7 +473,7 @@ class PluginManager:
             return value
 
         impls = list(self._impls(hook))
-        results = await asyncio.gather(*(one(plugin, impl) for plugin, impl in impls))
+        results = await asyncio.gather(*(one(plugin, hook) for plugin, _ in impls))
         return [
             (plugin, value)
             for (plugin, _), value in zip(impls, results, strict=True)

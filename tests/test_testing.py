@@ -92,3 +92,48 @@ def test_make_app_loads_a_built_in_plugin(name: str):
     with make_app(plugins=[module], root=root) as client:
         assert client.get("/ready").json()["plugins"][name]["state"] == "ok"
         assert client.get(f"/api/v1/{name}").status_code == 200
+
+
+def test_hooks_go_through_pluggy_so_monitoring_sees_them(tmp_path: Path):
+    root = tmp_path / "root"
+    (root / "proc").mkdir(parents=True)
+    (root / "proc" / "uptime").write_text("1 1\n")
+    module = module_from(
+        tmp_path,
+        "watched",
+        """
+        from raspapi.plugin import Status, hookimpl
+
+        @hookimpl
+        async def raspapi_startup(ctx):
+            ctx.state["started"] = True
+
+        @hookimpl
+        def raspapi_status(ctx):
+            return Status.ok(started=ctx.state.get("started", False))
+        """,
+    )
+    module.__name__ = "watched"
+    seen: list[tuple[str, str]] = []
+    client = make_app(plugins=[module, readme_example(tmp_path)], root=root)
+    pm = client.app.state.runtime.manager.pm  # type: ignore[attr-defined]
+
+    def before(hook_name, hook_impls, kwargs):
+        seen.extend((hook_name, impl.plugin_name) for impl in hook_impls)
+
+    undo = pm.add_hookcall_monitoring(before, lambda *args: None)
+    try:
+        with client:
+            state = client.get("/ready").json()["plugins"]["watched"]
+    finally:
+        undo()
+    assert state == {
+        "source": f"module {module.__name__}",
+        "state": "ok",
+        "reason": None,
+        "details": {"started": True},
+    }
+    assert ("raspapi_startup", "watched") in seen
+    assert ("raspapi_status", "watched") in seen
+    # Each plugin is called on its own: never a call carrying another's hooks.
+    assert all(plugin == "watched" for hook, plugin in seen if hook == "raspapi_status")
