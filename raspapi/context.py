@@ -30,7 +30,14 @@ class OptionError(ValueError):
 
 
 class Hooks(Protocol):
-    """Other plugins' contributions, for a plugin that gathers them."""
+    """Other plugins' contributions, for a plugin that gathers them.
+
+    ``gather("raspapi_<hook>", **args)`` calls any hook and answers
+    ``{plugin: result}``; the others merge a hook's results as their
+    hookspecs say (each is named after its hook: a test checks it).
+    """
+
+    async def gather(self, hook: str, **args: Any) -> dict[str, Any]: ...
 
     async def system_fields(self) -> dict[str, Any]: ...
 

@@ -364,12 +364,7 @@ class PluginManager:
 
     async def _system_fields(self) -> dict[str, Any]:
         merged: dict[str, Any] = {}
-        for plugin, hook in self._impls("raspapi_system_fields"):
-            try:
-                result = await self.acall(plugin, hook)
-            except Exception as exc:
-                self._log_once(plugin, "system_fields", exc)
-                continue
+        for _, result in await self._gather("raspapi_system_fields"):
             if isinstance(result, dict):
                 merged.update(result)
         return merged
@@ -377,12 +372,7 @@ class PluginManager:
     async def stations(self) -> list[dict[str, Any]]:
         """Every plugin's Wi-Fi stations (a plugin that raises contributes none)."""
         out: list[dict[str, Any]] = []
-        for plugin, hook in self._impls("raspapi_stations"):
-            try:
-                result = await self.acall(plugin, hook)
-            except Exception as exc:
-                self._log_once(plugin, "stations", exc)
-                continue
+        for _, result in await self._gather("raspapi_stations"):
             if isinstance(result, list):
                 out.extend(item for item in result if isinstance(item, dict))
         return out
@@ -404,9 +394,8 @@ class PluginManager:
     async def admin_panels(self) -> dict[str, list[Panel]]:
         """Every plugin's admin-page panels, by plugin (one that raises adds none)."""
         out: dict[str, list[Panel]] = {}
-        for plugin, hook in self._impls("raspapi_admin_panels"):
+        for plugin, result in await self._gather("raspapi_admin_panels"):
             try:
-                result = await self.acall(plugin, hook)
                 panels = [result] if isinstance(result, Panel) else list(result or [])
                 for panel in panels:
                     if not isinstance(panel, Panel):
@@ -449,6 +438,28 @@ class PluginManager:
                     continue
                 seen.add(family.name)
                 out.append(family)
+        return out
+
+    async def gather(self, hook: str, **args: Any) -> dict[str, Any]:
+        """What each plugin implementing ``hook`` returned, by plugin name (for
+        ``ctx.hooks.gather``: a new gathering hook needs only its spec). A plugin
+        that raises is logged once and left out, as is one returning None."""
+        if not hook.startswith("raspapi_") or not hasattr(hookspecs, hook):
+            raise ValueError(f"{hook!r} is not a hook in raspapi.hookspecs")
+        return {plugin.name: result for plugin, result in await self._gather(hook, **args)}
+
+    async def _gather(self, hook: str, **args: Any) -> list[tuple[Plugin, Any]]:
+        """Calls ``hook`` of each plugin in turn (isolated: one that raises is
+        logged once and adds nothing); the results that are not None."""
+        out: list[tuple[Plugin, Any]] = []
+        for plugin, _ in list(self._impls(hook)):
+            try:
+                result = await self.acall(plugin, hook, **args)
+            except Exception as exc:
+                self._log_once(plugin, hook.removeprefix("raspapi_"), exc)
+                continue
+            if result is not None:
+                out.append((plugin, result))
         return out
 
     async def _collect(
