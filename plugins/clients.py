@@ -25,7 +25,6 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +44,7 @@ from raspapi.plugin import (
     atomic_write,
     hookimpl,
     read_json,
+    rfc3339,
 )
 
 LEASES = "/var/lib/misc/dnsmasq.leases"
@@ -534,10 +534,6 @@ def _ban_seconds(body: Any) -> int | None:
     if not 1 <= value <= MAX_BAN_SECONDS:
         raise Invalid("ban_seconds", f"must be 1 to {MAX_BAN_SECONDS} (7 days)")
     return value
-
-
-def rfc3339(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 # -- hooks -------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ import os
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
@@ -28,6 +27,7 @@ from raspapi.plugin import (
     atomic_write,
     is_admin,
     read_json,
+    rfc3339,
 )
 
 from . import config as hconf
@@ -632,10 +632,6 @@ def band_of(freq: int | None) -> str | None:
     if 5925 <= freq <= 7125:
         return "6"
     return None
-
-
-def rfc3339(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _int(raw: str | None) -> int | None:

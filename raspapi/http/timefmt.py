@@ -3,13 +3,32 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Literal, overload
 
 
-def rfc3339(epoch: float | None) -> str | None:
-    """``1710065471.2`` -> ``"2024-03-10T10:11:11Z"`` (None stays None)."""
+@overload
+def rfc3339(epoch: float, *, lenient: Literal[False] = False) -> str: ...
+@overload
+def rfc3339(epoch: None, *, lenient: bool = False) -> None: ...
+@overload
+def rfc3339(epoch: float | None, *, lenient: bool = False) -> str | None: ...
+
+
+def rfc3339(epoch: float | None, *, lenient: bool = False) -> str | None:
+    """``1710065471.2`` -> ``"2024-03-10T10:11:11Z"`` (None stays None).
+
+    A time out of range raises OverflowError, OSError or ValueError; with
+    ``lenient=True`` it is None instead (a timestamp read from a file).
+    """
     if epoch is None:
         return None
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    try:
+        moment = datetime.fromtimestamp(epoch, UTC)
+    except (OverflowError, OSError, ValueError):
+        if lenient:
+            return None
+        raise
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def parse_rfc3339(text: str) -> float:
