@@ -257,11 +257,11 @@ if command == "envget":  # FILE NAME: the value, as raspapi reads it
     print((value or "").strip())
 elif command == "envset":  # FILE NAME VALUE: keeps every other line, mode 0600
     from pathlib import Path
-    from raspapi.keys import set_env_value
+    from raspapi.security.adminkey import set_env_value
     set_env_value(Path(args[0]), args[1], args[2])
 elif command == "haskey":  # FILE: exit 0 when it holds an API key
     from pathlib import Path
-    from raspapi.keys import AdminKey
+    from raspapi.security.adminkey import AdminKey
     sys.exit(0 if AdminKey(Path(args[0])).current() else 1)
 elif command == "version":
     import raspapi

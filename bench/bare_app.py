@@ -2,7 +2,7 @@
 
 ``python -m bench.bare_app --port 8099`` answers ``GET /system`` with a dict
 shaped and sized like RaspAP's ``/system`` (14 keys), serialised on every
-request, under uvicorn with the options of ``raspapi/server.py``.
+request, under uvicorn with the options of ``raspapi/daemon/server.py``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from raspapi.serving import uvicorn_config
+from raspapi.daemon.uvicornopts import uvicorn_config
 
 PAYLOAD = {
     "hostname": "raspberrypi",

@@ -151,7 +151,7 @@ class FilledDaemon(Daemon):
         super().prepare()
         from raspapi.plugins.history import MIGRATIONS, ROLLUP_MS
 
-        from raspapi.storage import Store
+        from raspapi.state.storage import Store
 
         started = time.perf_counter()
         store = Store(self.workdir / "state" / "history.db", MIGRATIONS)

@@ -25,19 +25,27 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from raspapi import hookimpl
-from raspapi.context import PluginContext
-from raspapi.errors import BadRequest, Conflict, Invalid, NotFound, Unavailable
-from raspapi.fsutil import atomic_write
-from raspapi.routing import ApiRoute, Query, read_json
-from raspapi.status import Status
+from raspapi.plugin import (
+    ApiRoute,
+    BadRequest,
+    Conflict,
+    Invalid,
+    NotFound,
+    PluginContext,
+    Query,
+    Status,
+    Unavailable,
+    atomic_write,
+    hookimpl,
+    read_json,
+    rfc3339,
+)
 
 LEASES = "/var/lib/misc/dnsmasq.leases"
 NEIGHBOURS = "/proc/net/arp"
@@ -529,10 +537,6 @@ def _ban_seconds(body: Any) -> int | None:
     if not 1 <= value <= MAX_BAN_SECONDS:
         raise Invalid("ban_seconds", f"must be 1 to {MAX_BAN_SECONDS} (7 days)")
     return value
-
-
-def rfc3339(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 # -- hooks -------------------------------------------------------------------------------

@@ -16,11 +16,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from raspapi import hookimpl
-from raspapi.auth import is_admin
-from raspapi.context import PluginContext
-from raspapi.routing import ApiRoute
-from raspapi.status import Status
+from raspapi.plugin import ApiRoute, PluginContext, Status, hookimpl, is_admin
 
 DDCLIENT_CONF = "/etc/ddclient.conf"
 _NAME = re.compile(r"([A-Za-z][0-9A-Za-z_-]*)=")

@@ -9,28 +9,21 @@ file, and the leases in dnsmasq's leases file.
 from __future__ import annotations
 
 import ipaddress
-import os
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from raspapi import hookimpl
-from raspapi.context import PluginContext
-from raspapi.fsutil import open_regular
-from raspapi.routing import ApiRoute
-from raspapi.status import Status
+from raspapi.plugin import ApiRoute, PluginContext, Status, hookimpl, open_regular, rfc3339
 
-DNSMASQ_CONF = "/etc/dnsmasq.conf"
-DNSMASQ_DIR = "/etc/dnsmasq.d"
+from ._dnsmasq import DNSMASQ_CONF, DNSMASQ_DIR, dnsmasq_files
+
 WLAN0_CONF = "/etc/dnsmasq.d/090_wlan0.conf"
 DHCPCD_CONF = "/etc/dhcpcd.conf"
 LEASES_FILE = "/var/lib/misc/dnsmasq.leases"
-#: At most this many ``*.conf`` files of /etc/dnsmasq.d are read, and this much of each file.
-MAX_CONF_FILES = 256
+#: At most this much of each dnsmasq file is read (how many: _dnsmasq.MAX_CONF_FILES).
 MAX_FILE_BYTES = 1024 * 1024
 
 _MAC = re.compile(r"^(?:[0-9A-Fa-f*]{1,2}[:-]){5}[0-9A-Fa-f*]{1,2}$")
@@ -290,14 +283,6 @@ def parse_leases(text: str) -> list[Lease]:
     return leases
 
 
-def rfc3339(epoch: float) -> str | None:
-    try:
-        moment = datetime.fromtimestamp(epoch, UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
 # -- reading the machine ----------------------------------------------------------
 
 
@@ -312,23 +297,6 @@ def read_text(ctx: PluginContext, path: str, limit: int = MAX_FILE_BYTES) -> str
     if len(data) > limit:
         data = data[: data.rfind(b"\n", 0, limit) + 1]
     return data.decode("utf-8", errors="replace")
-
-
-def dnsmasq_files(ctx: PluginContext) -> list[str]:
-    """/etc/dnsmasq.conf and /etc/dnsmasq.d/*.conf that exist, as machine paths."""
-    files = [DNSMASQ_CONF] if ctx.path(DNSMASQ_CONF).is_file() else []
-    names: list[str] = []
-    try:
-        with os.scandir(ctx.path(DNSMASQ_DIR)) as entries:
-            for entry in entries:
-                if entry.name.endswith(".conf") and not entry.name.startswith("."):
-                    names.append(entry.name)
-                    if len(names) >= 4 * MAX_CONF_FILES:
-                        break
-    except OSError:
-        pass
-    files += [f"{DNSMASQ_DIR}/{name}" for name in sorted(names)[:MAX_CONF_FILES]]
-    return [f for f in files if ctx.path(f).is_file()]
 
 
 def _file_interface(pairs: list[tuple[str, str]]) -> str | None:
@@ -382,7 +350,7 @@ def api_payload(ctx: PluginContext) -> dict[str, Any]:
             "ip": lease.ip,
             "hostname": lease.hostname,
             "client_id": lease.client_id,
-            "expires_at": rfc3339(lease.expires) if lease.expires else None,
+            "expires_at": rfc3339(lease.expires, lenient=True) if lease.expires else None,
         }
         for lease in parse_leases(read_text(ctx, LEASES_FILE))
     ]

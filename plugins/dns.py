@@ -23,18 +23,14 @@ from typing import IO, Any, Generic, TypeVar
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from raspapi import hookimpl
-from raspapi.context import PluginContext
-from raspapi.fsutil import open_regular
-from raspapi.routing import ApiRoute, Query
-from raspapi.status import Status
+from raspapi.plugin import ApiRoute, PluginContext, Query, Status, hookimpl, open_regular, rfc3339
+
+from ._dnsmasq import DNSMASQ_CONF, DNSMASQ_DIR, dnsmasq_files
 
 DOMAINS_FILE = "/etc/raspap/adblock/domains.txt"
 HOSTNAMES_FILE = "/etc/raspap/adblock/hostnames.txt"
 RESOLV_FILE = "/run/dnsmasq/resolv.conf"
 LOG_FILE = "/var/log/dnsmasq.log"
-DNSMASQ_CONF = "/etc/dnsmasq.conf"
-DNSMASQ_DIR = "/etc/dnsmasq.d"
 
 #: Bounds on an ad-block list: bytes read and entries kept (the rest is reported truncated).
 MAX_LIST_BYTES = 64 * 1024 * 1024
@@ -46,7 +42,6 @@ LOG_BUCKETS = (500, 5000)
 LOG_BYTES_PER_LINE = 1024
 LOG_DEFAULT = 500
 LOG_MAX = 5000
-MAX_CONF_FILES = 256
 
 T = TypeVar("T")
 Stamp = tuple[int, int, int]
@@ -377,22 +372,6 @@ def upstream_servers(text: str) -> list[str]:
     return servers
 
 
-def dnsmasq_files(ctx: PluginContext) -> list[str]:
-    files = [DNSMASQ_CONF] if ctx.path(DNSMASQ_CONF).is_file() else []
-    try:
-        with os.scandir(ctx.path(DNSMASQ_DIR)) as entries:
-            names = sorted(
-                e.name for e in entries if e.name.endswith(".conf") and not e.name.startswith(".")
-            )
-    except OSError:
-        names = []
-    return files + [
-        f"{DNSMASQ_DIR}/{n}"
-        for n in names[:MAX_CONF_FILES]
-        if ctx.path(f"{DNSMASQ_DIR}/{n}").is_file()
-    ]
-
-
 def adblock_config(ctx: PluginContext) -> list[str]:
     """The dnsmasq files that load an ad-block list (``conf-file=``/``addn-hosts=``)."""
     loading = []
@@ -404,16 +383,6 @@ def adblock_config(ctx: PluginContext) -> list[str]:
                 loading.append(file)
                 break
     return loading
-
-
-def _rfc3339(epoch: float | None) -> str | None:
-    if epoch is None:
-        return None
-    try:
-        moment = datetime.fromtimestamp(epoch, UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 # -- routes ------------------------------------------------------------------------------
@@ -475,7 +444,7 @@ class Handlers:
                 "present": blocks.present,
                 "count": blocks.count,
                 "truncated": blocks.truncated,
-                "modified_at": _rfc3339(blocks.modified_at),
+                "modified_at": rfc3339(blocks.modified_at, lenient=True),
             }
         entries = await log_tail(self.ctx, log_limit)
         return JSONResponse(

@@ -20,11 +20,7 @@ from typing import Any, Literal
 from starlette.requests import Request
 from starlette.responses import Response
 
-from raspapi import hookimpl
-from raspapi.context import PluginContext
-from raspapi.errors import NotFound, Unavailable
-from raspapi.routing import ApiRoute
-from raspapi.status import Status
+from raspapi.plugin import ApiRoute, NotFound, PluginContext, Status, Unavailable, hookimpl
 
 RULES_FILE = "/etc/raspap/networking/firewall/iptables_rules.json"
 MAX_BYTES = 4 * 1024 * 1024

@@ -28,13 +28,18 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from raspapi import hookimpl
-from raspapi.context import PluginContext
-from raspapi.errors import Invalid, NotFound
-from raspapi.routing import ApiRoute, Query
-from raspapi.status import Status
-from raspapi.storage import Store, transaction
-from raspapi.timefmt import parse_when as _when
+from raspapi.plugin import (
+    ApiRoute,
+    Invalid,
+    NotFound,
+    PluginContext,
+    Query,
+    Status,
+    Store,
+    hookimpl,
+    transaction,
+)
+from raspapi.plugin import parse_when as _when
 
 #: The wall clock samples are stamped with (tests set a fake one).
 clock: Callable[[], float] = time.time

@@ -32,12 +32,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from raspapi import hookimpl
-from raspapi.context import PluginContext
-from raspapi.errors import NotFound
-from raspapi.routing import ApiRoute
-from raspapi.runner import CommandError
-from raspapi.status import Status
+from raspapi.plugin import ApiRoute, CommandError, NotFound, PluginContext, Status, hookimpl
 
 SYS_NET = "/sys/class/net"
 PROC_NET_DEV = "/proc/net/dev"

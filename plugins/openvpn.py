@@ -24,14 +24,22 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from raspapi import hookimpl
-from raspapi.context import PluginContext
-from raspapi.errors import ApiError, Conflict, NotFound, Unavailable
-from raspapi.fsutil import fsync_dir
-from raspapi.routing import ApiRoute
-from raspapi.runner import CommandError, CommandNotFound, CommandTimeout
-from raspapi.status import Status
-from raspapi.systemd import Systemd, describe_failure
+from raspapi.plugin import (
+    ApiError,
+    ApiRoute,
+    CommandError,
+    CommandNotFound,
+    CommandTimeout,
+    Conflict,
+    NotFound,
+    PluginContext,
+    Status,
+    Systemd,
+    Unavailable,
+    describe_failure,
+    fsync_dir,
+    hookimpl,
+)
 
 FOLDER = "/etc/openvpn/client"
 CONFIG_LINK = "client.conf"

@@ -15,13 +15,22 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from raspapi import hookimpl
-from raspapi.context import PluginContext
-from raspapi.errors import ApiError, NotFound, Unavailable
-from raspapi.routing import ApiRoute
-from raspapi.runner import CommandError, CommandNotFound, CommandTimeout
-from raspapi.status import Status
-from raspapi.systemd import Action, Systemd, UnitState, describe_failure
+from raspapi.plugin import (
+    Action,
+    ApiError,
+    ApiRoute,
+    CommandError,
+    CommandNotFound,
+    CommandTimeout,
+    NotFound,
+    PluginContext,
+    Status,
+    Systemd,
+    Unavailable,
+    UnitState,
+    describe_failure,
+    hookimpl,
+)
 
 #: Name in our URLs -> unit.
 FIXED = {

@@ -32,12 +32,18 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from raspapi import hookimpl
-from raspapi.context import PluginContext
-from raspapi.errors import BadRequest, Invalid
-from raspapi.routing import ApiRoute, Query, read_json
-from raspapi.runner import CommandError
-from raspapi.storage import Store, transaction
+from raspapi.plugin import (
+    ApiRoute,
+    BadRequest,
+    CommandError,
+    Invalid,
+    PluginContext,
+    Query,
+    Store,
+    hookimpl,
+    read_json,
+    transaction,
+)
 
 #: The wall clock the snapshots are stamped with (tests set a fixed one).
 clock: Callable[[], float] = time.time

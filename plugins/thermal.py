@@ -19,11 +19,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from raspapi import hookimpl
-from raspapi.context import PluginContext
-from raspapi.routing import ApiRoute
-from raspapi.runner import CommandError
-from raspapi.status import Status
+from raspapi.plugin import ApiRoute, CommandError, PluginContext, Status, hookimpl
 
 THERMAL = "/sys/class/thermal"
 HWMON = "/sys/class/hwmon"

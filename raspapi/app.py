@@ -7,8 +7,9 @@ import logging
 import os
 import stat
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
+from types import ModuleType
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -19,34 +20,40 @@ from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from raspapi import __version__, adminapi, endpoints, live, metrics, requestmetrics, switches
-from raspapi.admin import routes as admin_routes
-from raspapi.auth import Authenticator
-from raspapi.coredb import CoreDB
-from raspapi.errors import ApiError
-from raspapi.guard import Guard
-from raspapi.keys import KEY_NAME, AdminKey
-from raspapi.logs import (
+from raspapi import __version__
+from raspapi.admin import api as adminapi
+from raspapi.admin.page import routes as admin_routes
+from raspapi.daemon.logs import (
     ERROR_BODY_MAX,
     LOGGED,
     RequestLog,
     Summary,
     note_command_failure,
 )
+from raspapi.daemon.runtime import Counters, Runtime
+from raspapi.events import stream as live
+from raspapi.host.runner import CommandRunner
+from raspapi.http import endpoints, switches
+from raspapi.http.errors import ApiError
+from raspapi.http.guard import Guard
+from raspapi.http.ratelimit import RateLimiter
+from raspapi.http.routing import ApiRoute, IndexedRouter
 from raspapi.manager import PluginManager
-from raspapi.ratelimit import RateLimiter
-from raspapi.router import IndexedRouter
-from raspapi.routing import ApiRoute
-from raspapi.runner import CommandRunner
-from raspapi.runtime import Counters, Runtime
+from raspapi.security.adminkey import KEY_NAME, AdminKey
+from raspapi.security.auth import Authenticator
 from raspapi.settings import Settings
+from raspapi.state.coredb import CoreDB
+from raspapi.telemetry import prometheus as metrics
+from raspapi.telemetry import requests as requestmetrics
 
 log = logging.getLogger("raspapi")
 
 
-def create_app(settings: Settings) -> Starlette:
-    """Build the daemon: load plugins, collect and guard their routes."""
-    manager = PluginManager(settings, CommandRunner(settings.root))
+def create_app(settings: Settings, *, plugins: Sequence[ModuleType] | None = None) -> Starlette:
+    """Build the daemon: load plugins, collect and guard their routes.
+
+    ``plugins``: these modules instead of discovering plugins (raspapi.testing)."""
+    manager = PluginManager(settings, CommandRunner(settings.root), plugins)
     manager.load()
     admin_key = AdminKey(settings.env_file, settings.api_key_override)
     runtime = Runtime(settings, admin_key, Authenticator(admin_key), manager)
@@ -87,7 +94,12 @@ def create_app(settings: Settings) -> Starlette:
     request_log = RequestLog(access=settings.access_log, summary=log_summary)
     middleware = [
         Middleware(requestmetrics.RequestMetricsMiddleware, metrics=runtime.requests),
-        Middleware(ErrorMiddleware, counters=runtime.counters, request_log=request_log),
+        Middleware(
+            ErrorMiddleware,
+            counters=runtime.counters,
+            request_log=request_log,
+            on_plugin_error=manager.handler_failed,
+        ),
     ]
 
     @asynccontextmanager
@@ -252,10 +264,13 @@ class ErrorMiddleware:
         app: ASGIApp,
         counters: Counters | None = None,
         request_log: RequestLog | None = None,
+        on_plugin_error: Callable[[str, str, BaseException], None] | None = None,
     ) -> None:
         self.app = app
         self.counters = counters or Counters()
         self.request_log = request_log
+        #: Told which plugin's handler raised (it then shows degraded in /ready).
+        self.on_plugin_error = on_plugin_error
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -288,6 +303,8 @@ class ErrorMiddleware:
             owner = f"plugin {route.plugin!r}" if route is not None and route.plugin else "core"
             log.error("%s raised on %s %s", owner, scope["method"], scope["path"], exc_info=exc)
             scope[LOGGED] = True
+            if route is not None and route.plugin and self.on_plugin_error is not None:
+                self.on_plugin_error(route.plugin, f"{scope['method']} {route.path}", exc)
             if not started:
                 response = JSONResponse(
                     {"detail": "Internal Server Error", "code": "internal_error"},

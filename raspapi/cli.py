@@ -10,11 +10,12 @@ import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from raspapi import __version__, installation, logs
-from raspapi.errors import StartupError
-from raspapi.keys import KEY_NAME, AdminKey, generate_key, set_env_value
+from raspapi import __version__
+from raspapi.context import Status
+from raspapi.daemon import installation, logs
+from raspapi.http.errors import StartupError
+from raspapi.security.adminkey import KEY_NAME, AdminKey, generate_key, set_env_value
 from raspapi.settings import Settings
-from raspapi.status import Status
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -50,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _serve(settings: Settings, host: str | None, port: int | None) -> int:
-    from raspapi.server import serve
+    from raspapi.daemon.server import serve
 
     if host:
         settings = settings.with_(host=host)
@@ -97,7 +98,7 @@ class _Report:
 
 def _inspect(settings: Settings) -> list[_Report]:
     from raspapi.app import create_app
-    from raspapi.runtime import Runtime
+    from raspapi.daemon.runtime import Runtime
 
     app = create_app(settings.with_(access_log=False))
     runtime: Runtime = app.state.runtime

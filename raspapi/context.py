@@ -1,4 +1,5 @@
-"""What a plugin is handed: settings, paths under the root, runner, cache, logger."""
+"""What a plugin is handed (settings, paths under the root, runner, cache, logger),
+and what it answers about its health (:class:`Status`)."""
 
 from __future__ import annotations
 
@@ -6,24 +7,40 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, cast
 
-from raspapi.cache import Cache
-from raspapi.events import EventBus
-from raspapi.fsutil import open_regular
-from raspapi.runner import CommandRunner
+from raspapi.events.bus import EventBus
+from raspapi.host.files import open_regular
+from raspapi.host.runner import CommandRunner
 from raspapi.settings import Settings
-from raspapi.storage import Store
+from raspapi.state.cache import Cache
+from raspapi.state.storage import Store
 
 if TYPE_CHECKING:
-    from raspapi.audit import AuditLog
+    from raspapi.security.audit import AuditLog
 
 T = TypeVar("T")
 _SERVICE = "__service__"
+#: The longest option value read (a bound on what a .env line can make us parse).
+MAX_OPTION_CHARS = 4096
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+class OptionError(ValueError):
+    """A plugin option's value is not of its type or out of its range; the
+    message names the variable (the plugin is then marked failed with it)."""
 
 
 class Hooks(Protocol):
-    """Other plugins' contributions, for a plugin that gathers them."""
+    """Other plugins' contributions, for a plugin that gathers them.
+
+    ``gather("raspapi_<hook>", **args)`` calls any hook and answers
+    ``{plugin: result}``; the others merge a hook's results as their
+    hookspecs say (each is named after its hook: a test checks it).
+    """
+
+    async def gather(self, hook: str, **args: Any) -> dict[str, Any]: ...
 
     async def system_fields(self) -> dict[str, Any]: ...
 
@@ -87,6 +104,57 @@ class PluginContext:
             return None
         return data.decode("utf-8", errors="replace")
 
+    def option(
+        self,
+        name: str,
+        type: type[T],
+        default: T,
+        *,
+        min: float | None = None,
+        max: float | None = None,
+    ) -> T:
+        """The plugin's option ``RASPAPI_<PLUGIN>_<NAME>`` (process environment,
+        else the .env file) as ``type`` (``int``, ``float``, ``bool`` or ``str``),
+        ``default`` when unset or blank. ``min``/``max`` bound a number (a
+        string's length). Raises :class:`OptionError` naming the variable."""
+        var = f"RASPAPI_{self.name}_{name}".upper().replace("-", "_")
+        raw = (self.settings.option(var) or "").strip()
+        if not raw:
+            return default
+        low = "" if min is None else f"{min:g}"
+        high = "" if max is None else f"{max:g}"
+        bounds = (
+            f" from {low} to {high}"
+            if low and high
+            else (f" of at least {low}" if low else (f" of at most {high}" if high else ""))
+        )
+        shown = raw if len(raw) <= 40 else raw[:40] + "..."
+        if len(raw) > MAX_OPTION_CHARS:
+            raise OptionError(f"{var} is longer than {MAX_OPTION_CHARS} characters")
+        value: Any
+        if type is bool:
+            if raw.lower() not in _TRUE | _FALSE:
+                raise OptionError(f"{var}={shown!r} is not one of yes/no, true/false, on/off, 1/0")
+            return cast(T, raw.lower() in _TRUE)
+        if type is str:
+            value, measure, what = raw, len(raw), "text"
+        elif type is int or type is float:
+            what = "a whole number" if type is int else "a number"
+            try:
+                value = int(raw) if type is int else float(raw)
+            except ValueError:
+                raise OptionError(f"{var}={shown!r} is not {what}{bounds}") from None
+            if value != value or value in (float("inf"), float("-inf")):
+                raise OptionError(f"{var}={shown!r} is not {what}{bounds}")
+            measure = value
+        else:
+            raise TypeError(f"option type must be int, float, bool or str, not {type!r}")
+        if (min is not None and measure < min) or (max is not None and measure > max):
+            if type is str:
+                raise OptionError(f"{var} must be{bounds.replace(' of', '')} characters long")
+            raise OptionError(f"{var}={shown!r} is not {what}{bounds}")
+        return cast(T, value)
+
     def service(self, factory: Callable[[PluginContext], T]) -> T:
         """The plugin's one service object for this app, made by ``factory(ctx)``
         on first use. (A plugin module is imported once, but every app has its
@@ -109,3 +177,34 @@ class PluginContext:
         for store in self._stores.values():
             store.close()
         self._stores.clear()
+
+
+#: A plugin's health: ok, degraded (serving, but a request handler raised lately),
+#: unavailable (its hardware or program is absent) or failed.
+State = Literal["ok", "degraded", "unavailable", "failed", "disabled"]
+
+
+@dataclass(frozen=True)
+class Status:
+    state: State
+    reason: str | None = None
+    #: Facts a plugin adds to ``/ready`` (interface names, versions, counts).
+    details: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def ok(cls, **details: Any) -> Status:
+        return cls("ok", None, details)
+
+    @classmethod
+    def unavailable(cls, reason: str, **details: Any) -> Status:
+        return cls("unavailable", reason, details)
+
+    @classmethod
+    def failed(cls, reason: str) -> Status:
+        return cls("failed", reason)
+
+    def as_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"state": self.state, "reason": self.reason}
+        if self.details:
+            out["details"] = self.details
+        return out

@@ -13,9 +13,8 @@ from typing import Any
 import pluggy
 from starlette.routing import Route
 
-from raspapi.context import PluginContext
-from raspapi.panels import Panel
-from raspapi.status import Status
+from raspapi.admin.panels import Panel
+from raspapi.context import PluginContext, Status
 
 hookspec = pluggy.HookspecMarker("raspapi")
 
@@ -24,7 +23,7 @@ hookspec = pluggy.HookspecMarker("raspapi")
 def raspapi_routes(ctx: PluginContext) -> list[Route] | None:
     """Called once while the app is built. Return the plugin's own routes, with
     paths relative to ``/api/v1/<plugin name>`` (``"/"`` is the namespace itself).
-    Use :class:`raspapi.routing.ApiRoute` to declare the scope a key needs
+    Use :class:`raspapi.http.routing.ApiRoute` to declare the scope a key needs
     (default ``read``), query parameters and response schema."""
 
 
@@ -85,7 +84,7 @@ def raspapi_station_action(ctx: PluginContext, action: str, mac: str) -> bool | 
 @hookspec
 def raspapi_admin_panels(ctx: PluginContext) -> Panel | list[Panel] | None:
     """Called when the admin page is shown; may be async. Return the
-    :class:`raspapi.panels.Panel` (or list of them) to show on the plugin's
+    :class:`raspapi.admin.page.panels.Panel` (or list of them) to show on the plugin's
     page, ``/admin/plugins/<plugin>``, linked from the status page: a title,
     text, (label, value) rows and links. Values are escaped, never HTML."""
 

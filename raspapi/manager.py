@@ -18,7 +18,7 @@ import pkgutil
 import re
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -28,15 +28,15 @@ import pluggy
 from starlette.routing import Route
 
 from raspapi import hookspecs
-from raspapi.cache import Cache
-from raspapi.context import PluginContext
-from raspapi.errors import StartupError
-from raspapi.events import EventBus
-from raspapi.panels import Panel
-from raspapi.routing import ApiRoute
-from raspapi.runner import CommandRunner
+from raspapi.admin.panels import Panel
+from raspapi.context import PluginContext, Status
+from raspapi.events.bus import EventBus
+from raspapi.host.runner import CommandRunner
+from raspapi.http.errors import StartupError
+from raspapi.http.routing import ApiRoute
+from raspapi.http.timefmt import rfc3339
 from raspapi.settings import Settings
-from raspapi.status import Status
+from raspapi.state.cache import Cache
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
@@ -51,6 +51,8 @@ COLLECT_TIMEOUT = 5.0
 #: What a sample's name may hold (see raspapi_samples).
 SAMPLE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:@+/=-]{0,199}")
 T = TypeVar("T")
+#: How long (seconds) a plugin shows ``degraded`` after a handler raised.
+DEGRADED_SECONDS = 300.0
 
 
 @dataclass
@@ -64,6 +66,12 @@ class Plugin:
     disabled: bool = False
     routes: list[ApiRoute] = field(default_factory=list)
     last_status: Status | None = None
+    #: Uncaught exceptions in the plugin's request handlers: how many, the last
+    #: one (exception type, method and route template: no message, as /ready is
+    #: open to anyone) and when (epoch seconds).
+    handler_errors: int = 0
+    last_error: str | None = None
+    last_error_at: float = 0.0
 
     @property
     def loaded(self) -> bool:
@@ -88,9 +96,16 @@ class _Candidate:
 
 
 class PluginManager:
-    def __init__(self, settings: Settings, runner: CommandRunner) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        runner: CommandRunner,
+        modules: Sequence[ModuleType] | None = None,
+    ) -> None:
         self.settings = settings
         self.runner = runner
+        #: When given (raspapi.testing), these modules are the only plugins.
+        self.modules = None if modules is None else list(modules)
         self.pm = pluggy.PluginManager("raspapi")
         self.pm.add_hookspecs(hookspecs)
         self.plugins: dict[str, Plugin] = {}
@@ -101,6 +116,8 @@ class PluginManager:
         self.events = EventBus(interval=settings.events_interval)
         #: The last samples and metrics collection of each plugin, by (hook, plugin).
         self.collections: dict[tuple[str, str], Collection] = {}
+        #: Pluggy's per-plugin hook callers, by (hook, plugin).
+        self._callers: dict[tuple[str, str], Any] = {}
 
     # -- loading ---------------------------------------------------------------
 
@@ -123,6 +140,12 @@ class PluginManager:
             except Exception as exc:
                 self._fail(plugin, f"cannot load: {_describe(exc)}", exc)
                 continue
+            if not self.pm.get_hookcallers(module):
+                # Routes silently missing would look like a healthy plugin.
+                plugin.failure = "no hooks found (is @hookimpl missing?)"
+                log.error("plugin %r failed: %s", plugin.name, plugin.failure)
+                self.pm.unregister(module)
+                continue
             plugin.module = module
             plugin.ctx = PluginContext(
                 name=cand.name,
@@ -138,6 +161,11 @@ class PluginManager:
         self._check_hook_names()
 
     def _discover(self) -> Iterator[_Candidate]:
+        if self.modules is not None:
+            for module in self.modules:
+                name = module.__name__.rpartition(".")[2]
+                yield _Candidate(name, f"module {module.__name__}", _given(module))
+            return
         package = importlib.import_module(BUILTIN_PACKAGE)
         for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
             if not info.name.startswith("_"):
@@ -173,18 +201,36 @@ class PluginManager:
 
     # -- calling hooks ---------------------------------------------------------
 
-    def _impls(self, hook: str) -> Iterator[tuple[Plugin, pluggy.HookImpl]]:
+    def _impls(self, hook: str) -> Iterator[tuple[Plugin, str]]:
+        """The loaded plugins implementing ``hook``, in pluggy's call order."""
         for impl in getattr(self.pm.hook, hook).get_hookimpls():
             plugin = self.plugins.get(impl.plugin_name)
             if plugin is not None and plugin.loaded:
-                yield plugin, impl
+                yield plugin, hook
 
-    def call(self, plugin: Plugin, impl: pluggy.HookImpl, **args: Any) -> Any:
-        kwargs = {"ctx": plugin.ctx, **args}
-        return impl.function(*[kwargs[name] for name in impl.argnames])
+    def _caller(self, plugin: Plugin, hook: str) -> Any:
+        """Pluggy's caller of ``hook`` restricted to ``plugin``: each plugin is
+        called on its own (one raising or slow never stops another), and the call
+        still goes through pluggy, so hookwrappers and add_hookcall_monitoring
+        apply."""
+        key = (hook, plugin.name)
+        caller = self._callers.get(key)
+        if caller is None:
+            others = [
+                p.module
+                for p in self.plugins.values()
+                if p is not plugin and p.module is not None and self.pm.is_registered(p.module)
+            ]
+            caller = self._callers[key] = self.pm.subset_hook_caller(hook, others)
+        return caller
 
-    async def acall(self, plugin: Plugin, impl: pluggy.HookImpl, **args: Any) -> Any:
-        result = self.call(plugin, impl, **args)
+    def call(self, plugin: Plugin, hook: str, **args: Any) -> Any:
+        results = self._caller(plugin, hook)(ctx=plugin.ctx, **args)
+        # pluggy leaves out None results: an empty list is "returned None".
+        return results[0] if results else None
+
+    async def acall(self, plugin: Plugin, hook: str, **args: Any) -> Any:
+        result = self.call(plugin, hook, **args)
         if inspect.isawaitable(result):
             async with asyncio.timeout(HOOK_TIMEOUT):
                 result = await result
@@ -195,9 +241,9 @@ class PluginManager:
         taken: dict[tuple[str, str], str] = {}
         out: list[ApiRoute] = []
         for hook, legacy in (("raspapi_legacy_routes", True), ("raspapi_routes", False)):
-            for plugin, impl in self._impls(hook):
+            for plugin, _ in self._impls(hook):
                 try:
-                    routes = self._plugin_routes(plugin, impl, legacy, taken)
+                    routes = self._plugin_routes(plugin, hook, legacy, taken)
                 except Exception as exc:
                     self._fail(plugin, f"cannot build routes: {_describe(exc)}", exc)
                     continue
@@ -206,9 +252,9 @@ class PluginManager:
         return out
 
     def _plugin_routes(
-        self, plugin: Plugin, impl: pluggy.HookImpl, legacy: bool, taken: dict[tuple[str, str], str]
+        self, plugin: Plugin, hook: str, legacy: bool, taken: dict[tuple[str, str], str]
     ) -> list[ApiRoute]:
-        result = self.call(plugin, impl) or []
+        result = self.call(plugin, hook) or []
         prefix = "" if legacy else f"/api/v1/{plugin.name}"
         routes: list[ApiRoute] = []
         for route in result:
@@ -227,16 +273,16 @@ class PluginManager:
         return routes
 
     async def startup(self) -> None:
-        for plugin, impl in list(self._impls("raspapi_startup")):
+        for plugin, hook in list(self._impls("raspapi_startup")):
             try:
-                await self.acall(plugin, impl)
+                await self.acall(plugin, hook)
             except Exception as exc:
                 self._fail(plugin, f"failed to start: {_describe(exc)}", exc)
 
     async def shutdown(self) -> None:
-        for plugin, impl in reversed(list(self._impls("raspapi_shutdown"))):
+        for plugin, hook in reversed(list(self._impls("raspapi_shutdown"))):
             try:
-                await self.acall(plugin, impl)
+                await self.acall(plugin, hook)
             except Exception as exc:
                 log.warning("plugin %r raised while stopping: %s", plugin.name, _describe(exc))
         for plugin in self.plugins.values():
@@ -252,15 +298,39 @@ class PluginManager:
         if plugin.failure is not None:
             return Status.failed(plugin.failure)
         status: Status = await self._status_cache.get(name, lambda: self._check(plugin))
+        if (
+            status.state == "ok"
+            and plugin.last_error is not None
+            and time.time() - plugin.last_error_at < DEGRADED_SECONDS
+        ):
+            return Status(
+                "degraded",
+                f"a request handler raised: {plugin.last_error}",
+                {
+                    **status.details,
+                    "handler_errors": plugin.handler_errors,
+                    "last_error_at": rfc3339(plugin.last_error_at),
+                },
+            )
         return status
+
+    def handler_failed(self, name: str, where: str, exc: BaseException) -> None:
+        """A request handler of plugin ``name`` raised ``exc`` (the app answered
+        500): the plugin shows ``degraded`` for a while in /ready."""
+        plugin = self.plugins.get(name)
+        if plugin is None:
+            return
+        plugin.handler_errors += 1
+        plugin.last_error = f"{type(exc).__name__} on {where}"[:300]
+        plugin.last_error_at = time.time()
 
     async def _check(self, plugin: Plugin) -> Status:
         status = Status.ok()
-        for owner, impl in self._impls("raspapi_status"):
+        for owner, hook in self._impls("raspapi_status"):
             if owner is not plugin:
                 continue
             try:
-                result = await self.acall(owner, impl)
+                result = await self.acall(owner, hook)
             except Exception as exc:
                 status = Status.failed(f"self-check raised {_describe(exc)}")
             else:
@@ -301,12 +371,7 @@ class PluginManager:
 
     async def _system_fields(self) -> dict[str, Any]:
         merged: dict[str, Any] = {}
-        for plugin, impl in self._impls("raspapi_system_fields"):
-            try:
-                result = await self.acall(plugin, impl)
-            except Exception as exc:
-                self._log_once(plugin, "system_fields", exc)
-                continue
+        for _, result in await self._gather("raspapi_system_fields"):
             if isinstance(result, dict):
                 merged.update(result)
         return merged
@@ -314,12 +379,7 @@ class PluginManager:
     async def stations(self) -> list[dict[str, Any]]:
         """Every plugin's Wi-Fi stations (a plugin that raises contributes none)."""
         out: list[dict[str, Any]] = []
-        for plugin, impl in self._impls("raspapi_stations"):
-            try:
-                result = await self.acall(plugin, impl)
-            except Exception as exc:
-                self._log_once(plugin, "stations", exc)
-                continue
+        for _, result in await self._gather("raspapi_stations"):
             if isinstance(result, list):
                 out.extend(item for item in result if isinstance(item, dict))
         return out
@@ -328,9 +388,9 @@ class PluginManager:
         """Asks every plugin running access points to act on a station. Maps each
         plugin that took part to None (done) or the reason it could not."""
         outcome: dict[str, str | None] = {}
-        for plugin, impl in self._impls("raspapi_station_action"):
+        for plugin, hook in self._impls("raspapi_station_action"):
             try:
-                result = await self.acall(plugin, impl, action=action, mac=mac)
+                result = await self.acall(plugin, hook, action=action, mac=mac)
             except Exception as exc:
                 outcome[plugin.name] = str(exc) or type(exc).__name__
                 continue
@@ -341,9 +401,8 @@ class PluginManager:
     async def admin_panels(self) -> dict[str, list[Panel]]:
         """Every plugin's admin-page panels, by plugin (one that raises adds none)."""
         out: dict[str, list[Panel]] = {}
-        for plugin, impl in self._impls("raspapi_admin_panels"):
+        for plugin, result in await self._gather("raspapi_admin_panels"):
             try:
-                result = await self.acall(plugin, impl)
                 panels = [result] if isinstance(result, Panel) else list(result or [])
                 for panel in panels:
                     if not isinstance(panel, Panel):
@@ -388,17 +447,39 @@ class PluginManager:
                 out.append(family)
         return out
 
+    async def gather(self, hook: str, **args: Any) -> dict[str, Any]:
+        """What each plugin implementing ``hook`` returned, by plugin name (for
+        ``ctx.hooks.gather``: a new gathering hook needs only its spec). A plugin
+        that raises is logged once and left out, as is one returning None."""
+        if not hook.startswith("raspapi_") or not hasattr(hookspecs, hook):
+            raise ValueError(f"{hook!r} is not a hook in raspapi.hookspecs")
+        return {plugin.name: result for plugin, result in await self._gather(hook, **args)}
+
+    async def _gather(self, hook: str, **args: Any) -> list[tuple[Plugin, Any]]:
+        """Calls ``hook`` of each plugin in turn (isolated: one that raises is
+        logged once and adds nothing); the results that are not None."""
+        out: list[tuple[Plugin, Any]] = []
+        for plugin, _ in list(self._impls(hook)):
+            try:
+                result = await self.acall(plugin, hook, **args)
+            except Exception as exc:
+                self._log_once(plugin, hook.removeprefix("raspapi_"), exc)
+                continue
+            if result is not None:
+                out.append((plugin, result))
+        return out
+
     async def _collect(
         self, hook: str, where: str, check: Callable[[Any], T]
     ) -> list[tuple[Plugin, T]]:
         """Calls ``hook`` of every plugin at once, timing each; ``check`` vets a result."""
 
-        async def one(plugin: Plugin, impl: pluggy.HookImpl) -> T | None:
+        async def one(plugin: Plugin, hook: str) -> T | None:
             started = time.perf_counter()
             value: T | None = None
             try:
                 async with asyncio.timeout(COLLECT_TIMEOUT):
-                    result = await self.acall(plugin, impl)
+                    result = await self.acall(plugin, hook)
                 value = None if result is None else check(result)
             except Exception as exc:
                 self._log_once(plugin, where, exc)
@@ -410,7 +491,7 @@ class PluginManager:
             return value
 
         impls = list(self._impls(hook))
-        results = await asyncio.gather(*(one(plugin, impl) for plugin, impl in impls))
+        results = await asyncio.gather(*(one(plugin, hook) for plugin, _ in impls))
         return [
             (plugin, value)
             for (plugin, _), value in zip(impls, results, strict=True)
@@ -430,6 +511,10 @@ class PluginManager:
             log.error(
                 "plugin %r raised in %s: %s", plugin.name, where, _describe(exc), exc_info=exc
             )
+
+
+def _given(module: ModuleType) -> Callable[[], object]:
+    return lambda: module
 
 
 def _check_samples(result: Any) -> dict[str, float]:

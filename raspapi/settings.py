@@ -10,9 +10,9 @@ from typing import Any
 
 from dotenv import dotenv_values
 
-from raspapi.errors import StartupError
-from raspapi.ratelimit import DEFAULT_RATE_LIMITS, RateLimit, parse_rate_limits
-from raspapi.switches import RouteSwitch, parse_disabled_routes
+from raspapi.http.errors import StartupError
+from raspapi.http.ratelimit import DEFAULT_RATE_LIMITS, RateLimit, parse_rate_limits
+from raspapi.http.switches import RouteSwitch, parse_disabled_routes
 
 SYSTEM_CONFIG_DIR = Path("/etc/raspap/api")
 SYSTEM_STATE_DIR = Path("/var/lib/raspapi")

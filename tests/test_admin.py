@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from raspapi.admin import AdminSite, redact
-from raspapi.runtime import Runtime
+from raspapi.admin.page import AdminSite, redact
+from raspapi.admin.sessions import IDLE_SECONDS, Throttle
+from raspapi.daemon.runtime import Runtime
 from raspapi.settings import Settings
-from raspapi.websession import IDLE_SECONDS, Throttle
 from tests.conftest import AUTH, KEY, MakeClient
 
 PAGES = ["/admin", "/admin/key", "/admin/keys"]
@@ -469,7 +469,7 @@ def test_redaction():
 
 PANELS = """
     from raspapi import hookimpl
-    from raspapi.panels import Panel
+    from raspapi.admin.panels import Panel
 
     @hookimpl
     async def raspapi_admin_panels(ctx):
@@ -489,7 +489,7 @@ def test_hook_raspapi_admin_panels(settings: Settings, make_client: MakeClient):
         textwrap.dedent(
             """
             from raspapi import hookimpl
-            from raspapi.panels import Panel
+            from raspapi.admin.panels import Panel
 
             @hookimpl
             def raspapi_admin_panels(ctx):
@@ -523,7 +523,7 @@ def test_hook_raspapi_admin_panels(settings: Settings, make_client: MakeClient):
 
 
 def test_panel_links_are_checked():
-    from raspapi.panels import Panel
+    from raspapi.admin.panels import Panel
 
     Panel("ok", links=[("a", "/x"), ("b", "http://h/"), ("c", "https://h/")])
     for href in ("javascript:alert(1)", "//evil.example/", "data:text/html,x", "x"):

@@ -8,7 +8,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from raspapi.app import create_app
-from raspapi.routing import ApiRoute
+from raspapi.http.routing import ApiRoute
 from raspapi.settings import Settings
 from tests.conftest import FIXTURE_ROOT, KEY
 

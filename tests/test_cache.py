@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from raspapi.cache import Cache
+from raspapi.state.cache import Cache
 
 
 class Clock:

@@ -20,7 +20,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from raspapi.app import create_app
-from raspapi.auth import Principal
+from raspapi.security.auth import Principal
 from raspapi.settings import Settings
 from tests.conftest import AUTH, MakeClient
 from tests.hostapd_peer import ScriptedHostapd, ctrl_path, short_root

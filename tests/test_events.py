@@ -20,8 +20,8 @@ import uvicorn
 from starlette.testclient import TestClient
 
 from raspapi.app import create_app
-from raspapi.events import QUEUE_SIZE, Event, EventBus, Subscription
-from raspapi.runtime import Runtime
+from raspapi.daemon.runtime import Runtime
+from raspapi.events.bus import QUEUE_SIZE, Event, EventBus, Subscription
 from raspapi.settings import Settings
 from tests.conftest import AUTH, MakeClient
 from tests.test_cli import CLI, env_for, free_port, get
@@ -221,7 +221,7 @@ def test_key_created_and_revoked(client: TestClient, streams: list[Stream]):
 STATIONS_PLUGIN = """
 import json
 from raspapi import hookimpl
-from raspapi.status import Status
+from raspapi.context import Status
 
 
 @hookimpl

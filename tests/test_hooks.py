@@ -51,7 +51,7 @@ def test_hook_raspapi_routes(settings: Settings, make_client: MakeClient):
         """
         from starlette.responses import JSONResponse
         from raspapi import hookimpl
-        from raspapi.routing import ApiRoute, Query
+        from raspapi.http.routing import ApiRoute, Query
 
         BRIGHTNESS = Query("brightness", int, default=50, minimum=0, maximum=100)
 
@@ -92,7 +92,7 @@ def test_hook_raspapi_legacy_routes(settings: Settings, make_client: MakeClient)
         """
         from starlette.responses import JSONResponse
         from raspapi import hookimpl
-        from raspapi.routing import ApiRoute
+        from raspapi.http.routing import ApiRoute
 
         async def legacy(request):
             return JSONResponse({"answer": 42})
@@ -154,7 +154,7 @@ def test_hook_raspapi_status(settings: Settings, make_client: MakeClient):
         "gauge",
         """
         from raspapi import hookimpl
-        from raspapi.status import Status
+        from raspapi.context import Status
 
         @hookimpl
         async def raspapi_status(ctx):
@@ -188,3 +188,49 @@ def test_hook_raspapi_system_fields(settings: Settings, make_client: MakeClient)
     assert body["hostapdStatus"] == 1
     assert "bogus" not in body
     assert len(body) == 14
+
+
+def test_the_hooks_protocol_follows_the_hookspecs():
+    """ctx.hooks cannot go stale: each of its methods is a hook's merge, named after it."""
+    from raspapi.context import Hooks
+    from raspapi.manager import PluginManager
+
+    methods = {
+        name for name, value in vars(Hooks).items() if callable(value) and not name.startswith("_")
+    }
+    assert "gather" in methods
+    for name in methods - {"gather"}:
+        assert hasattr(hookspecs, f"raspapi_{name}"), f"Hooks.{name} has no hook raspapi_{name}"
+        assert inspect.iscoroutinefunction(getattr(PluginManager, name))
+    assert inspect.iscoroutinefunction(PluginManager.gather)
+
+
+def test_ctx_hooks_gather_calls_any_hook(tmp_path: Path):
+    from raspapi.testing import make_app
+    from tests.test_testing import module_from
+
+    source = """
+    from raspapi.plugin import Panel, hookimpl
+
+    @hookimpl
+    async def raspapi_admin_panels(ctx):
+        if ctx.name == "broken":
+            raise RuntimeError("no panel")
+        return Panel(ctx.name)
+
+    @hookimpl
+    def raspapi_startup(ctx):
+        ctx.state["hooks"] = ctx.hooks
+    """
+    modules = []
+    for name in ("one", "two", "broken"):
+        module = module_from(tmp_path, name, source)
+        module.__name__ = name
+        modules.append(module)
+    with make_app(plugins=modules, root=tmp_path) as client:
+        manager = client.app.state.runtime.manager  # type: ignore[attr-defined]
+        hooks = manager.plugins["one"].ctx.state["hooks"]
+        found = client.portal.call(hooks.gather, "raspapi_admin_panels")  # type: ignore[union-attr]
+        assert {name: panel.title for name, panel in found.items()} == {"one": "one", "two": "two"}
+        with pytest.raises(ValueError, match="not a hook"):
+            client.portal.call(hooks.gather, "raspapi_nothing")  # type: ignore[union-attr]

@@ -21,7 +21,7 @@ from raspapi.plugins.hostapd.config import HostapdConf
 from starlette.testclient import TestClient
 
 from raspapi.app import create_app
-from raspapi.auth import Principal
+from raspapi.security.auth import Principal
 from raspapi.settings import Settings
 from tests import hostapd_peer
 from tests.conftest import AUTH, MakeClient

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from raspapi.wpactrl import ControlSocket, CtrlFailed, CtrlUnavailable
+from raspapi.host.wpactrl import ControlSocket, CtrlFailed, CtrlUnavailable
 from tests.conftest import AUTH, MakeClient
 from tests.hostapd_peer import ctrl_path, real_hostapd, short_root
 

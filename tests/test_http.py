@@ -8,7 +8,7 @@ from unittest.mock import ANY
 from starlette.testclient import TestClient
 
 from raspapi import __version__
-from raspapi.endpoints import webui_dir
+from raspapi.http.endpoints import webui_dir
 from tests.conftest import AUTH
 
 

@@ -265,9 +265,9 @@ def test_the_key_flusher_sleeps_until_a_key_is_used(tmp_path: Path, loop_name: s
     import asyncio
     import contextlib
 
-    from raspapi.coredb import MIGRATIONS
-    from raspapi.keystore import KeyStore
-    from raspapi.storage import Store
+    from raspapi.security.keystore import KeyStore
+    from raspapi.state.coredb import MIGRATIONS
+    from raspapi.state.storage import Store
     from tests.conftest import run_on
 
     store = Store(tmp_path / "raspapi.db", MIGRATIONS)

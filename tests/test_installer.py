@@ -24,7 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from raspapi import __version__, installation
+from raspapi import __version__
+from raspapi.daemon import installation
 from raspapi.settings import Settings
 from tests.installer_stubs import alive, calls, changes, daemon_pid, kill_all, write_stubs
 from tests.test_cli import free_port, get

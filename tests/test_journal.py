@@ -17,9 +17,9 @@ from starlette.testclient import TestClient
 
 from raspapi import __version__
 from raspapi.app import announce_start, create_app
-from raspapi.logs import Summary, describe_command_failure
-from raspapi.ratelimit import parse_rate_limits
-from raspapi.runner import CommandFailed, CommandRunner
+from raspapi.daemon.logs import Summary, describe_command_failure
+from raspapi.host.runner import CommandFailed, CommandRunner
+from raspapi.http.ratelimit import parse_rate_limits
 from raspapi.settings import Settings
 from tests.conftest import AUTH, KEY, MakeClient, loop_factory, run_on
 from tests.test_cli import CLI, env_for, free_port
@@ -237,7 +237,7 @@ def test_a_500_is_logged_once_with_its_traceback(
         "buggy",
         """
         from raspapi import hookimpl
-        from raspapi.routing import ApiRoute
+        from raspapi.http.routing import ApiRoute
 
         async def boom(request):
             return {}["missing"]
@@ -303,7 +303,7 @@ def test_the_daemon_starts_with_a_summary_and_no_warning(settings: Settings, tmp
     (line,) = [line for line in lines if f" on 127.0.0.1:{port}; " in line]
     assert f" INFO raspapi: raspapi {__version__} on 127.0.0.1:{port}; " in line
     assert f"; key file {settings.env_file} (mode 0600); " in line
-    assert re.search(r"; plugins: \d+ ok, 1 unavailable \(hostapd\)$", line), line
+    assert re.search(r"; plugins: \d+ ok, 2 unavailable \(hostapd, wifi\)$", line), line
     assert not [line for line in lines if re.search(r" (WARNING|ERROR|CRITICAL) ", line)]
     assert proc.returncode == 0
 
@@ -320,7 +320,9 @@ def test_start_up_summary_names_failed_plugins_and_a_loose_key_file(
     (line,) = [r.getMessage() for r in logged.records if r.getMessage().startswith("raspapi 0")]
     assert line.startswith(f"raspapi {__version__} on 127.0.0.1:8081; ")
     assert "(mode 0644)" in line
-    assert re.search(r"; plugins: \d+ ok, 1 failed \(broken\), 1 unavailable \(hostapd\)$", line)
+    assert re.search(
+        r"; plugins: \d+ ok, 1 failed \(broken\), 2 unavailable \(hostapd, wifi\)$", line
+    )
     assert any(
         r.levelno == logging.WARNING and "is readable by others (mode 0644)" in r.getMessage()
         for r in logged.records

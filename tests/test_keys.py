@@ -11,7 +11,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from raspapi.app import create_app
-from raspapi.keys import AdminKey, generate_key, set_env_value
+from raspapi.security.adminkey import AdminKey, generate_key, set_env_value
 from raspapi.settings import Settings
 from tests.conftest import KEY, MakeClient
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from raspapi.logs import OneLineFormatter, stderr_is_journal
+from raspapi.daemon.logs import OneLineFormatter, stderr_is_journal
 
 PROJECT = Path(__file__).parents[1]
 
@@ -74,7 +74,7 @@ def test_the_daemon_prefixes_only_when_stderr_is_the_journal(tmp_path: Path):
     JOURNAL_STREAM gets priorities, the same file without it plain lines."""
     code = (
         "import logging, os, sys\n"
-        "from raspapi import logs\n"
+        "from raspapi.daemon import logs\n"
         "if len(sys.argv) > 1:\n"
         "    st = os.fstat(2)\n"
         "    os.environ['JOURNAL_STREAM'] = f'{st.st_dev}:{st.st_ino}'\n"

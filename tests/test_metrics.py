@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
-from raspapi.errors import StartupError
+from raspapi.http.errors import StartupError
 from raspapi.settings import Settings
 from tests.conftest import AUTH, MakeClient
 
@@ -295,7 +295,7 @@ def test_the_text_is_exactly_what_the_client_library_writes(make_client: MakeCli
     )
     from prometheus_client.exposition import generate_latest
 
-    from raspapi.metrics import _Families, render_text
+    from raspapi.telemetry.prometheus import _Families, render_text
 
     client = make_client()
     client.get("/api/v1/networking/eth0", headers=AUTH)

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from starlette.testclient import TestClient
 
-from raspapi.auth import Principal
+from raspapi.security.auth import Principal
 from tests.conftest import AUTH
 
 FOLDER = "etc/openvpn/client"

@@ -10,14 +10,14 @@ import pytest
 from starlette.testclient import TestClient
 
 from raspapi.app import create_app
-from raspapi.errors import StartupError
+from raspapi.http.errors import StartupError
 from raspapi.settings import Settings
 from tests.conftest import AUTH, MakeClient
 
 HEALTHY = """
 from starlette.responses import JSONResponse
 from raspapi import hookimpl
-from raspapi.routing import ApiRoute
+from raspapi.http.routing import ApiRoute
 
 async def hello(request):
     return JSONResponse({"hello": "world"})
@@ -91,7 +91,7 @@ def test_plugin_raising_in_a_request_gets_json_500_and_the_rest_serves(
         "buggy",
         """
         from raspapi import hookimpl
-        from raspapi.routing import ApiRoute
+        from raspapi.http.routing import ApiRoute
 
         async def boom(request):
             return {}["missing"]
@@ -108,7 +108,15 @@ def test_plugin_raising_in_a_request_gets_json_500_and_the_rest_serves(
     assert "Traceback" not in response.text
     assert "plugin 'buggy' raised" in caplog.text
     assert client.get("/api/v1/greeter", headers=AUTH).status_code == 200
-    assert plugin_state(client, "buggy")["state"] == "ok"
+    # It counts toward the plugin's status: degraded, with the last error named
+    # by type and route only (/ready is open to anyone), and it keeps serving.
+    state = plugin_state(client, "buggy")
+    assert state["state"] == "degraded"
+    assert state["reason"] == "a request handler raised: KeyError on GET /api/v1/buggy"
+    assert state["details"]["handler_errors"] == 1  # type: ignore[index]
+    assert client.get("/api/v1/buggy", headers=AUTH).status_code == 500
+    assert plugin_state(client, "buggy")["details"]["handler_errors"] == 2  # type: ignore[index]
+    assert plugin_state(client, "greeter")["state"] == "ok"
 
 
 def test_plugin_raising_in_its_self_check_is_failed(settings: Settings, make_client: MakeClient):
@@ -122,6 +130,20 @@ def test_plugin_raising_in_its_self_check_is_failed(settings: Settings, make_cli
     assert state["state"] == "failed"
     assert "bad sensor" in str(state["reason"])
     assert client.get("/api/v1/selfish", headers=AUTH).status_code == 503
+
+
+def test_plugin_without_any_hookimpl_is_failed(settings: Settings, make_client: MakeClient):
+    dropin(settings, "greeter", HEALTHY)
+    # The marker forgotten: the function is never registered as a hook.
+    dropin(settings, "forgetful", HEALTHY.replace("@hookimpl\n", ""))
+    client = make_client()
+    state = plugin_state(client, "forgetful")
+    assert state["state"] == "failed"
+    assert "no hooks found" in str(state["reason"])
+    response = client.get("/api/v1/forgetful", headers=AUTH)
+    assert response.status_code == 503
+    assert "no hooks found" in response.json()["detail"]
+    assert plugin_state(client, "greeter")["state"] == "ok"
 
 
 def test_disabled_plugin_is_not_even_imported(settings: Settings, make_client: MakeClient):
@@ -187,8 +209,8 @@ def test_unavailable_plugin_answers_503_on_api_but_legacy_keeps_working(
         """
         from starlette.responses import JSONResponse
         from raspapi import hookimpl
-        from raspapi.routing import ApiRoute
-        from raspapi.status import Status
+        from raspapi.http.routing import ApiRoute
+        from raspapi.context import Status
 
         async def live(request):
             return JSONResponse({"live": True})
@@ -224,7 +246,7 @@ def test_route_clash_fails_the_later_plugin_only(settings: Settings, make_client
     clash = """
         from starlette.responses import JSONResponse
         from raspapi import hookimpl
-        from raspapi.routing import ApiRoute
+        from raspapi.http.routing import ApiRoute
 
         async def mine(request):
             return JSONResponse({"owner": __name__})
@@ -251,7 +273,7 @@ def test_fixed_paths_win_over_parameters_whatever_the_order(
         """
         from starlette.responses import JSONResponse
         from raspapi import hookimpl
-        from raspapi.routing import ApiRoute
+        from raspapi.http.routing import ApiRoute
 
         async def item(request):
             return JSONResponse({"item": request.path_params["name"]})

@@ -8,8 +8,8 @@ import time
 import pytest
 from starlette.testclient import TestClient
 
-from raspapi.errors import StartupError
-from raspapi.ratelimit import (
+from raspapi.http.errors import StartupError
+from raspapi.http.ratelimit import (
     DEFAULT_RATE_LIMITS,
     RateLimit,
     RateLimiter,

@@ -7,7 +7,8 @@ from typing import Any
 
 from starlette.testclient import TestClient
 
-from raspapi.requestmetrics import (
+from raspapi.settings import Settings
+from raspapi.telemetry.requests import (
     BOUNDS,
     EXPORT_BOUNDS,
     RESPONSE,
@@ -15,7 +16,6 @@ from raspapi.requestmetrics import (
     _Series,
     quantile,
 )
-from raspapi.settings import Settings
 from tests.conftest import AUTH, MakeClient
 from tests.schema_check import problems
 
@@ -58,7 +58,7 @@ def test_requests_errors_and_windows(make_client: MakeClient):
 def test_server_errors_are_counted(settings: Settings, make_client: MakeClient):
     settings.plugins_dir.mkdir()
     (settings.plugins_dir / "broken.py").write_text(
-        "from raspapi import hookimpl\nfrom raspapi.routing import ApiRoute\n\n"
+        "from raspapi import hookimpl\nfrom raspapi.http.routing import ApiRoute\n\n"
         "async def boom(request):\n    raise RuntimeError('boom')\n\n"
         "@hookimpl\ndef raspapi_routes(ctx):\n"
         "    return [ApiRoute('/', boom, response={'type': 'object'})]\n"

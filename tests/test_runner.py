@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from raspapi.runner import (
+from raspapi.host.runner import (
     CommandFailed,
     CommandNotFound,
     CommandRunner,

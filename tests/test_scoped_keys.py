@@ -14,7 +14,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from raspapi.app import create_app
-from raspapi.runtime import Runtime
+from raspapi.daemon.runtime import Runtime
 from raspapi.settings import Settings
 from tests.conftest import AUTH, KEY, MakeClient
 
@@ -50,8 +50,8 @@ def dropin(settings: Settings, name: str, source: str) -> None:
 LAMP = """
     from starlette.responses import JSONResponse
     from raspapi import hookimpl
-    from raspapi.audit import note
-    from raspapi.routing import ApiRoute
+    from raspapi.security.audit import note
+    from raspapi.http.routing import ApiRoute
 
     async def on(request):
         "Switch the lamp on."
@@ -201,7 +201,7 @@ def test_expiry_in_days_or_at_a_time(client: TestClient):
     now = time.time()
     in_days = create(client, "a", expires_in_days=30)
     expires = in_days["expires_at"]
-    from raspapi.timefmt import parse_rfc3339
+    from raspapi.http.timefmt import parse_rfc3339
 
     assert abs(parse_rfc3339(expires) - (now + 30 * 86400)) < 5
     later = datetime.now(UTC).replace(microsecond=0) + timedelta(days=100)

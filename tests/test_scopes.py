@@ -15,7 +15,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from raspapi.app import create_app
-from raspapi.routing import SCOPES, ApiRoute
+from raspapi.http.routing import SCOPES, ApiRoute
 from raspapi.settings import Settings
 from tests.conftest import FIXTURE_ROOT, KEY
 from tests.test_auth import GUARDED, ROUTES, ids

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from raspapi.sdnotify import Notifier
+from raspapi.daemon.sdnotify import Notifier
 from raspapi.settings import Settings
 from tests.test_cli import CLI, env_for, free_port, get
 

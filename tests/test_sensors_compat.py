@@ -518,7 +518,7 @@ def test_unknown_reads_are_404(app: tuple[TestClient, str, dict[str, str]]):
 
 def test_compat_writes_are_rate_limited_per_address(make_client: MakeClient):
     """They need no key header, so they count in the core's ``open`` group."""
-    from raspapi.ratelimit import RateLimit
+    from raspapi.http.ratelimit import RateLimit
 
     client = make_client(rate_limits=(RateLimit("open", 3, 60),))
     token = make_key(client, "esp", ["ingest"])

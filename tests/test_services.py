@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from raspapi.auth import Principal
+from raspapi.security.auth import Principal
 from tests.conftest import AUTH, MakeClient
 
 READ_KEY = "readonlykey0123456789abcdefghijk"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from raspapi.errors import StartupError
+from raspapi.http.errors import StartupError
 from raspapi.settings import Settings
 
 

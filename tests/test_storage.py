@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from raspapi.storage import Store, transaction
+from raspapi.state.storage import Store, transaction
 
 MIGRATIONS = [
     "CREATE TABLE notes (id INTEGER PRIMARY KEY, text TEXT NOT NULL);",

@@ -6,9 +6,9 @@ import logging
 
 import pytest
 
-from raspapi.errors import StartupError
+from raspapi.http.errors import StartupError
+from raspapi.http.switches import RouteSwitch, parse_disabled_routes
 from raspapi.settings import Settings
-from raspapi.switches import RouteSwitch, parse_disabled_routes
 from tests.conftest import AUTH, MakeClient
 
 

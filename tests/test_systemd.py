@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from raspapi.runner import CommandRunner
-from raspapi.systemd import Systemd
+from raspapi.host.runner import CommandRunner
+from raspapi.host.systemd import Systemd
 
 
 def test_states_of_several_units_in_one_call(root: Path):

@@ -133,9 +133,10 @@ def test_runtime_directory_for_control_sockets():
     unit = settings_of(UNIT.read_text())
     assert unit["PrivateTmp"] == ["yes"]
     assert unit["RuntimeDirectory"] == ["raspapi"]
-    assert "RUNTIME_DIRECTORY" in (PROJECT / "raspapi" / "wpactrl.py").read_text()
+    assert "RUNTIME_DIRECTORY" in (PROJECT / "raspapi" / "host" / "wpactrl.py").read_text()
     for name in ("hostapd", "wifi"):
         plugin = PROJECT / "plugins" / name
         if plugin.is_dir():
-            assert any("raspapi.wpactrl" in f.read_text() for f in plugin.rglob("*.py"))
+            # the core client, through the public plugin API
+            assert any("ControlSocket" in f.read_text() for f in plugin.rglob("*.py"))
     assert unit["StateDirectory"] == ["raspapi"]  # /var/lib/raspapi, the default state folder

@@ -626,7 +626,7 @@ def seeded(settings: Settings) -> None:
     """usage.db as a day of traffic leaves it: two devices today, one blocked."""
     from raspapi.plugins.usage.store import MIGRATIONS, Block, Delta, Quota, UsageDB
 
-    from raspapi.storage import Store
+    from raspapi.state.storage import Store
 
     now = time.time()
     today = time.strftime("%Y-%m-%d", time.localtime(now))
@@ -666,7 +666,7 @@ def test_the_panel_renders_in_chromium_without_a_csp_violation(
 
 
 def test_panel_bars_are_checked() -> None:
-    from raspapi.panels import Bar, Panel
+    from raspapi.admin.panels import Bar, Panel
 
     assert Bar("a", 1.7).fraction == 1.0 and Bar("b", -3).fraction == 0.0
     for bad in (float("nan"), float("inf"), "0.5"):

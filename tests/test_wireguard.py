@@ -24,7 +24,7 @@ import segno
 from raspapi.plugins.wireguard import config as wgconfig
 from starlette.testclient import TestClient
 
-from raspapi.auth import Principal
+from raspapi.security.auth import Principal
 from tests.conftest import AUTH, MakeClient
 from tests.wg_fixture import FakeWg, Recorder, fixture_key, install_fake_systemctl, install_fake_wg
 

@@ -6,7 +6,7 @@ import pytest
 from raspapi.plugins.wireguard import config, peers
 from raspapi.plugins.wireguard.dump import parse_dump
 
-from raspapi.errors import Invalid
+from raspapi.http.errors import Invalid
 from tests.conftest import FIXTURE_ROOT
 
 K1 = "iT7Vuq41jPTvv3dQLBbcZpbfRBxclV2YUk7iHh1yNkQ="

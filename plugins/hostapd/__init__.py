@@ -21,10 +21,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from raspapi import hookimpl
-from raspapi.context import PluginContext
-from raspapi.routing import ApiRoute
-from raspapi.status import Status
+from raspapi.plugin import ApiRoute, PluginContext, Status, hookimpl
 
 from . import schema, telemetry
 from .service import Hostapd

@@ -8,28 +8,37 @@ import os
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from raspapi.auth import is_admin
-from raspapi.context import PluginContext
-from raspapi.errors import ApiError, Conflict, Invalid, NotFound, Unavailable
-from raspapi.fsutil import atomic_write
-from raspapi.routing import read_json
-from raspapi.runner import CommandError, CommandNotFound
-from raspapi.status import Status
-from raspapi.systemd import Systemd
-from raspapi.wpactrl import ControlSocket, CtrlError, CtrlFailed, close_all
+from raspapi.plugin import (
+    ApiError,
+    CommandError,
+    CommandNotFound,
+    Conflict,
+    ControlSocket,
+    CtrlError,
+    CtrlFailed,
+    Invalid,
+    NotFound,
+    PluginContext,
+    Status,
+    Systemd,
+    Unavailable,
+    atomic_write,
+    close_all,
+    is_admin,
+    read_json,
+    rfc3339,
+)
 
 from . import config as hconf
 from .config import HostapdConf, display, is_secret
 from .schema import AP_KEYS
 from .validate import DEFAULT_HW_MODE, FIELD_OF, plan
 
-CONFIRM_ENV = "RASPAPI_HOSTAPD_CONFIRM_SECONDS"
 DEFAULT_CONFIRM_SECONDS = 60.0
 MAX_CONFIRM_SECONDS = 3600.0
 CONFIRM_URL = "/api/v1/hostapd/config/confirm"
@@ -96,18 +105,9 @@ class Hostapd:
     # -- life cycle ------------------------------------------------------------
 
     def start(self) -> None:
-        raw = (self.ctx.settings.option(CONFIRM_ENV) or "").strip()
-        if raw:
-            try:
-                seconds = float(raw)
-            except ValueError:
-                seconds = -1.0
-            if not 0.1 <= seconds <= MAX_CONFIRM_SECONDS:
-                raise ValueError(
-                    f"{CONFIRM_ENV}={raw!r} is not a number of seconds from 0.1 to "
-                    f"{MAX_CONFIRM_SECONDS:g}"
-                )
-            self.confirm_seconds = seconds
+        self.confirm_seconds = self.ctx.option(
+            "confirm_seconds", float, DEFAULT_CONFIRM_SECONDS, min=0.1, max=MAX_CONFIRM_SECONDS
+        )
 
     async def stop(self) -> None:
         """An unconfirmed change does not outlive the daemon: it is rolled back."""
@@ -635,10 +635,6 @@ def band_of(freq: int | None) -> str | None:
     if 5925 <= freq <= 7125:
         return "6"
     return None
-
-
-def rfc3339(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _int(raw: str | None) -> int | None:

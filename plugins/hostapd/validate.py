@@ -7,7 +7,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from typing import Any
 
-from raspapi.errors import Invalid
+from raspapi.plugin import Invalid
 
 from .config import HostapdConf
 

@@ -16,10 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from raspapi import hookimpl
-from raspapi.context import PluginContext
-from raspapi.routing import ApiRoute
-from raspapi.status import Status
+from raspapi.plugin import ApiRoute, PluginContext, Status, hookimpl
 
 from . import schema
 from .compat import Compat

@@ -36,9 +36,17 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from raspapi.auth import Principal, key_from_headers
-from raspapi.errors import ApiError, BadRequest, Forbidden, Invalid, NotFound
-from raspapi.routing import ApiRoute, read_json
+from raspapi.plugin import (
+    ApiError,
+    ApiRoute,
+    BadRequest,
+    Forbidden,
+    Invalid,
+    NotFound,
+    Principal,
+    key_from_headers,
+    read_json,
+)
 
 from . import validate
 from .service import Sensors

@@ -16,13 +16,21 @@ from typing import Any, TypeVar
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 
-from raspapi.auth import Principal, principal
-from raspapi.context import PluginContext
-from raspapi.errors import ApiError, Forbidden, Invalid, NotFound, Unavailable
-from raspapi.keystore import KeyStore
-from raspapi.routing import Query, read_json
-from raspapi.storage import Store
-from raspapi.timefmt import rfc3339
+from raspapi.plugin import (
+    ApiError,
+    Forbidden,
+    Invalid,
+    KeyStore,
+    NotFound,
+    PluginContext,
+    Principal,
+    Query,
+    Store,
+    Unavailable,
+    principal,
+    read_json,
+    rfc3339,
+)
 
 from . import validate
 from .config import Config

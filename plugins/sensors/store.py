@@ -25,8 +25,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from raspapi.errors import Conflict, Invalid, NotFound
-from raspapi.storage import transaction
+from raspapi.plugin import Conflict, Invalid, NotFound, transaction
 
 from .config import SLOTS
 from .validate import Batch

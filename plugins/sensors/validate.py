@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from raspapi.errors import Invalid
+from raspapi.plugin import Invalid
 
 from .config import SLOTS
 

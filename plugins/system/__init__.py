@@ -17,9 +17,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from raspapi import hookimpl
-from raspapi.context import PluginContext
-from raspapi.routing import ApiRoute, Query
+from raspapi.plugin import ApiRoute, PluginContext, Query, hookimpl
 
 from . import board, probe, telemetry
 from .sampler import CpuSampler, ProcessSampler, parse_stat

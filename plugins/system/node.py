@@ -21,7 +21,9 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from raspapi.context import PluginContext
+from raspapi.plugin import (
+    PluginContext,
+)
 
 #: /proc/stat's columns after the CPU name, as node_exporter labels them.
 MODES = ("user", "nice", "system", "idle", "iowait", "irq", "softirq", "steal")

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from raspapi.context import PluginContext
+from raspapi.plugin import PluginContext
 
 from .probe import meminfo, percent, read
 

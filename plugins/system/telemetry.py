@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from raspapi.context import PluginContext
+from raspapi.plugin import PluginContext
 
 from . import node, probe
 from .sampler import CpuSampler

@@ -14,11 +14,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from raspapi import hookimpl
-from raspapi.context import PluginContext
-from raspapi.panels import Panel
-from raspapi.routing import ApiRoute, Query
-from raspapi.status import Status
+from raspapi.plugin import (
+    ApiRoute,
+    Panel,
+    PluginContext,
+    Query,
+    Status,
+    hookimpl,
+)
 
 from . import schema, telemetry
 from .api import Api

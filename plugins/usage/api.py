@@ -11,10 +11,14 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, StreamingResponse
 
-from raspapi.audit import note
-from raspapi.errors import Invalid, NotFound
-from raspapi.routing import read_json
-from raspapi.timefmt import parse_when, rfc3339
+from raspapi.plugin import (
+    Invalid,
+    NotFound,
+    note,
+    parse_when,
+    read_json,
+    rfc3339,
+)
 
 from . import schema
 from .service import DEFAULT, Usage, parse_mac

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from raspapi.errors import BadRequest, Invalid
-from raspapi.routing import Query
+from raspapi.plugin import (
+    BadRequest,
+    Invalid,
+    Query,
+)
 
 from .service import ACTIONS, MAX_QUOTA_BYTES
 from .store import Quota

@@ -18,10 +18,14 @@ from datetime import date, datetime, timedelta, tzinfo
 from functools import partial
 from typing import Any
 
-from raspapi.context import PluginContext
-from raspapi.errors import Conflict, Invalid, NotFound
-from raspapi.storage import Store
-from raspapi.timefmt import rfc3339
+from raspapi.plugin import (
+    Conflict,
+    Invalid,
+    NotFound,
+    PluginContext,
+    Store,
+    rfc3339,
+)
 
 from .store import MIGRATIONS, Block, Counter, Delta, Quota, UsageDB
 

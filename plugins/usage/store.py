@@ -12,7 +12,9 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from raspapi.storage import transaction
+from raspapi.plugin import (
+    transaction,
+)
 
 MIGRATIONS = [
     """

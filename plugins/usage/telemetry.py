@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from raspapi.panels import Bar, Panel
+from raspapi.plugin import (
+    Bar,
+    Panel,
+)
 
 if TYPE_CHECKING:
     from .service import Usage

@@ -18,12 +18,16 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from raspapi import hookimpl
-from raspapi.audit import note
-from raspapi.context import PluginContext
-from raspapi.panels import Panel
-from raspapi.routing import ApiRoute, Query, read_json
-from raspapi.status import Status
+from raspapi.plugin import (
+    ApiRoute,
+    Panel,
+    PluginContext,
+    Query,
+    Status,
+    hookimpl,
+    note,
+    read_json,
+)
 
 from . import schema, telemetry, validate
 from .service import Wifi

@@ -1,7 +1,7 @@
 """The wifi plugin's work: wpa_supplicant's client interfaces, over its control socket.
 
 It knows nothing of HTTP: methods take checked values and return JSON-ready
-dicts, or raise :mod:`raspapi.errors` exceptions the core renders.
+dicts, or raise the public API's errors (:mod:`raspapi.plugin`) the core renders.
 """
 
 from __future__ import annotations
@@ -15,18 +15,21 @@ from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from raspapi.context import PluginContext
-from raspapi.errors import Conflict, Invalid, NotFound, Unavailable
-from raspapi.status import Status
-from raspapi.timefmt import rfc3339
-from raspapi.wpactrl import (
+from raspapi.plugin import (
+    Conflict,
     ControlSocket,
     CtrlError,
     CtrlEvent,
     CtrlFailed,
     EventMonitor,
+    Invalid,
+    NotFound,
+    PluginContext,
+    Status,
+    Unavailable,
     close_all,
     is_mac,
+    rfc3339,
 )
 
 from . import validate

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from raspapi.panels import Panel
+from raspapi.plugin import (
+    Panel,
+)
 
 if TYPE_CHECKING:
     from .service import Wifi

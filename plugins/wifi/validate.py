@@ -16,7 +16,10 @@ import unicodedata
 from dataclasses import dataclass
 from typing import Any
 
-from raspapi.errors import Invalid, NotFound
+from raspapi.plugin import (
+    Invalid,
+    NotFound,
+)
 
 #: The fields ``POST /api/v1/wifi/{interface}/connect`` takes.
 FIELDS = ("ssid", "passphrase", "hidden", "priority")

@@ -13,10 +13,7 @@ from typing import Any
 
 from starlette.routing import Route
 
-from raspapi import hookimpl
-from raspapi.context import PluginContext
-from raspapi.routing import ApiRoute
-from raspapi.status import Status
+from raspapi.plugin import ApiRoute, PluginContext, Status, hookimpl
 
 from . import telemetry
 from .service import BODY_FIELDS, FORMAT, WireGuard

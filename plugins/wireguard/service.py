@@ -15,13 +15,22 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from raspapi.context import PluginContext
-from raspapi.errors import ApiError, BadRequest, Conflict, Invalid, NotFound, Unavailable
-from raspapi.fsutil import atomic_write
-from raspapi.routing import Query, read_json
-from raspapi.runner import CommandError, CommandNotFound
-from raspapi.status import Status
-from raspapi.systemd import Systemd
+from raspapi.plugin import (
+    ApiError,
+    BadRequest,
+    CommandError,
+    CommandNotFound,
+    Conflict,
+    Invalid,
+    NotFound,
+    PluginContext,
+    Query,
+    Status,
+    Systemd,
+    Unavailable,
+    atomic_write,
+    read_json,
+)
 
 from . import files, model, peers
 from .dump import LiveInterface, parse_dump

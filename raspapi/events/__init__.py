@@ -1,0 +1,1 @@
+"""Live events: the in-process bus and the Server-Sent Events stream."""

@@ -1,0 +1,1 @@
+"""Talking to the machine: the command runner, systemctl, safe file reads and writes."""

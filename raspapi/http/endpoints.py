@@ -1,0 +1,172 @@
+"""The core's own routes: index, health, readiness, OpenAPI and the docs pages."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import FileResponse, JSONResponse, Response
+
+from raspapi import __version__
+from raspapi.daemon.runtime import Runtime
+from raspapi.http import openapi
+from raspapi.http.routing import ApiRoute
+
+DESCRIPTION = (
+    "A fast, plugin-based control daemon for Raspberry Pi access points, and a "
+    "drop-in replacement for RaspAP's RestAPI. Send your key in the `access_token` "
+    "header (or `X-API-Key`, or `Authorization: Bearer`)."
+)
+
+
+def webui_dir() -> Path:
+    return Path(str(files("raspapi.webui")))
+
+
+def _runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+async def index(request: Request) -> JSONResponse:
+    """Version and every endpoint this daemon serves."""
+    runtime = _runtime(request)
+    endpoints = [
+        {
+            "path": r.path,
+            "methods": sorted((r.methods or {"GET"}) - {"HEAD"}),
+            "plugin": r.plugin or None,
+            "scope": r.scope,
+            "summary": r.summary,
+        }
+        for r in runtime.routes
+        if r.include_in_schema
+    ]
+    return JSONResponse(
+        {"name": "raspapi", "version": __version__, "docs": "/docs", "endpoints": endpoints}
+    )
+
+
+async def health(request: Request) -> JSONResponse:
+    """Liveness: the process answers.
+
+    `uptime_seconds` is the host's time since boot in whole seconds (what V6Direct's
+    `/health` reports and uptime monitors read), from the kernel's boot clock: no
+    file is read.
+    """
+    return JSONResponse(
+        {"status": "ok", "version": __version__, "uptime_seconds": host_uptime_seconds()}
+    )
+
+
+def host_uptime_seconds() -> int:
+    """Seconds since the host booted (``/proc/uptime``'s first field, suspend included)."""
+    clock = getattr(time, "CLOCK_BOOTTIME", time.CLOCK_MONOTONIC)
+    return int(time.clock_gettime(clock))
+
+
+async def ready(request: Request) -> JSONResponse:
+    """Readiness, with each plugin's status (ok, degraded, unavailable, failed, disabled)."""
+    runtime = _runtime(request)
+    statuses = await runtime.manager.statuses()
+    plugins: dict[str, Any] = {}
+    for name, status in statuses.items():
+        entry = {"source": runtime.manager.plugins[name].source, **status.as_dict()}
+        plugins[name] = entry
+    body = {
+        "status": "ready" if runtime.ready else "starting",
+        "version": __version__,
+        "started_at": datetime.fromtimestamp(runtime.started_at, UTC)
+        .isoformat(timespec="seconds")
+        .replace("+00:00", "Z"),
+        "plugins": plugins,
+    }
+    return JSONResponse(body, status_code=200 if runtime.ready else 503)
+
+
+async def openapi_json(request: Request) -> Response:
+    """The OpenAPI 3.1 document of every route."""
+    runtime = _runtime(request)
+    if runtime.openapi_body is None:
+        document = openapi.build(runtime.routes, description=DESCRIPTION)
+        runtime.openapi_body = json.dumps(document, separators=(",", ":")).encode()
+    return Response(runtime.openapi_body, media_type="application/json")
+
+
+async def swagger(request: Request) -> FileResponse:
+    """Swagger UI (bundled; no CDN)."""
+    return FileResponse(webui_dir() / "static" / "docs" / "swagger.html")
+
+
+async def redoc(request: Request) -> FileResponse:
+    """ReDoc (bundled; no CDN)."""
+    return FileResponse(webui_dir() / "static" / "docs" / "redoc.html")
+
+
+_STRING = {"type": "string"}
+_PLUGIN_STATUS = {
+    "type": "object",
+    "properties": {
+        "source": _STRING,
+        "state": {"enum": ["ok", "degraded", "unavailable", "failed", "disabled"]},
+        "reason": {"type": ["string", "null"]},
+        "details": {"type": "object"},
+    },
+}
+
+
+def routes() -> list[ApiRoute]:
+    return [
+        ApiRoute(
+            "/",
+            index,
+            response={
+                "type": "object",
+                "properties": {
+                    "name": _STRING,
+                    "version": _STRING,
+                    "docs": _STRING,
+                    "endpoints": {"type": "array", "items": {"type": "object"}},
+                },
+            },
+        ),
+        ApiRoute(
+            "/health",
+            health,
+            scope=None,
+            response={
+                "type": "object",
+                "properties": {
+                    "status": {"const": "ok"},
+                    "version": _STRING,
+                    "uptime_seconds": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "description": "The host's time since boot, in whole seconds",
+                    },
+                },
+            },
+        ),
+        ApiRoute(
+            "/ready",
+            ready,
+            scope=None,
+            response={
+                "type": "object",
+                "properties": {
+                    "status": {"enum": ["ready", "starting"]},
+                    "version": _STRING,
+                    "started_at": {"type": "string", "format": "date-time"},
+                    "plugins": {"type": "object", "additionalProperties": _PLUGIN_STATUS},
+                },
+            },
+        ),
+        ApiRoute("/openapi.json", openapi_json, scope=None, include_in_schema=False),
+        ApiRoute("/docs", swagger, scope=None, include_in_schema=False),
+        ApiRoute("/redoc", redoc, scope=None, include_in_schema=False),
+    ]

@@ -1,0 +1,216 @@
+"""Routes plugins contribute, with what the core needs to guard and document them."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+from starlette.requests import Request
+from starlette.routing import BaseRoute, Match, Route, Router
+from starlette.types import Receive, Scope, Send
+
+from raspapi.http.errors import BadRequest, Invalid
+
+#: Scopes a key can carry; ``None`` on a route means "no key needed".
+SCOPES = ("read", "control", "admin", "ingest")
+
+T = TypeVar("T", int, float, str, bool)
+
+
+@dataclass(frozen=True)
+class Query(Generic[T]):
+    """A documented, validated query parameter. ``LIMIT.parse(request)``."""
+
+    name: str
+    type: type[T]
+    default: T | None = None
+    description: str = ""
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] | None = None
+
+    def parse(self, request: Request) -> T | None:
+        raw = request.query_params.get(self.name)
+        if raw is None or raw == "":
+            return self.default
+        value: Any
+        try:
+            if self.type is bool:
+                lowered = raw.lower()
+                if lowered not in ("1", "0", "true", "false", "yes", "no"):
+                    raise ValueError
+                value = lowered in ("1", "true", "yes")
+            else:
+                value = self.type(raw)
+        except ValueError:
+            raise Invalid(self.name, f"expected {self.type.__name__}, got {raw!r}") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise Invalid(self.name, "must be a finite number")
+        if self.minimum is not None and value < self.minimum:
+            raise Invalid(self.name, f"must be at least {self.minimum:g}")
+        if self.maximum is not None and value > self.maximum:
+            raise Invalid(self.name, f"must be at most {self.maximum:g}")
+        if self.choices is not None and value not in self.choices:
+            raise Invalid(self.name, f"must be one of {', '.join(self.choices)}")
+        return value  # type: ignore[no-any-return]
+
+    def schema(self) -> dict[str, Any]:
+        names = {int: "integer", float: "number", str: "string", bool: "boolean"}
+        schema: dict[str, Any] = {"type": names[self.type]}
+        if self.default is not None:
+            schema["default"] = self.default
+        if self.minimum is not None:
+            schema["minimum"] = self.minimum
+        if self.maximum is not None:
+            schema["maximum"] = self.maximum
+        if self.choices is not None:
+            schema["enum"] = list(self.choices)
+        return schema
+
+
+class ApiRoute(Route):
+    """A Starlette route plus its scope, summary and response schema.
+
+    ``scope`` is the key scope needed (``None``: open to all). A route of an
+    unavailable plugin answers 503, unless it is marked ``when_unavailable``. ``body`` is the
+    JSON schema of the request body and ``response`` of a 200 answer; both go
+    into ``/openapi.json``.
+    """
+
+    def __init__(
+        self,
+        path: str,
+        endpoint: Callable[..., Any],
+        *,
+        methods: Sequence[str] | None = None,
+        name: str | None = None,
+        scope: str | None = "read",
+        summary: str | None = None,
+        response: dict[str, Any] | None = None,
+        body: dict[str, Any] | None = None,
+        query: Sequence[Query[Any]] = (),
+        status_code: int = 200,
+        include_in_schema: bool = True,
+        when_unavailable: bool = False,
+    ) -> None:
+        if scope is not None and scope not in SCOPES:
+            raise ValueError(f"unknown scope {scope!r}; scopes are {', '.join(SCOPES)}")
+        super().__init__(
+            path, endpoint, methods=methods, name=name, include_in_schema=include_in_schema
+        )
+        self.scope = scope
+        doc = (endpoint.__doc__ or "").strip()
+        self.summary = summary or (doc.splitlines()[0] if doc else self.name)
+        self.description = "\n".join(doc.splitlines()[1:]).strip() if doc else ""
+        self.response = response
+        self.body = body
+        self.query = tuple(query)
+        self.status_code = status_code
+        #: Served even while the plugin is unavailable: the route that repairs it
+        #: (restart a stopped service, fix its configuration) must still answer.
+        self.when_unavailable = when_unavailable
+        #: Filled in by the core: the plugin that owns the route, and whether
+        #: it is one of RaspAP's root paths.
+        self.plugin: str = ""
+        self.legacy = False
+
+    def relocated(self, path: str, plugin: str, *, legacy: bool) -> ApiRoute:
+        route = ApiRoute(
+            path,
+            self.endpoint,
+            methods=sorted(self.methods - {"HEAD"}) if self.methods else None,
+            name=self.name,
+            scope=self.scope,
+            summary=self.summary,
+            response=self.response,
+            body=self.body,
+            query=self.query,
+            status_code=self.status_code,
+            include_in_schema=self.include_in_schema,
+            when_unavailable=self.when_unavailable,
+        )
+        route.description = self.description
+        route.plugin = plugin
+        route.legacy = legacy
+        return route
+
+    @classmethod
+    def from_route(cls, route: Route) -> ApiRoute:
+        if isinstance(route, ApiRoute):
+            return route
+        return cls(
+            route.path,
+            route.endpoint,
+            methods=sorted(route.methods - {"HEAD"}) if route.methods else None,
+            name=route.name,
+            include_in_schema=route.include_in_schema,
+        )
+
+
+async def read_json(request: Request, *, max_bytes: int = 64 * 1024) -> Any:
+    """The request's JSON body, or a 4xx naming what is wrong with it."""
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > max_bytes:
+        raise BadRequest(
+            f"body larger than {max_bytes} bytes", code="body_too_large", status_code=413
+        )
+    raw = b""
+    async for chunk in request.stream():
+        raw += chunk
+        if len(raw) > max_bytes:
+            raise BadRequest(
+                f"body larger than {max_bytes} bytes", code="body_too_large", status_code=413
+            )
+    if not raw.strip():
+        raise BadRequest("a JSON body is required", code="body_missing")
+    try:
+        return json.loads(raw, parse_constant=_reject_constant)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise BadRequest(f"body is not valid JSON: {exc}", code="body_invalid") from None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not allowed in JSON")
+
+
+class IndexedRouter(Router):
+    """A Starlette router that finds routes without path parameters by dictionary.
+
+    Starlette tries each route's regex in turn; with every plugin loaded that is
+    dozens of matches per request, a large share of a cached answer's cost. Paths
+    without parameters (``/system``, ``/api/v1/thermal``) are looked up directly;
+    everything else (parameters, mounts, 405s, slash redirects) goes the usual way.
+    """
+
+    _index: dict[str, list[Route]] | None = None
+    _indexed: list[BaseRoute] | None = None
+    _size = 0
+
+    def _static(self) -> dict[str, list[Route]]:
+        # Rebuilt if the route list was replaced or grew (tests may add routes).
+        stale = self._indexed is not self.routes or self._size != len(self.routes)
+        if self._index is None or stale:
+            index: dict[str, list[Route]] = {}
+            for route in self.routes:
+                if isinstance(route, Route) and not route.param_convertors:
+                    index.setdefault(route.path, []).append(route)
+            self._index, self._indexed, self._size = index, self.routes, len(self.routes)
+        return self._index
+
+    async def app(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Only where the path is the route path (no root_path, as uvicorn runs us).
+        if scope["type"] == "http" and not scope.get("root_path"):
+            candidates = self._static().get(scope["path"])
+            if candidates:
+                for route in candidates:
+                    match, child_scope = route.matches(scope)
+                    if match is Match.FULL:
+                        scope.setdefault("router", self)
+                        scope["route"] = route
+                        scope.update(child_scope)
+                        await route.handle(scope, receive, send)
+                        return
+        await super().app(scope, receive, send)

@@ -1,0 +1,1 @@
+"""Kept state: SQLite storage, the core database, the per-plugin read cache."""

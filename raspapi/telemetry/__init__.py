@@ -1,0 +1,1 @@
+"""What the daemon measures about itself: the Prometheus exporter, request metrics."""
