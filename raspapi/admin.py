@@ -28,7 +28,7 @@ from raspapi.endpoints import webui_dir
 from raspapi.errors import ApiError, Invalid, Unavailable
 from raspapi.keys import KEY_NAME, generate_key, set_env_value
 from raspapi.keystore import digest
-from raspapi.routing import SCOPES
+from raspapi.routing import SCOPES, parse_int
 from raspapi.runner import CommandError
 from raspapi.runtime import Runtime
 from raspapi.systemd import Systemd
@@ -532,9 +532,9 @@ async def create_key(request: Request, site: AdminSite, session: Session) -> Res
         days_text = fields.get("expires_in_days", "").strip()
         days: int | None = None
         if days_text:
-            if not days_text.isdigit():
+            days = parse_int(days_text, low=0)
+            if days is None:
                 raise Invalid("expires_in_days", "a whole number of days, or empty for never")
-            days = int(days_text)
         expires_at = validate_expiry(days, None, keys.clock())
         record, key = await keys.create(name, scopes, expires_at)
     except ApiError as exc:

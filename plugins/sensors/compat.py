@@ -36,7 +36,7 @@ from starlette.responses import JSONResponse, Response
 
 from raspapi.auth import Principal, key_from_headers
 from raspapi.errors import ApiError, BadRequest, Forbidden, Invalid, NotFound
-from raspapi.routing import ApiRoute, read_json
+from raspapi.routing import ApiRoute, parse_int, read_json
 
 from . import validate
 from .service import Sensors
@@ -72,9 +72,10 @@ def _answer(handler: Handler) -> Handler:
 
 
 def _number_id(text: str, what: str) -> int:
-    if not text.isdigit() or len(text) > 19 or int(text) > _ID_MAX:
+    number = parse_int(text, low=0, high=_ID_MAX)
+    if number is None or text.startswith("-"):
         raise NotFound(f"{what} {text[:32]} doesn't exist", code=f"unknown_{what.lower()}")
-    return int(text)
+    return number
 
 
 class Compat:
@@ -182,10 +183,9 @@ class Compat:
     async def new_point(self, request: Request) -> Response:
         """timeseries-api: add a point (token, series_id, fields[, timestamp]); answers its id."""
         caller, body = await self._writer(request, body_required=True)
-        raw_id = body.get("series_id")
-        if isinstance(raw_id, str) and raw_id.strip().isdigit():
-            raw_id = int(raw_id.strip())
-        if type(raw_id) is not int or not 0 <= raw_id <= _ID_MAX:
+        given = body.get("series_id")
+        raw_id = parse_int(given.strip() if isinstance(given, str) else given, low=0, high=_ID_MAX)
+        if raw_id is None:
             raise BadRequest("series_id: must be a series id", code="invalid", field="series_id")
         if raw_id not in self.sensors.database().series:
             raise NotFound(f"Series {raw_id} not found", code="unknown_series")

@@ -1,0 +1,158 @@
+"""Hostile input and load (issue 13): whatever reaches the daemon from the hotspot
+gets a 4xx, never a 500, and nothing keyed by it grows without bound. Each test
+runs the real app on asyncio and on uvloop (what the installed service runs)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from starlette.testclient import TestClient
+
+from raspapi.routing import INT_MAX, parse_int
+from tests.conftest import AUTH, MakeClient
+
+API = "/api/v1/sensors"
+
+
+def make_key(client: TestClient, name: str, scopes: list[str]) -> str:
+    response = client.post("/api/v1/keys", json={"name": name, "scopes": scopes}, headers=AUTH)
+    assert response.status_code == 201, response.text
+    key: str = response.json()["key"]
+    return key
+
+
+@pytest.fixture
+def app(make_client: MakeClient, loop_name: str) -> TestClient:
+    return make_client(loop=loop_name, rate_limits=())
+
+
+def _series(client: TestClient, token: str) -> int:
+    response = client.put(
+        "/series/new", json={"token": token, "device_id": "d", "device_desc": "e"}
+    )
+    assert response.status_code == 201, response.text
+    return int(response.json())
+
+
+def test_parse_int_takes_ascii_digits_in_range_only():
+    assert parse_int("42") == 42
+    assert parse_int("-7") == -7
+    assert parse_int(42) == 42
+    assert parse_int(str(INT_MAX)) == INT_MAX
+    for bad in ("²", "١٢", "1_000", " 5", "5 ", "+5", "", "-", "0x10", "1e3", True, 1.0, None):
+        assert parse_int(bad) is None, bad
+    assert parse_int("99999999999999999999") is None
+    assert parse_int(10**400) is None
+    assert parse_int("5", low=6) is None
+    assert parse_int("70000", high=65535) is None
+
+
+def test_digits_that_are_not_ascii_and_huge_integers_are_4xx(app: TestClient):
+    token = make_key(app, "esp", ["ingest"])
+    series = _series(app, token)
+    for path in (
+        f"{API}/series/%C2%B2",
+        "/series/%C2%B2",
+        "/point/%C2%B2",
+        f"{API}/series/{series}/points?cursor=%C2%B2:1",
+        f"{API}/series/{series}/points?cursor=1:99999999999999999999",
+        "/api/v1/audit?offset=99999999999999999999",
+        "/api/v1/audit?offset=%C2%B2",
+        "/api/v1/audit?limit=%D9%A1",
+    ):
+        response = app.get(path, headers=AUTH)
+        assert 400 <= response.status_code < 500, (path, response.status_code, response.text)
+    point = app.put("/point/new", json={"token": token, "series_id": "²", "fields": {"t": 1}})
+    assert point.status_code == 400, point.text
+    huge = app.put(
+        "/point/new",
+        content=b'{"token": "%s", "series_id": %d, "fields": {"t": 1}, "timestamp": 1%s}'
+        % (token.encode(), series, b"0" * 400),
+        headers={"content-type": "application/json"},
+    )
+    assert huge.status_code == 400, huge.text
+    batch = app.post(
+        f"{API}/series/{series}/points",
+        content=b'{"points": [{"at": 1%s, "fields": {"t": 1}}]}' % (b"0" * 400),
+        headers={"access_token": token, "content-type": "application/json"},
+    )
+    assert batch.status_code == 422, batch.text
+    # The one that parses is still served.
+    assert app.get(f"/point/{10**18}", headers=AUTH).status_code == 404
+
+
+def test_admin_form_expiry_takes_ascii_digits_only(make_client: MakeClient, loop_name: str):
+    from tests.test_admin import sign_in  # the admin page's own sign-in helper
+
+    client = make_client(loop=loop_name, rate_limits=())
+    csrf = sign_in(client)
+    response = client.post(
+        "/admin/keys",
+        data={"csrf": csrf, "name": "k", "scope_read": "on", "expires_in_days": "²"},
+    )
+    assert response.status_code == 422, response.text
+
+
+@pytest.mark.parametrize("path", ["/series/new", "/point/new", "/api/v1/keys"])
+def test_nested_json_is_a_400_not_a_500(app: TestClient, path: str):
+    body = b"[" * 100_000 + b"]" * 100_000
+    response = app.put(path, content=body[:60_000], headers={**AUTH})
+    assert response.status_code in (400, 405, 413), response.text
+    deep = b"[" * 5000 + b"]" * 5000
+    method = "POST" if path.startswith("/api") else "PUT"
+    response = app.request(method, path, content=deep, headers=AUTH)
+    assert response.status_code == 400, response.text
+    assert response.json()["code"] == "body_invalid"
+
+
+def test_bad_utf8_and_bad_content_length_are_4xx(app: TestClient):
+    response = app.post("/api/v1/keys", content=b'{"name": "\xff"}', headers=AUTH)
+    assert response.status_code == 400, response.text
+
+
+def test_a_client_that_leaves_mid_body_is_no_server_error(make_client: MakeClient, loop_name):
+    from raspapi.routing import ClientGone
+
+    client = make_client(loop=loop_name, rate_limits=())
+    app = client.app
+    messages: list[dict[str, Any]] = [
+        {"type": "http.request", "body": b'{"name": ', "more_body": True},
+        {"type": "http.disconnect"},
+    ]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/api/v1/keys",
+        "raw_path": b"/api/v1/keys",
+        "query_string": b"",
+        "root_path": "",
+        "headers": [(b"access_token", AUTH["access_token"].encode()), (b"host", b"t")],
+        "client": ("127.0.0.1", 5000),
+        "server": ("127.0.0.1", 8081),
+        "state": {},
+        "app": app,
+    }
+    from tests.conftest import run_on
+
+    before = app.state.runtime.counters.server_errors
+    run_on(loop_name, app(scope, receive, send))  # type: ignore[arg-type]
+    starts = [m for m in sent if m["type"] == "http.response.start"]
+    assert starts and starts[0]["status"] == ClientGone.status_code
+    body = json.loads(
+        b"".join(m.get("body", b"") for m in sent if m["type"] == "http.response.body")
+    )
+    assert body["code"] == "client_disconnected"
+    assert app.state.runtime.counters.server_errors == before
