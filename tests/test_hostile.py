@@ -116,7 +116,7 @@ def test_a_client_that_leaves_mid_body_is_no_server_error(make_client: MakeClien
     from raspapi.routing import ClientGone
 
     client = make_client(loop=loop_name, rate_limits=())
-    app = client.app
+    app: Any = client.app
     messages: list[dict[str, Any]] = [
         {"type": "http.request", "body": b'{"name": ', "more_body": True},
         {"type": "http.disconnect"},
@@ -148,7 +148,7 @@ def test_a_client_that_leaves_mid_body_is_no_server_error(make_client: MakeClien
     from tests.conftest import run_on
 
     before = app.state.runtime.counters.server_errors
-    run_on(loop_name, app(scope, receive, send))  # type: ignore[arg-type]
+    run_on(loop_name, app(scope, receive, send))
     starts = [m for m in sent if m["type"] == "http.response.start"]
     assert starts and starts[0]["status"] == ClientGone.status_code
     body = json.loads(
