@@ -156,3 +156,71 @@ def test_a_client_that_leaves_mid_body_is_no_server_error(make_client: MakeClien
     )
     assert body["code"] == "client_disconnected"
     assert app.state.runtime.counters.server_errors == before
+
+
+def test_shuffled_field_orders_share_one_statement_per_field_set(app: TestClient):
+    """Item 1: one ingest key sending its 16 fields in random orders used to add
+    a cached statement per order (16! of them); now one per set, and the cache has a
+    bound even over many sets. The values still land in the right columns."""
+    import random
+
+    from raspapi.plugins.sensors.store import SQL_CACHE_SIZE
+
+    token = make_key(app, "esp", ["ingest"])
+    series = _series(app, token)
+    headers = {"access_token": token}
+    names = [f"f{i}" for i in range(16)]
+    rng = random.Random(13)
+    for n in range(40):
+        rng.shuffle(names)
+        point = {"fields": {name: float(int(name[1:]) * 1000 + n) for name in names}}
+        response = app.post(
+            f"{API}/series/{series}/points", json={"points": [point]}, headers=headers
+        )
+        assert response.status_code == 201, response.text
+    db = app.app.state.runtime.manager.plugins["sensors"].ctx.state["sensors"].database()  # type: ignore[attr-defined]
+    assert len(db._sql) <= 2  # one per roll-up level: every batch named the same set
+    rows = app.get(f"{API}/series/{series}/points?limit=100", headers=AUTH).json()
+    points = rows["points"]
+    assert len(points) == 40
+    for index, point in enumerate(points):
+        for name, value in point["fields"].items():
+            assert value == int(name[1:]) * 1000 + index, (name, value, index)
+    # Many different sets: the cache stays within its bound.
+    for _ in range(SQL_CACHE_SIZE):
+        subset = rng.sample(names, rng.randint(1, 15))
+        point = {"fields": {name: 1.0 for name in subset}}
+        response = app.post(
+            f"{API}/series/{series}/points", json={"points": [point]}, headers=headers
+        )
+        assert response.status_code == 201, response.text
+    assert len(db._sql) <= SQL_CACHE_SIZE
+
+
+def test_random_wireguard_names_grow_nothing_and_run_no_wg(
+    make_client: MakeClient, loop_name: str, root, tmp_path
+):
+    """Item 8: the lock table keyed by a name from the URL is empty once requests
+    end, and an unknown name is refused from the cached snapshot, without a `wg show`
+    of its own."""
+    import secrets
+
+    from tests.wg_fixture import install_fake_wg
+
+    fake = install_fake_wg(root, tmp_path / "fake")
+    fake.set_dump("")
+    client = make_client(loop=loop_name, rate_limits=(), cache_ttl=60)
+    service = client.app.state.runtime.manager.plugins["wireguard"].ctx.state["__service__"]  # type: ignore[attr-defined]
+    assert client.get("/api/v1/wireguard", headers=AUTH).status_code in (200, 503)
+    before = fake.calls().count("show all dump")
+    for _ in range(50):
+        name = "x" + secrets.token_hex(5)
+        added = client.post(f"/api/v1/wireguard/{name}/peers", json={"name": "p"}, headers=AUTH)
+        assert added.status_code == 404, added.text
+        gone = client.delete(
+            f"/api/v1/wireguard/{name}/peers/iXBzZZfHC8QvdGqHUwFUVoVgs7ubsT3UOCU%2FvXoPiHY%3D",
+            headers=AUTH,
+        )
+        assert gone.status_code == 404, gone.text
+    assert fake.calls().count("show all dump") == before
+    assert service._locks == {}
