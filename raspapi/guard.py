@@ -47,9 +47,8 @@ class Guard:
                 return
             caller = self.runtime.auth.from_scope(scope)
             if caller is None:
-                if limiter is not None:
-                    limiter.auth_failed(scope)
-                response = LEGACY_FORBIDDEN if route.legacy else UNAUTHORIZED
+                refused = limiter.auth_failed(scope) if limiter is not None else None
+                response = refused or (LEGACY_FORBIDDEN if route.legacy else UNAUTHORIZED)
                 await response(scope, receive, send)
                 return
         if (

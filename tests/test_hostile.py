@@ -224,3 +224,88 @@ def test_random_wireguard_names_grow_nothing_and_run_no_wg(
         assert gone.status_code == 404, gone.text
     assert fake.calls().count("show all dump") == before
     assert service._locks == {}
+
+
+def test_the_event_stream_cap_holds_under_a_burst(loop_name: str):
+    """Item 5: 200 streams asked for at once, while the first round of watches
+    awaits: exactly the cap get one. The slot is claimed before the await."""
+    import asyncio
+
+    from raspapi.events import EventBus, TooManySubscribers
+    from tests.conftest import run_on
+
+    async def burst() -> tuple[int, int, int]:
+        bus = EventBus(max_subscribers=32)
+
+        async def slow_watch() -> None:
+            await asyncio.sleep(0.05)
+
+        bus.watch(slow_watch, "slow")
+        results = await asyncio.gather(
+            *(bus.subscribe() for _ in range(200)), return_exceptions=True
+        )
+        opened = sum(1 for r in results if not isinstance(r, BaseException))
+        refused = sum(1 for r in results if isinstance(r, TooManySubscribers))
+        open_now = bus.subscribers
+        await bus.close()
+        return opened, refused, open_now
+
+    opened, refused, open_now = run_on(loop_name, burst())
+    assert (opened, refused, open_now) == (32, 168, 32)
+
+
+def test_a_full_rate_limit_table_starves_no_known_caller(make_client: MakeClient, loop_name: str):
+    """Item 6: once 2,100 addresses filled the table, a caller already counted
+    keeps its own counter, and keys (the admin key from 127.0.0.1 too) are
+    never refused because unauthenticated callers failed from elsewhere."""
+    from raspapi.ratelimit import RateLimit
+
+    client = make_client(
+        loop=loop_name,
+        rate_limits=(
+            RateLimit("read", 1000, 60),
+            RateLimit("open", 5, 60),
+            RateLimit("auth", 3, 60),
+        ),
+    )
+    limiter = client.app.state.runtime.limiter  # type: ignore[attr-defined]
+    limiter.max_counters = 64
+    # A known caller first.
+    assert client.get("/api/v1/system", headers=AUTH).status_code in (200, 503)
+
+    def scope(host: str) -> dict[str, Any]:
+        return {"client": (host, 1), "type": "http", "headers": []}
+
+    for i in range(2100):
+        host = f"10.{i // 65536}.{(i // 256) % 256}.{i % 256}"
+        limiter.check("open", scope(host), None)
+        limiter.auth_failed(scope(host))
+    # The table plus the shared counters (one per group, and per key and group).
+    assert len(limiter.storage.storage) <= 64 + 2 * 6
+    # The overflow bucket is refused for open routes and for failures ...
+    assert limiter.check("open", scope("10.200.0.1"), None) is not None
+    assert limiter.auth_failed(scope("10.200.0.2")) is not None
+    # ... but the right key passes, from a counted address and from a new one.
+    for _ in range(3):
+        response = client.get("/api/v1/system", headers=AUTH)
+        assert response.status_code != 429, response.text
+    assert limiter.before_auth(scope("10.200.0.3")) is None
+
+
+def test_body_tokens_count_as_failed_authentication(make_client: MakeClient, loop_name: str):
+    """Item 7: wrong tokens in timeseries-api bodies meet the failed-auth throttle,
+    and past it even the right token waits, as on every other route."""
+    from raspapi.ratelimit import RateLimit
+
+    client = make_client(loop=loop_name, rate_limits=(RateLimit("auth", 5, 60),))
+    token = make_key(client, "esp", ["ingest"])
+    codes = [
+        client.put(
+            "/series/new", json={"token": "wrong" * 6, "device_id": "d", "device_desc": "e"}
+        ).status_code
+        for _ in range(8)
+    ]
+    assert codes[:5] == [403] * 5 and set(codes[5:]) == {429}, codes
+    right = client.put("/series/new", json={"token": token, "device_id": "d", "device_desc": "e"})
+    assert right.status_code == 429 and right.headers["retry-after"], right.text
+    assert client.get("/api/v1/system", headers=AUTH).status_code == 429

@@ -27,6 +27,7 @@ Errors are ``{"message": ...}`` as flask-restful's, plus raspapi's
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -56,7 +57,9 @@ def _iso(ms: int) -> str:
 def _error(exc: ApiError) -> JSONResponse:
     # flask-restful's reqparse answers 400 to bad arguments; raspapi's 422 becomes that.
     status = 400 if exc.status_code == 422 else exc.status_code
-    return JSONResponse({"message": exc.detail, **exc.body()}, status_code=status)
+    return JSONResponse(
+        {"message": exc.detail, **exc.body()}, status_code=status, headers=exc.headers or None
+    )
 
 
 def _answer(handler: Handler) -> Handler:
@@ -78,6 +81,13 @@ def _number_id(text: str, what: str) -> int:
     return number
 
 
+def _throttled(refused: Response) -> ApiError:
+    """The rate limiter's 429 answer as an error of these routes."""
+    detail = json.loads(bytes(refused.body))["detail"]
+    retry = refused.headers.get("retry-after", "60")
+    return ApiError(detail, code="rate_limited", status_code=429, headers={"Retry-After": retry})
+
+
 class Compat:
     def __init__(self, sensors: Sensors) -> None:
         self.sensors = sensors
@@ -97,12 +107,18 @@ class Compat:
         token = body.get("token")
         if token is None:
             token = key_from_headers(request.scope["headers"])
+        runtime = request.app.state.runtime
+        # A token in the body is a key like any other: the failed-auth throttle of
+        # the core's guard applies to it too.
+        limiter = runtime.limiter
+        if limiter is not None and (refused := limiter.before_auth(request.scope)) is not None:
+            raise _throttled(refused)
         if not token:
             raise Forbidden("Authentication token is required for access.", code="unauthorized")
-        caller = (
-            request.app.state.runtime.auth.authenticate(token) if isinstance(token, str) else None
-        )
+        caller = runtime.auth.authenticate(token) if isinstance(token, str) else None
         if caller is None:
+            if limiter is not None and (refused := limiter.auth_failed(request.scope)) is not None:
+                raise _throttled(refused)
             raise Forbidden("the token is not a valid key", code="unauthorized")
         if "ingest" not in caller.scopes:
             raise Forbidden("this key lacks the 'ingest' scope", code="missing_scope")
