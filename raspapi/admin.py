@@ -28,6 +28,7 @@ from raspapi.endpoints import webui_dir
 from raspapi.errors import ApiError, Invalid, Unavailable
 from raspapi.keys import KEY_NAME, generate_key, set_env_value
 from raspapi.keystore import digest
+from raspapi.ratelimit import client_address
 from raspapi.routing import SCOPES, parse_int
 from raspapi.runner import CommandError
 from raspapi.runtime import Runtime
@@ -313,7 +314,9 @@ async def _login_page(
 
 async def login(request: Request) -> Response:
     site = await site_of(request)
-    client = _client(request)
+    # Counted as the rate limits count: IPv6 by /64 (a device picks any address
+    # in its prefix).
+    client = client_address(_client(request))
     wait = site.throttle.retry_after(client)
     if wait:
         return await _login_page(

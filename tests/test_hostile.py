@@ -309,3 +309,75 @@ def test_body_tokens_count_as_failed_authentication(make_client: MakeClient, loo
     right = client.put("/series/new", json={"token": token, "device_id": "d", "device_desc": "e"})
     assert right.status_code == 429 and right.headers["retry-after"], right.text
     assert client.get("/api/v1/system", headers=AUTH).status_code == 429
+
+
+def test_twenty_concurrent_creates_of_one_name_make_one_key(app: TestClient):
+    """Item 8: the name check and the active-key limit are claimed before the
+    write is awaited."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    def create(_: int) -> int:
+        body = {"name": "dup", "scopes": ["read"]}
+        return app.post("/api/v1/keys", json=body, headers=AUTH).status_code
+
+    with ThreadPoolExecutor(20) as pool:
+        codes = sorted(pool.map(create, range(20)))
+    assert codes == [201] + [409] * 19, codes
+    names = [k["name"] for k in app.get("/api/v1/keys", headers=AUTH).json()["keys"]]
+    assert names.count("dup") == 1
+
+
+def test_key_changes_commit_with_synchronous_full(app: TestClient):
+    """Item 9: a key's creation and revocation reach the disk (the WAL is fsynced)
+    before the 2xx; the database otherwise runs synchronous=NORMAL."""
+    keys = app.app.state.runtime.keys  # type: ignore[attr-defined]
+    statements: list[str] = []
+    keys.store.call(lambda conn: conn.set_trace_callback(statements.append))
+    try:
+        made = app.post("/api/v1/keys", json={"name": "k", "scopes": ["read"]}, headers=AUTH)
+        assert made.status_code == 201
+        revoked = app.delete(f"/api/v1/keys/{made.json()['id']}", headers=AUTH)
+        assert revoked.status_code == 200
+    finally:
+        keys.store.call(lambda conn: conn.set_trace_callback(None))
+    writes = [
+        i
+        for i, s in enumerate(statements)
+        if s.startswith(("INSERT INTO api_keys", "UPDATE api_keys SET revoked_at"))
+    ]
+    assert len(writes) == 2, statements
+    for i in writes:
+        assert statements[i - 1] == "PRAGMA synchronous=FULL", statements
+        assert statements[i + 1] == "PRAGMA synchronous=NORMAL", statements
+
+
+def test_revoked_keys_in_memory_are_bounded(app: TestClient, monkeypatch):
+    from raspapi import keystore
+
+    monkeypatch.setattr(keystore, "MAX_INACTIVE_KEPT", 5)
+    for i in range(12):
+        made = app.post("/api/v1/keys", json={"name": f"k{i}", "scopes": ["read"]}, headers=AUTH)
+        assert app.delete(f"/api/v1/keys/{made.json()['id']}", headers=AUTH).status_code == 200
+    listed = app.get("/api/v1/keys", headers=AUTH).json()["keys"]
+    assert [k["name"] for k in listed] == [f"k{i}" for i in range(11, 6, -1)]
+
+
+def test_admin_sign_in_throttle_counts_an_ipv6_slash_64(make_client: MakeClient, loop_name: str):
+    """Item 9: failures from one /64 count together, whatever address in it."""
+    from tests.test_admin import csrf_of
+
+    client = make_client(loop=loop_name, rate_limits=())
+    transport: Any = client._transport
+    for i in range(5):
+        transport.client = (f"2001:db8:1:2::{i + 1:x}", 40000)
+        form = client.get("/admin/login")
+        response = client.post("/admin/login", data={"csrf": csrf_of(form.text), "key": "x" * 32})
+        assert response.status_code == 401, response.text
+    transport.client = ("2001:db8:1:2:abcd::99", 40000)
+    form = client.get("/admin/login")
+    blocked = client.post("/admin/login", data={"csrf": csrf_of(form.text), "key": "x" * 32})
+    assert blocked.status_code == 429
+    transport.client = ("2001:db8:1:3::1", 40000)
+    form = client.get("/admin/login")
+    other = client.post("/admin/login", data={"csrf": csrf_of(form.text), "key": "x" * 32})
+    assert other.status_code == 401
