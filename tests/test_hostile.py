@@ -381,3 +381,108 @@ def test_admin_sign_in_throttle_counts_an_ipv6_slash_64(make_client: MakeClient,
     form = client.get("/admin/login")
     other = client.post("/admin/login", data={"csrf": csrf_of(form.text), "key": "x" * 32})
     assert other.status_code == 401
+
+
+# -- the server's own limits (item 2 and the slow clients of item 9) -----------------
+
+
+async def _serve_and(settings, action):
+    """Runs the real app under the daemon's uvicorn options on a loopback port,
+    then ``action(port)``; stops the server."""
+    import asyncio
+
+    import uvicorn
+
+    from raspapi.app import create_app
+    from raspapi.serving import uvicorn_config
+
+    config = uvicorn_config(create_app(settings), "127.0.0.1", 0)
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        for _ in range(200):
+            if server.started:
+                break
+            await asyncio.sleep(0.05)
+        assert server.started
+        port = server.servers[0].sockets[0].getsockname()[1]
+        return await asyncio.wait_for(action(port), 30)
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 30)
+
+
+async def _exchange(port: int, *chunks: bytes, pause: float = 0.0) -> bytes:
+    import asyncio
+
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        for chunk in chunks:
+            writer.write(chunk)
+            try:
+                await writer.drain()
+            except ConnectionError:
+                break
+            if pause:
+                await asyncio.sleep(pause)
+        return await asyncio.wait_for(reader.read(), 20)
+    except ConnectionError:
+        return b""
+    finally:
+        writer.close()
+
+
+def test_a_huge_or_crowded_or_slow_request_head_is_refused(settings, loop_name, monkeypatch):
+    from raspapi.httpguard import MAX_HEAD_BYTES, MAX_HEADERS, GuardedHttpToolsProtocol
+    from tests.conftest import run_on
+
+    monkeypatch.setattr(GuardedHttpToolsProtocol, "head_timeout", 1.0)
+
+    async def attacks(port: int) -> dict[str, bytes]:
+        import asyncio
+
+        out: dict[str, bytes] = {}
+        out["ok"] = await _exchange(
+            port, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        head = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Big: "
+        big = head + b"a" * (MAX_HEAD_BYTES + 1024) + b"\r\n\r\n"
+        out["big"] = await _exchange(port, big)
+        # 8 MB of one header: the connection ends long before it is all sent.
+        out["huge"] = await _exchange(port, head, *[b"a" * 65536] * 128)
+        many = b"".join(b"X-%d: 1\r\n" % i for i in range(MAX_HEADERS + 1))
+        out["many"] = await _exchange(port, b"GET /health HTTP/1.1\r\nHost: x\r\n" + many + b"\r\n")
+        started = asyncio.get_running_loop().time()
+        out["slow"] = await _exchange(
+            port, b"GET /health HTTP/1.1\r\n", b"Host: x\r\n", b"X-A: 1\r\n", pause=0.5
+        )
+        out["idle"] = await _exchange(port)
+        out["elapsed"] = str(asyncio.get_running_loop().time() - started).encode()
+        # Still serving afterwards.
+        out["after"] = await _exchange(
+            port, b"GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        return out
+
+    out = run_on(loop_name, _serve_and(settings, attacks))
+    assert out["ok"].startswith(b"HTTP/1.1 200"), out["ok"][:100]
+    assert out["big"].startswith(b"HTTP/1.1 431"), out["big"][:100]
+    assert out["huge"] == b"" or out["huge"].startswith(b"HTTP/1.1 431")
+    assert out["many"].startswith(b"HTTP/1.1 431"), out["many"][:100]
+    assert out["slow"].startswith(b"HTTP/1.1 408"), out["slow"][:100]
+    assert out["idle"].startswith(b"HTTP/1.1 408"), out["idle"][:100]
+    assert float(out["elapsed"]) < 10
+    assert out["after"].startswith(b"HTTP/1.1 200"), out["after"][:100]
+
+
+def test_a_head_within_the_bounds_is_served(settings, loop_name):
+    from raspapi.httpguard import MAX_HEADERS
+    from tests.conftest import run_on
+
+    async def fine(port: int) -> bytes:
+        headers = b"".join(b"X-%d: %s\r\n" % (i, b"v" * 100) for i in range(MAX_HEADERS - 2))
+        return await _exchange(
+            port, b"GET /health HTTP/1.1\r\nHost: x\r\n" + headers + b"Connection: close\r\n\r\n"
+        )
+
+    assert run_on(loop_name, _serve_and(settings, fine)).startswith(b"HTTP/1.1 200")
