@@ -8,8 +8,10 @@ everything else (parameters, mounts, 405s, slash redirects) goes the usual way.
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from starlette.routing import BaseRoute, Match, Route, Router
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 
 class IndexedRouter(Router):
@@ -41,4 +43,27 @@ class IndexedRouter(Router):
                         scope.update(child_scope)
                         await route.handle(scope, receive, send)
                         return
-        await super().app(scope, receive, send)
+        await super().app(scope, receive, _relative_redirects(scope, send))
+
+
+def _relative_redirects(scope: Scope, send: Send) -> Send:
+    """Starlette's trailing-slash redirect names the client's ``Host`` in an
+    absolute ``Location``; answer with the path (and query) alone."""
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start" and 300 <= message["status"] < 400:
+            headers = []
+            for name, value in message.get("headers", []):
+                if name.lower() == b"location":
+                    target = urlsplit(value.decode("latin-1"))
+                    if target.scheme in ("http", "https"):
+                        # One leading slash: "//host/..." would name another host.
+                        relative = "/" + target.path.lstrip("/")
+                        if target.query:
+                            relative += "?" + target.query
+                        value = relative.encode("latin-1")
+                headers.append((name, value))
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return wrapped

@@ -486,3 +486,41 @@ def test_a_head_within_the_bounds_is_served(settings, loop_name):
         )
 
     assert run_on(loop_name, _serve_and(settings, fine)).startswith(b"HTTP/1.1 200")
+
+
+# -- smaller items (9) -------------------------------------------------------------
+
+
+def test_ready_without_a_key_shows_states_only(app: TestClient):
+    open_body = app.get("/ready").json()
+    keyed = app.get("/ready", headers=AUTH).json()
+    assert set(open_body["plugins"]) == set(keyed["plugins"])
+    for name, entry in open_body["plugins"].items():
+        assert entry == {"state": keyed["plugins"][name]["state"]}, name
+    assert any("details" in e or e.get("reason") for e in keyed["plugins"].values())
+    # A wrong key is no key.
+    wrong = app.get("/ready", headers={"access_token": "x" * 32}).json()
+    assert wrong["plugins"] == open_body["plugins"]
+
+
+def test_a_slash_redirect_names_no_host(app: TestClient):
+    redirected = 0
+    for path in ("/api/v1/keys/", "/system/", "/api/v1/sensors/series/?a=1"):
+        response = app.get(path, headers={**AUTH, "Host": "evil.example"}, follow_redirects=False)
+        if response.status_code in (307, 308):
+            location = response.headers["location"]
+            assert location.startswith("/") and not location.startswith("//"), location
+            assert "evil" not in location
+            redirected += 1
+    assert redirected >= 2
+    response = app.get("//evil.example/", headers=AUTH, follow_redirects=False)
+    assert "evil" not in response.headers.get("location", "/").lstrip("/").split("/")[0]
+
+
+def test_restapi_refuses_to_stop_itself_remotely(make_client: MakeClient, loop_name: str, root):
+    client = make_client(loop=loop_name, rate_limits=())
+    response = client.post("/api/v1/services/restapi/stop", headers=AUTH)
+    assert response.status_code == 409, response.text
+    assert response.json()["code"] == "self_stop_refused"
+    log = root / "fake-systemctl.log"
+    assert not log.exists() or "stop" not in log.read_text()

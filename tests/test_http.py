@@ -42,7 +42,7 @@ def test_health_needs_no_key(client: TestClient):
 
 
 def test_ready_lists_every_plugin(client: TestClient):
-    body = client.get("/ready").json()
+    body = client.get("/ready", headers=AUTH).json()
     assert body["status"] == "ready"
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", body["started_at"])
     app_plugins = client.app.state.runtime.manager.plugins  # type: ignore[attr-defined]
