@@ -524,3 +524,12 @@ def test_restapi_refuses_to_stop_itself_remotely(make_client: MakeClient, loop_n
     assert response.json()["code"] == "self_stop_refused"
     log = root / "fake-systemctl.log"
     assert not log.exists() or "stop" not in log.read_text()
+
+
+def test_the_unit_bounds_memory_and_tasks():
+    from pathlib import Path
+
+    unit = (Path(__file__).parent.parent / "systemd" / "restapi.service").read_text()
+    lines = [line.strip() for line in unit.splitlines()]
+    assert "MemoryMax=256M" in lines
+    assert "TasksMax=128" in lines
