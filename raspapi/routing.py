@@ -121,6 +121,7 @@ class ApiRoute(Route):
         status_code: int = 200,
         include_in_schema: bool = True,
         when_unavailable: bool = False,
+        media_types: Sequence[str] = ("application/json",),
     ) -> None:
         if scope is not None and scope not in SCOPES:
             raise ValueError(f"unknown scope {scope!r}; scopes are {', '.join(SCOPES)}")
@@ -138,6 +139,8 @@ class ApiRoute(Route):
         #: Served even while the plugin is unavailable: the route that repairs it
         #: (restart a stopped service, fix its configuration) must still answer.
         self.when_unavailable = when_unavailable
+        #: Content types a 2xx answer can have (the OpenAPI document lists them).
+        self.media_types = tuple(media_types)
         #: Filled in by the core: the plugin that owns the route, and whether
         #: it is one of RaspAP's root paths.
         self.plugin: str = ""
@@ -157,6 +160,7 @@ class ApiRoute(Route):
             status_code=self.status_code,
             include_in_schema=self.include_in_schema,
             when_unavailable=self.when_unavailable,
+            media_types=self.media_types,
         )
         route.description = self.description
         route.plugin = plugin

@@ -533,3 +533,39 @@ def test_the_unit_bounds_memory_and_tasks():
     lines = [line.strip() for line in unit.splitlines()]
     assert "MemoryMax=256M" in lines
     assert "TasksMax=128" in lines
+
+
+def test_openapi_declares_the_statuses_and_types_routes_send(app: TestClient):
+    """Item 9: what hostile requests get is in the document, status and content type."""
+    doc = app.get("/openapi.json").json()
+    token = make_key(app, "esp", ["ingest"])
+    series = _series(app, token)
+    cases: list[tuple[str, str, str, dict[str, Any]]] = [
+        ("POST", "/api/v1/keys", "/api/v1/keys", {"content": b"[" * 5000}),
+        ("POST", "/api/v1/keys", "/api/v1/keys", {"content": b"{" + b" " * 70000 + b"}"}),
+        ("POST", "/api/v1/keys", "/api/v1/keys", {"json": {"name": "esp", "scopes": ["read"]}}),
+        ("POST", "/api/v1/services/{name}/stop", "/api/v1/services/restapi/stop", {}),
+        ("GET", "/api/v1/sensors/series/{id}", "/api/v1/sensors/series/%C2%B2", {}),
+        ("GET", "/api/v1/audit", "/api/v1/audit?offset=99999999999999999999", {}),
+        (
+            "GET",
+            "/api/v1/sensors/series/{id}/points.csv",
+            f"/api/v1/sensors/series/{series}/points.csv",
+            {},
+        ),
+        (
+            "POST",
+            "/api/v1/wireguard/{interface}/peers",
+            "/api/v1/wireguard/nope0/peers",
+            {"json": {"name": "p"}},
+        ),
+    ]
+    for method, template, path, extra in cases:
+        response = app.request(method, path, headers=AUTH, **extra)
+        operation = doc["paths"][template][method.lower()]
+        assert str(response.status_code) in operation["responses"], (path, response.status_code)
+        content = operation["responses"][str(response.status_code)].get("content", {})
+        media = response.headers.get("content-type", "").split(";")[0]
+        assert media in content, (path, media, list(content))
+    events = doc["paths"]["/api/v1/events"]["get"]["responses"]["200"]["content"]
+    assert "text/event-stream" in events
