@@ -123,8 +123,14 @@ def _operation(route: ApiRoute, method: str, tag: str) -> dict[str, Any]:
             responses["403"] = {"description": _ERRORS["403"], **error}
     if route.query or route.body is not None or "{" in route.path:
         responses["422"] = {"description": _ERRORS["422"], **error}
-    if "{" in route.path:
+    if "{" in route.path or route.query:
         responses["404"] = {"description": _ERRORS["404"], **error}
+    if route.scope is None and method in ("POST", "PUT", "PATCH", "DELETE"):
+        # timeseries-api's writes take their key as a token in the body.
+        responses["403"] = {
+            "description": "The token is missing, wrong or lacks the scope.",
+            **error,
+        }
     if route.body is not None or method in ("POST", "PUT", "PATCH", "DELETE"):
         responses["400"] = {"description": _ERRORS["400"], **error}
         responses["413"] = {"description": _ERRORS["413"], **error}
