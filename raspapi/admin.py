@@ -205,7 +205,14 @@ def _route_path(request: Request) -> str:
 
 
 def _secure(request: Request) -> bool:
-    return request.url.scheme == "https"
+    """Whether the browser reached us over TLS: directly, or through a TLS proxy
+    on this machine (only a loopback peer is trusted to say so)."""
+    if request.url.scheme == "https":
+        return True
+    host = request.client.host if request.client else ""
+    loopback = host == "::1" or host.startswith("127.")
+    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    return loopback and forwarded == "https"
 
 
 def _set_cookie(response: Response, request: Request, name: str, value: str) -> None:

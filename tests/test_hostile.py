@@ -569,3 +569,19 @@ def test_openapi_declares_the_statuses_and_types_routes_send(app: TestClient):
         assert media in content, (path, media, list(content))
     events = doc["paths"]["/api/v1/events"]["get"]["responses"]["200"]["content"]
     assert "text/event-stream" in events
+
+
+def test_the_admin_cookie_is_secure_behind_a_local_tls_proxy(make_client: MakeClient, loop_name):
+    from tests.test_admin import csrf_of
+
+    client = make_client(loop=loop_name, rate_limits=())
+    transport: Any = client._transport
+    proxied = {"X-Forwarded-Proto": "https"}
+    transport.client = ("127.0.0.1", 40000)
+    form = client.get("/admin/login", headers=proxied)
+    assert "secure" in form.headers["set-cookie"].lower()
+    # From elsewhere the header is not believed.
+    transport.client = ("192.168.50.20", 40000)
+    form = client.get("/admin/login", headers=proxied)
+    assert "secure" not in form.headers["set-cookie"].lower()
+    assert csrf_of(form.text)
