@@ -22,6 +22,7 @@ from raspapi.plugin import (
     CommandError,
     CommandNotFound,
     CommandTimeout,
+    Conflict,
     NotFound,
     PluginContext,
     Status,
@@ -144,6 +145,14 @@ class Services:
 
     async def act(self, request: Request, action: Action) -> JSONResponse:
         unit = self._unit(request)
+        if unit == SELF and action == "stop":
+            # Nothing remote could start it again: stopping this daemon is for a
+            # shell on the machine (or RaspAP's GUI, which runs systemctl itself).
+            raise Conflict(
+                f"{unit} is this API: stopping it remotely would leave nothing to start it "
+                "again; restart it, or stop it on the machine with systemctl",
+                code="self_stop_refused",
+            )
         what = f"systemctl {action} {unit} failed"
         self.ctx.logger.info("%s %s requested", action, unit)
         try:

@@ -14,7 +14,7 @@ from types import ModuleType
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Mount
 from starlette.staticfiles import StaticFiles
@@ -297,6 +297,10 @@ class ErrorMiddleware:
 
         try:
             await self.app(scope, receive, send_wrapper)
+        except ClientDisconnect:
+            # The client hung up mid-body: nobody to answer, and not our fault.
+            status = 499
+            log.debug("client left during %s %s", scope["method"], scope["path"])
         except Exception as exc:
             status = 500
             route = scope.get("raspapi.route")

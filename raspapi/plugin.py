@@ -44,7 +44,7 @@ from raspapi.http.errors import (
     Unauthorized,
     Unavailable,
 )
-from raspapi.http.routing import ApiRoute, Query, read_json
+from raspapi.http.routing import ApiRoute, Query, parse_int, read_json
 from raspapi.http.timefmt import parse_rfc3339, parse_when, rfc3339
 from raspapi.security.audit import note
 from raspapi.security.auth import Principal, is_admin, key_from_headers, principal
@@ -98,6 +98,7 @@ __all__ = [
     "key_from_headers",
     "note",
     "open_regular",
+    "parse_int",
     "parse_pairs",
     "parse_rfc3339",
     "parse_when",

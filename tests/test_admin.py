@@ -519,7 +519,7 @@ def test_hook_raspapi_admin_panels(settings: Settings, make_client: MakeClient):
     assert client.get("/admin/plugins/brokenpanel").status_code == 404
     assert client.get("/admin/plugins/nothing").status_code == 404
     # The failing hooks were isolated: their plugins still serve and report.
-    assert client.get("/ready").json()["plugins"]["brokenpanel"]["state"] == "ok"
+    assert client.get("/ready", headers=AUTH).json()["plugins"]["brokenpanel"]["state"] == "ok"
 
 
 def test_panel_links_are_checked():

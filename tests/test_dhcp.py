@@ -311,7 +311,7 @@ def test_api_dhcp_unavailable_without_dnsmasq_config(root: Path, make_client: Ma
     assert legacy.status_code == 200
     assert legacy.json()["range_start"] == ""
     assert legacy.json()["range_gateway"] == "10.3.141.1"
-    ready = client.get("/ready").json()["plugins"]["dhcp"]
+    ready = client.get("/ready", headers=AUTH).json()["plugins"]["dhcp"]
     assert ready["state"] == "unavailable"
 
 

@@ -117,7 +117,7 @@ def test_snapshot_then_a_published_event(client: TestClient, streams: list[Strea
     assert stream.response.headers["cache-control"] == "no-store"
     kind, snapshot = stream.next()
     assert kind == "snapshot"
-    ready = client.get("/ready").json()["plugins"]
+    ready = client.get("/ready", headers=AUTH).json()["plugins"]
     assert snapshot["plugins"] == {
         name: {"state": p["state"], "reason": p["reason"]} for name, p in ready.items()
     }

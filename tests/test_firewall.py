@@ -85,7 +85,7 @@ def test_malformed_file_is_a_json_503(
     api = client.get("/api/v1/firewall", headers=AUTH)
     assert api.status_code == 503
     assert problem in api.json()["detail"]
-    ready = client.get("/ready").json()["plugins"]["firewall"]
+    ready = client.get("/ready", headers=AUTH).json()["plugins"]["firewall"]
     assert ready["state"] == "unavailable"
 
 

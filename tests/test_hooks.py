@@ -161,7 +161,7 @@ def test_hook_raspapi_status(settings: Settings, make_client: MakeClient):
             return Status.ok(sensors=3)
         """,
     )
-    plugins = make_client().get("/ready").json()["plugins"]
+    plugins = make_client().get("/ready", headers=AUTH).json()["plugins"]
     assert plugins["gauge"] == {
         "source": f"file {settings.plugins_dir / 'gauge.py'}",
         "state": "ok",

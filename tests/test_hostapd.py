@@ -263,7 +263,7 @@ def test_without_hostapd_the_plugin_is_unavailable_not_failed(client: TestClient
     assert response.status_code == 503
     assert "hostapd is not running" in response.json()["detail"]
     assert "/var/run/hostapd/wlan0" in response.json()["detail"]
-    plugin = client.get("/ready").json()["plugins"]["hostapd"]
+    plugin = client.get("/ready", headers=AUTH).json()["plugins"]["hostapd"]
     assert plugin["state"] == "unavailable"
     assert client.get("/system", headers=AUTH).json()["hostapdStatus"] == 0
 
@@ -655,7 +655,7 @@ def test_a_bad_confirm_timeout_setting_fails_the_plugin_clearly(
 ) -> None:
     monkeypatch.setenv("RASPAPI_HOSTAPD_CONFIRM_SECONDS", "soon")
     client = make_client()
-    plugin = client.get("/ready").json()["plugins"]["hostapd"]
+    plugin = client.get("/ready", headers=AUTH).json()["plugins"]["hostapd"]
     assert plugin["state"] == "failed"
     assert "RASPAPI_HOSTAPD_CONFIRM_SECONDS" in plugin["reason"]
 

@@ -89,7 +89,7 @@ def test_status_through_the_api(client: TestClient, hostapd: subprocess.Popen[by
     assert body["ssid"] == "raspi-webgui"
     assert body["channel"] == 1
     assert body["num_stations"] == 0
-    assert client.get("/ready").json()["plugins"]["hostapd"]["state"] == "ok"
+    assert client.get("/ready", headers=AUTH).json()["plugins"]["hostapd"]["state"] == "ok"
     assert client.get("/system", headers=AUTH).json()["hostapdStatus"] == 1
     assert client.get("/ap", headers=AUTH).json()["ssid"] == "raspi-webgui"
     # No station with driver=none: the fixture's wlan0 neighbours are all "unknown".

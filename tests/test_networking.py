@@ -347,7 +347,7 @@ def test_odd_interface_names_never_500(client: TestClient, name: str):
 
 
 def test_status_ok_with_details(client: TestClient):
-    plugin = client.get("/ready").json()["plugins"]["networking"]
+    plugin = client.get("/ready", headers=AUTH).json()["plugins"]["networking"]
     assert plugin["state"] == "ok"
     assert plugin["details"]["interfaces"] == 4
     assert plugin["details"]["addresses"].startswith("from ")
@@ -361,7 +361,7 @@ def test_unavailable_without_sys_and_proc(client: TestClient, root: Path):
     response = client.get("/api/v1/networking", headers=AUTH)
     assert response.status_code == 503
     assert "/sys/class/net" in response.json()["detail"]
-    plugin = client.get("/ready").json()["plugins"]["networking"]
+    plugin = client.get("/ready", headers=AUTH).json()["plugins"]["networking"]
     assert plugin["state"] == "unavailable"
     # RaspAP's route keeps answering its shape.
     assert client.get("/networking", headers=AUTH).status_code == 200

@@ -285,11 +285,11 @@ def test_v1_unavailable_without_the_folder(client: TestClient, root: Path):
     response = client.get("/api/v1/openvpn", headers=AUTH)
     assert response.status_code == 503
     assert "/etc/openvpn/client" in response.json()["detail"]
-    assert client.get("/ready").json()["plugins"]["openvpn"]["state"] == "unavailable"
+    assert client.get("/ready", headers=AUTH).json()["plugins"]["openvpn"]["state"] == "unavailable"
 
 
 def test_status_ok(client: TestClient):
-    plugin = client.get("/ready").json()["plugins"]["openvpn"]
+    plugin = client.get("/ready", headers=AUTH).json()["plugins"]["openvpn"]
     assert plugin["state"] == "ok"
     assert plugin["details"] == {"profiles": 3, "active": "us-east"}
 

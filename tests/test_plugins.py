@@ -36,7 +36,7 @@ def dropin(settings: Settings, name: str, source: str) -> Path:
 
 
 def plugin_state(client: TestClient, name: str) -> dict[str, object]:
-    body = client.get("/ready").json()
+    body = client.get("/ready", headers=AUTH).json()
     state: dict[str, object] = body["plugins"][name]
     return state
 

@@ -22,7 +22,7 @@ def test_readme_example_plugin_works(settings: Settings, make_client: MakeClient
     body = client.get("/api/v1/uptime", headers=AUTH).json()
     uptime = (settings.root / "proc" / "uptime").read_text().split()[0]
     assert body == {"uptime_seconds": float(uptime)}
-    assert client.get("/ready").json()["plugins"]["uptime"]["state"] == "ok"
+    assert client.get("/ready", headers=AUTH).json()["plugins"]["uptime"]["state"] == "ok"
 
 
 def test_readme_has_the_two_commands():

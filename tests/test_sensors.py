@@ -327,7 +327,7 @@ def test_a_bad_setting_fails_the_plugin_with_its_name(
 ):
     monkeypatch.setenv("RASPAPI_SENSORS_MAX_BATCH", "lots")
     client = make_client()
-    plugin = client.get("/ready").json()["plugins"]["sensors"]
+    plugin = client.get("/ready", headers=AUTH).json()["plugins"]["sensors"]
     assert plugin["state"] == "failed"
     assert "RASPAPI_SENSORS_MAX_BATCH" in plugin["reason"]
     response = client.get(f"{API}/series", headers=AUTH)
@@ -702,7 +702,7 @@ def test_the_retention_task_runs_in_the_background(
     )
     status: dict[str, Any] = {}
     for _ in range(100):  # the status is cached for 2 s
-        status = client.get("/ready").json()["plugins"]["sensors"]
+        status = client.get("/ready", headers=AUTH).json()["plugins"]["sensors"]
         if status["details"]["points_pruned"] == 1:
             break
         time.sleep(0.05)
@@ -717,7 +717,7 @@ def test_status_and_metrics(keys: Keys):
     push(keys, series, [{"fields": {"v": "x"}}])
     details: dict[str, Any] = {}
     for _ in range(100):  # the status is cached for 2 s
-        details = keys.client.get("/ready").json()["plugins"]["sensors"]["details"]
+        details = keys.client.get("/ready", headers=AUTH).json()["plugins"]["sensors"]["details"]
         if details["series"] == 1:
             break
         time.sleep(0.05)

@@ -228,7 +228,7 @@ def test_actions_need_the_control_scope(client: TestClient, root: Path):
 
 
 def test_status_ok_under_systemd(client: TestClient):
-    plugin = client.get("/ready").json()["plugins"]["services"]
+    plugin = client.get("/ready", headers=AUTH).json()["plugins"]["services"]
     assert plugin == {
         "source": "builtin",
         "state": "ok",
@@ -248,7 +248,7 @@ def test_unavailable_without_systemd(client: TestClient, root: Path):
     assert response.status_code == 503
     assert "offline" in response.json()["detail"]
     assert client.post("/api/v1/services/hostapd/restart", headers=AUTH).status_code == 503
-    plugin = client.get("/ready").json()["plugins"]["services"]
+    plugin = client.get("/ready", headers=AUTH).json()["plugins"]["services"]
     assert plugin["state"] == "unavailable"
     assert plugin["reason"] == (
         "systemd is not running as init (systemctl is-system-running: offline)"

@@ -27,7 +27,7 @@ def test_routes_turned_off_answer_503(make_client: MakeClient):
     assert client.head("/system", headers=AUTH).status_code == 503  # GET takes HEAD along
     # Everything else answers as usual.
     assert client.get("/api/v1/system", headers=AUTH).status_code == 200
-    assert client.get("/ready").status_code == 200
+    assert client.get("/ready", headers=AUTH).status_code == 200
 
 
 def test_a_prefix_takes_every_template_under_it(make_client: MakeClient):

@@ -149,7 +149,7 @@ def test_every_zone_and_hwmon_sensor_in_numeric_order(make_client: MakeClient, r
 
 
 def test_status_is_ok_with_sensor_counts(client: TestClient):
-    plugin = client.get("/ready").json()["plugins"]["thermal"]
+    plugin = client.get("/ready", headers=AUTH).json()["plugins"]["thermal"]
     assert plugin["state"] == "ok"
     assert plugin["details"] == {"zones": 1, "hwmon_sensors": 1}
 
@@ -161,7 +161,7 @@ def test_no_sensor_at_all_is_unavailable(make_client: MakeClient, root: Path):
     response = client.get("/api/v1/thermal", headers=AUTH)
     assert response.status_code == 503
     assert "no thermal zone" in response.json()["detail"]
-    plugin = client.get("/ready").json()["plugins"]["thermal"]
+    plugin = client.get("/ready", headers=AUTH).json()["plugins"]["thermal"]
     assert plugin["state"] == "unavailable" and "hwmon" in plugin["reason"]
     assert client.get("/system", headers=AUTH).json()["systemTemperature"] == 0.0
 

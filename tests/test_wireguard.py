@@ -187,7 +187,7 @@ def test_wg_show_failing(client: TestClient, fake_wg: FakeWg) -> None:
     )
     (wg0,) = body["interfaces"]
     assert wg0["up"] is None and wg0["peer_count"] == 2
-    entry = client.get("/ready").json()["plugins"]["wireguard"]
+    entry = client.get("/ready", headers=AUTH).json()["plugins"]["wireguard"]
     assert entry["state"] == "ok" and "Operation not permitted" in entry["details"]["live_error"]
 
 
@@ -240,7 +240,7 @@ def test_unknown_and_bad_interface_names(client: TestClient, fake_wg: FakeWg) ->
 
 def test_status_details_for_ready(client: TestClient, fake_wg: FakeWg, keys: Keys) -> None:
     fake_wg.set_dump(live_dump(keys))
-    entry = client.get("/ready").json()["plugins"]["wireguard"]
+    entry = client.get("/ready", headers=AUTH).json()["plugins"]["wireguard"]
     assert entry["state"] == "ok"
     assert entry["details"]["interfaces"] == {
         "wg0": {"up": True, "peers": 3, "connected_peers": 1},
@@ -251,7 +251,7 @@ def test_status_details_for_ready(client: TestClient, fake_wg: FakeWg, keys: Key
 def test_unavailable_without_wg(client: TestClient, root: Path) -> None:
     runner = client.app.state.runtime.manager.runner  # type: ignore[attr-defined]
     runner.search_path = str(root / "usr/bin")  # a machine without wireguard-tools
-    entry = client.get("/ready").json()["plugins"]["wireguard"]
+    entry = client.get("/ready", headers=AUTH).json()["plugins"]["wireguard"]
     assert entry["state"] == "unavailable"
     assert "wg is not installed" in entry["reason"]
     response = client.get(API, headers=AUTH)
@@ -262,7 +262,7 @@ def test_unavailable_without_wg(client: TestClient, root: Path) -> None:
 
 def test_unavailable_without_any_interface(client: TestClient, fake_wg: FakeWg, root: Path) -> None:
     shutil.rmtree(root / "etc/wireguard")
-    entry = client.get("/ready").json()["plugins"]["wireguard"]
+    entry = client.get("/ready", headers=AUTH).json()["plugins"]["wireguard"]
     assert entry["state"] == "unavailable"
     assert entry["reason"].startswith("no WireGuard interface")
     assert client.get(API, headers=AUTH).status_code == 503
@@ -351,7 +351,7 @@ def test_legacy_with_unreadable_folder(
         "client_config_names": [],
         "client_config_active": "",
     }
-    entry = client.get("/ready").json()["plugins"]["wireguard"]
+    entry = client.get("/ready", headers=AUTH).json()["plugins"]["wireguard"]
     assert entry["state"] == "unavailable"
     assert entry["reason"].startswith("cannot read /etc/wireguard: ")
 

@@ -97,7 +97,7 @@ def test_handshake_traffic_and_a_phone_added_and_removed(
         listing = client.get(API, headers=AUTH)
         assert server.private_key not in listing.text
         assert other.private_key not in listing.text
-        ready = client.get("/ready").json()["plugins"]["wireguard"]
+        ready = client.get("/ready", headers=AUTH).json()["plugins"]["wireguard"]
         assert ready["state"] == "ok"
         assert ready["details"]["interfaces"][server.name]["connected_peers"] == 1
 

@@ -75,6 +75,7 @@ def raspapi_routes(ctx: PluginContext) -> list[ApiRoute]:
             methods=["GET"],
             query=[SINCE, UNTIL, STEP, STEPS, FIELDS],
             response=schema.CSV,
+            media_types=("text/csv",),
         ),
     ]
 

@@ -29,6 +29,7 @@ Errors are ``{"message": ...}`` as flask-restful's, plus raspapi's
 
 from __future__ import annotations
 
+import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -45,6 +46,7 @@ from raspapi.plugin import (
     NotFound,
     Principal,
     key_from_headers,
+    parse_int,
     read_json,
 )
 
@@ -66,7 +68,9 @@ def _iso(ms: int) -> str:
 def _error(exc: ApiError) -> JSONResponse:
     # flask-restful's reqparse answers 400 to bad arguments; raspapi's 422 becomes that.
     status = 400 if exc.status_code == 422 else exc.status_code
-    return JSONResponse({"message": exc.detail, **exc.body()}, status_code=status)
+    return JSONResponse(
+        {"message": exc.detail, **exc.body()}, status_code=status, headers=exc.headers or None
+    )
 
 
 def _answer(handler: Handler) -> Handler:
@@ -82,9 +86,17 @@ def _answer(handler: Handler) -> Handler:
 
 
 def _number_id(text: str, what: str) -> int:
-    if not text.isdigit() or len(text) > 19 or int(text) > _ID_MAX:
+    number = parse_int(text, low=0, high=_ID_MAX)
+    if number is None or text.startswith("-"):
         raise NotFound(f"{what} {text[:32]} doesn't exist", code=f"unknown_{what.lower()}")
-    return int(text)
+    return number
+
+
+def _throttled(refused: Response) -> ApiError:
+    """The rate limiter's 429 answer as an error of these routes."""
+    detail = json.loads(bytes(refused.body))["detail"]
+    retry = refused.headers.get("retry-after", "60")
+    return ApiError(detail, code="rate_limited", status_code=429, headers={"Retry-After": retry})
 
 
 class Compat:
@@ -106,12 +118,18 @@ class Compat:
         token = body.get("token")
         if token is None:
             token = key_from_headers(request.scope["headers"])
+        runtime = request.app.state.runtime
+        # A token in the body is a key like any other: the failed-auth throttle of
+        # the core's guard applies to it too.
+        limiter = runtime.limiter
+        if limiter is not None and (refused := limiter.before_auth(request.scope)) is not None:
+            raise _throttled(refused)
         if not token:
             raise Forbidden("Authentication token is required for access.", code="unauthorized")
-        caller = (
-            request.app.state.runtime.auth.authenticate(token) if isinstance(token, str) else None
-        )
+        caller = runtime.auth.authenticate(token) if isinstance(token, str) else None
         if caller is None:
+            if limiter is not None and (refused := limiter.auth_failed(request.scope)) is not None:
+                raise _throttled(refused)
             raise Forbidden("the token is not a valid key", code="unauthorized")
         if "ingest" not in caller.scopes:
             raise Forbidden("this key lacks the 'ingest' scope", code="missing_scope")
@@ -192,10 +210,9 @@ class Compat:
     async def new_point(self, request: Request) -> Response:
         """timeseries-api: add a point (token, series_id, fields[, timestamp]); answers its id."""
         caller, body = await self._writer(request, body_required=True)
-        raw_id = body.get("series_id")
-        if isinstance(raw_id, str) and raw_id.strip().isdigit():
-            raw_id = int(raw_id.strip())
-        if type(raw_id) is not int or not 0 <= raw_id <= _ID_MAX:
+        given = body.get("series_id")
+        raw_id = parse_int(given.strip() if isinstance(given, str) else given, low=0, high=_ID_MAX)
+        if raw_id is None:
             raise BadRequest("series_id: must be a series id", code="invalid", field="series_id")
         if raw_id not in self.sensors.database().series:
             raise NotFound(f"Series {raw_id} not found", code="unknown_series")

@@ -27,6 +27,7 @@ from raspapi.plugin import (
     Query,
     Store,
     Unavailable,
+    parse_int,
     principal,
     read_json,
     rfc3339,
@@ -550,9 +551,10 @@ _FAR = 1 << 62
 def _series_id(request: Request) -> int:
     """The ``{id}`` of the path; a 404 when it cannot be a series id."""
     text = str(request.path_params["id"])
-    if not text.isdigit() or len(text) > 18:
+    series_id = parse_int(text, low=0)
+    if series_id is None or text.startswith("-"):
         raise NotFound(f"series {text[:32]!r} does not exist", code="unknown_series")
-    return int(text)
+    return series_id
 
 
 def _caller(request: Request) -> Principal:
@@ -591,9 +593,10 @@ def _cursor(text: str | None) -> tuple[int, int] | None:
     if not text:
         return None
     ts, sep, point_id = text.partition(":")
-    if not sep or not ts.isdigit() or not point_id.isdigit() or len(ts) > 18 or len(point_id) > 18:
+    at, after = parse_int(ts, low=0), parse_int(point_id, low=0)
+    if not sep or at is None or after is None or "-" in text:
         raise Invalid("cursor", "must be a next_cursor from a previous answer")
-    return int(ts), int(point_id)
+    return at, after
 
 
 def _summary(a: Aggregate) -> dict[str, Any]:

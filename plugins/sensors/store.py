@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -136,6 +137,10 @@ def _merge(column: str, how: str) -> str:
     return f"{column} = coalesce({how}({column}, excluded.{column}), {column}, excluded.{column})"
 
 
+#: Roll-up statements kept ready (a device sends the same fields every time).
+SQL_CACHE_SIZE = 64
+
+
 def _batch_rollup_sql(level: int, grain: int, slots: Sequence[int]) -> str:
     """Adds the batch's points (ids ?2..?3 of series ?1) to the rollups of ``level``."""
     columns = ", ".join(f"n{s}, lo{s}, hi{s}, s{s}" for s in slots)
@@ -199,7 +204,9 @@ class SensorDB:
         self.next_id: int = conn.execute(
             "SELECT value FROM meta WHERE key = 'next_point_id'"
         ).fetchone()[0]
-        self._sql: dict[tuple[int, tuple[int, ...]], str] = {}
+        #: Roll-up statements by (level, sorted slots), least recently used first.
+        #: Keyed by what a batch names, so bounded: 16 slots make 65,536 sets.
+        self._sql: OrderedDict[tuple[int, tuple[int, ...]], str] = OrderedDict()
 
     # -- series --
 
@@ -261,7 +268,14 @@ class SensorDB:
                     code="too_many_fields",
                 )
             series = replace(series, fields=series.fields + tuple(new))
-        slots = tuple(series.fields.index(name) for name in batch.names)
+        given = tuple(series.fields.index(name) for name in batch.names)
+        # Columns in slot order, whatever order the batch named its fields in: one
+        # statement text per set of fields, not one per permutation (16! of them).
+        order = sorted(range(len(given)), key=given.__getitem__)
+        slots = tuple(given[i] for i in order)
+        rows = batch.rows
+        if slots != given:
+            rows = [(*row[:3], *(row[3 + i] for i in order)) for row in rows]
         columns = ", ".join(f"v{s}" for s in slots)
         marks = ",".join("?" * (3 + len(slots)))
         first_id = batch.rows[0][1]
@@ -274,7 +288,7 @@ class SensorDB:
                 )
             self.conn.executemany(
                 f"INSERT INTO points (series_id, id, ts, {columns}) VALUES ({marks})",  # noqa: S608
-                batch.rows,
+                rows,
             )
             for level, grain in LEVELS:
                 self.conn.execute(
@@ -296,7 +310,11 @@ class SensorDB:
         key = (level, slots)
         sql = self._sql.get(key)
         if sql is None:
-            sql = self._sql[key] = _batch_rollup_sql(level, grain, sorted(slots))
+            sql = self._sql[key] = _batch_rollup_sql(level, grain, slots)
+            if len(self._sql) > SQL_CACHE_SIZE:
+                self._sql.popitem(last=False)
+        else:
+            self._sql.move_to_end(key)
         return sql
 
     def delete_point(self, point_id: int) -> tuple[int, int]:

@@ -39,7 +39,10 @@ def time_ms(value: Any) -> int:
     Raises ValueError with the problem."""
     kind = type(value)
     if kind is int or kind is float:
-        seconds = float(value)
+        try:
+            seconds = float(value)
+        except OverflowError:  # an int past the float range, such as 10**400
+            raise ValueError("is not a time") from None
     elif kind is str:
         if not 10 <= len(value) <= 40:
             raise ValueError(f"expected {_RFC3339_HINT}")

@@ -167,6 +167,7 @@ def raspapi_routes(ctx: PluginContext) -> list[Route]:
             query=[FORMAT],
             response=ADDED_SCHEMA,
             status_code=201,
+            media_types=("application/json", "text/plain", "image/svg+xml", "image/png"),
         ),
         ApiRoute(
             "/{interface}/peers/{public_key:path}",

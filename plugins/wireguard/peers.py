@@ -12,7 +12,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from raspapi.plugin import CommandRunner, Invalid
+from raspapi.plugin import (
+    CommandRunner,
+    Invalid,
+    parse_int,
+)
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPInterface = ipaddress.IPv4Interface | ipaddress.IPv6Interface
@@ -140,9 +144,10 @@ def host_from_header(value: str | None) -> str | None:
 
 
 def _port_of(text: str, field_name: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise Invalid(field_name, f"port {text!r} is not a number from 1 to 65535")
-    return int(text)
+    port = parse_int(text, low=1, high=65535)
+    if port is None or text.startswith("-"):
+        raise Invalid(field_name, f"port {text[:16]!r} is not a number from 1 to 65535")
+    return port
 
 
 def _valid_host(host: str) -> bool:

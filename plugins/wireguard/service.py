@@ -9,6 +9,7 @@ import ipaddress
 import itertools
 import os
 import stat
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +71,10 @@ class WireGuard:
         self.root = ctx.settings.root
         self.folder = ctx.path(files.CONFIG_DIR)
         self.systemd = Systemd(ctx.runner)
-        self._locks: dict[str, asyncio.Lock] = {}
+        #: One lock per interface name with a change under way, and how many
+        #: requests hold or wait for it; the entry goes when the last one leaves,
+        #: so names from URLs cannot grow the table.
+        self._locks: dict[str, tuple[asyncio.Lock, list[int]]] = {}
         #: sha256(private key) -> public key, for interfaces that are down.
         self._public_keys: dict[str, str | None] = {}
         #: The last ``wg show all dump`` output and its parse, reused while unchanged.
@@ -211,11 +215,29 @@ class WireGuard:
 
     # -- control -------------------------------------------------------------
 
-    def _lock(self, name: str) -> asyncio.Lock:
-        lock = self._locks.get(name)
-        if lock is None:
-            lock = self._locks[name] = asyncio.Lock()
-        return lock
+    @contextlib.asynccontextmanager
+    async def _lock(self, name: str) -> AsyncIterator[None]:
+        entry = self._locks.get(name)
+        if entry is None:
+            entry = self._locks[name] = (asyncio.Lock(), [0])
+        lock, users = entry
+        users[0] += 1
+        try:
+            async with lock:
+                yield
+        finally:
+            users[0] -= 1
+            if users[0] == 0:
+                del self._locks[name]
+
+    async def _known(self, name: str) -> None:
+        """A 404 for an interface that has neither a config file nor a running
+        instance, from the shared cached snapshot: an unknown name from a URL costs
+        no `wg show` of its own."""
+        if await asyncio.to_thread(self._has_config, name):
+            return
+        if name not in (await self.snapshot()).bodies:
+            raise NotFound(_unknown(name), code="unknown_interface")
 
     async def _fresh(self, name: str) -> tuple[LiveInterface | None, files.ConfigFile | None]:
         live, error = await self.live()
@@ -273,6 +295,7 @@ class WireGuard:
             raise Invalid("endpoint", "must be a string: host or host:port")
         wanted = peers.endpoint(requested) if requested else None
 
+        await self._known(name)
         async with self._lock(name):
             live, conf = await self._fresh(name)
             if conf is None:
@@ -402,6 +425,7 @@ class WireGuard:
         """
         name = peers.interface_name(request.path_params["interface"])
         key = peers.public_key(request.path_params["public_key"])
+        await self._known(name)
         async with self._lock(name):
             live, conf = await self._fresh(name)
             if live is None and conf is None:

@@ -31,7 +31,8 @@ from raspapi.host.runner import CommandError
 from raspapi.host.systemd import Systemd
 from raspapi.http.endpoints import webui_dir
 from raspapi.http.errors import ApiError, Invalid, Unavailable
-from raspapi.http.routing import SCOPES
+from raspapi.http.ratelimit import client_address
+from raspapi.http.routing import SCOPES, parse_int
 from raspapi.http.timefmt import rfc3339
 from raspapi.security.adminkey import KEY_NAME, generate_key, set_env_value
 from raspapi.security.auth import Principal
@@ -206,7 +207,14 @@ def _route_path(request: Request) -> str:
 
 
 def _secure(request: Request) -> bool:
-    return request.url.scheme == "https"
+    """Whether the browser reached us over TLS: directly, or through a TLS proxy
+    on this machine (only a loopback peer is trusted to say so)."""
+    if request.url.scheme == "https":
+        return True
+    host = request.client.host if request.client else ""
+    loopback = host == "::1" or host.startswith("127.")
+    forwarded = request.headers.get("x-forwarded-proto", "").split(",")[0].strip().lower()
+    return loopback and forwarded == "https"
 
 
 def _set_cookie(response: Response, request: Request, name: str, value: str) -> None:
@@ -315,7 +323,9 @@ async def _login_page(
 
 async def login(request: Request) -> Response:
     site = await site_of(request)
-    client = _client(request)
+    # Counted as the rate limits count: IPv6 by /64 (a device picks any address
+    # in its prefix).
+    client = client_address(_client(request))
     wait = site.throttle.retry_after(client)
     if wait:
         return await _login_page(
@@ -583,9 +593,9 @@ async def create_key(request: Request, site: AdminSite, session: Session) -> Res
         days_text = fields.get("expires_in_days", "").strip()
         days: int | None = None
         if days_text:
-            if not days_text.isdigit():
+            days = parse_int(days_text, low=0)
+            if days is None:
                 raise Invalid("expires_in_days", "a whole number of days, or empty for never")
-            days = int(days_text)
         expires_at = validate_expiry(days, None, keys.clock())
         record, key = await keys.create(name, scopes, expires_at)
     except ApiError as exc:

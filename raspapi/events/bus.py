@@ -145,6 +145,8 @@ class EventBus:
         self.dropped = 0
         self._ids = itertools.count(1)
         self._subscribers: set[Subscription] = set()
+        #: Subscriptions on their way in (waiting on their first tick).
+        self._claimed = 0
         self._watches: list[tuple[str, Watch]] = []
         self._failing: set[str] = set()
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -199,10 +201,16 @@ class EventBus:
         snapshot shows is fresh). Raises TooManySubscribers."""
         if self._closed:
             raise TooManySubscribers("the daemon is stopping")
-        if len(self._subscribers) >= self.max_subscribers:
+        # Checked and claimed before the await: requests that arrive while an
+        # earlier one waits on tick() count against the cap too.
+        if len(self._subscribers) + self._claimed >= self.max_subscribers:
             raise TooManySubscribers(f"{self.max_subscribers} event streams are open already")
-        self._loop = asyncio.get_running_loop()
-        await self.tick()
+        self._claimed += 1
+        try:
+            self._loop = asyncio.get_running_loop()
+            await self.tick()
+        finally:
+            self._claimed -= 1
         sub = Subscription(self.queue_size)
         self._subscribers.add(sub)
         if self._task is None or self._task.done():

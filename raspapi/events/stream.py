@@ -307,7 +307,15 @@ SNAPSHOT_SCHEMA: dict[str, Any] = {
 
 
 def routes() -> list[ApiRoute]:
-    return [ApiRoute("/api/v1/events", events, methods=["GET"], response=SNAPSHOT_SCHEMA)]
+    return [
+        ApiRoute(
+            "/api/v1/events",
+            events,
+            methods=["GET"],
+            response=SNAPSHOT_SCHEMA,
+            media_types=("text/event-stream",),
+        )
+    ]
 
 
 def setup(runtime: Parts) -> None:

@@ -71,12 +71,21 @@ def host_uptime_seconds() -> int:
 
 
 async def ready(request: Request) -> JSONResponse:
-    """Readiness, with each plugin's status (ok, degraded, unavailable, failed, disabled)."""
+    """Readiness, with each plugin's state (ok, degraded, unavailable, failed,
+    disabled).
+
+    Open to all, so without a key it shows states only: the reasons, details
+    (VPN profile, peer counts, file paths) and sources go to callers with a key.
+    """
     runtime = _runtime(request)
     statuses = await runtime.manager.statuses()
+    keyed = runtime.auth.from_scope(request.scope) is not None
     plugins: dict[str, Any] = {}
     for name, status in statuses.items():
-        entry = {"source": runtime.manager.plugins[name].source, **status.as_dict()}
+        if keyed:
+            entry = {"source": runtime.manager.plugins[name].source, **status.as_dict()}
+        else:
+            entry = {"state": status.state}
         plugins[name] = entry
     body = {
         "status": "ready" if runtime.ready else "starting",

@@ -50,15 +50,17 @@ class Guard:
                 return
             caller = self.runtime.auth.from_scope(scope)
             if caller is None:
-                if limiter is not None:
-                    limiter.auth_failed(scope)
-                refuse(
-                    scope,
-                    refusals.unauthenticated(
-                        scope, self.runtime.keys, self.runtime.admin_key.current() is not None
-                    ),
-                )
-                response = LEGACY_FORBIDDEN if route.legacy else UNAUTHORIZED
+                refused = limiter.auth_failed(scope) if limiter is not None else None
+                if refused is not None:
+                    refuse(scope, refusals.AUTH_THROTTLED)
+                else:
+                    refuse(
+                        scope,
+                        refusals.unauthenticated(
+                            scope, self.runtime.keys, self.runtime.admin_key.current() is not None
+                        ),
+                    )
+                response = refused or (LEGACY_FORBIDDEN if route.legacy else UNAUTHORIZED)
                 await response(scope, receive, send)
                 return
         if (

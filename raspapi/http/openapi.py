@@ -32,7 +32,14 @@ _ERRORS = {
     "401": "No key, or a key that is not valid (RaspAP routes answer 403).",
     "403": "The key lacks the scope this route needs.",
     "422": "Bad input; `field` names it.",
-    "503": "The plugin is unavailable or failed; `detail` says why.",
+    "503": "The plugin is unavailable or failed, the route is turned off "
+    "(RASPAPI_DISABLE_ROUTES), or too many requests or streams are in flight; "
+    "`detail` says why.",
+    "400": "The body is not JSON (or nested too deeply, or not UTF-8), or the client left.",
+    "404": "Nothing has this id or name.",
+    "409": "The change conflicts with the current state (a name taken, a limit reached).",
+    "413": "The body is larger than the route takes.",
+    "502": "A program or service the change needs failed; `detail` says how.",
     "429": "Too many requests (rate limit, code `rate_limited`); `Retry-After` says when to retry.",
 }
 
@@ -95,7 +102,16 @@ def _operation(route: ApiRoute, method: str, tag: str) -> dict[str, Any]:
         }
     ok: dict[str, Any] = {"description": "Success"}
     if route.response is not None:
-        ok["content"] = {"application/json": {"schema": route.response}}
+        ok["content"] = {
+            media: {"schema": route.response if media == "application/json" else {}}
+            for media in route.media_types
+        }
+        if route.media_types != ("application/json",) and "application/json" not in ok["content"]:
+            # The schema describes what the text carries (an SSE snapshot, CSV columns).
+            first = route.media_types[0]
+            ok["content"][first] = {"schema": route.response}
+    elif route.media_types != ("application/json",):
+        ok["content"] = {media: {"schema": {}} for media in route.media_types}
     responses: dict[str, Any] = {str(route.status_code): ok}
     error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
     if route.scope is not None:
@@ -107,8 +123,23 @@ def _operation(route: ApiRoute, method: str, tag: str) -> dict[str, Any]:
             responses["403"] = {"description": _ERRORS["403"], **error}
     if route.query or route.body is not None or "{" in route.path:
         responses["422"] = {"description": _ERRORS["422"], **error}
-    if not route.legacy and route.plugin:
-        responses["503"] = {"description": _ERRORS["503"], **error}
+    if "{" in route.path or route.query:
+        responses["404"] = {"description": _ERRORS["404"], **error}
+    if route.scope is None and method in ("POST", "PUT", "PATCH", "DELETE"):
+        # timeseries-api's writes take their key as a token in the body.
+        responses["403"] = {
+            "description": "The token is missing, wrong or lacks the scope.",
+            **error,
+        }
+    if route.body is not None or method in ("POST", "PUT", "PATCH", "DELETE"):
+        responses["400"] = {"description": _ERRORS["400"], **error}
+        responses["413"] = {"description": _ERRORS["413"], **error}
+    if method != "GET" and route.scope in ("control", "admin", "ingest"):
+        responses["409"] = {"description": _ERRORS["409"], **error}
+        responses["502"] = {"description": _ERRORS["502"], **error}
+    # Any route can be turned off (RASPAPI_DISABLE_ROUTES), and uvicorn answers
+    # 503 past its concurrency limit.
+    responses["503"] = {"description": _ERRORS["503"], **error}
     responses["429"] = {"description": _ERRORS["429"], **error}
     op["responses"] = responses
     return op

@@ -9,8 +9,12 @@ route that needs a key, the right key included, until the window passes.
 
 Counting is the ``limits`` library's fixed window in memory. At most
 :data:`MAX_COUNTERS` counters are kept at once (each lives one window); past
-that, new callers are counted per key alone, or together when without one,
-so memory stays bounded whatever the number of client addresses.
+that, callers already counted keep their own counters, and new ones are
+counted per key alone, or together when without one, so memory stays bounded
+whatever the number of client addresses. Failed authentications from new
+addresses then share one counter too, which refuses only further failures
+(429 instead of 403): a right key is never turned away because of others'
+wrong ones.
 
 ``limits``' memory storage removes expired counters from a timer thread it
 starts anew every 10 ms under load; each start waits for the GIL, which cost
@@ -170,11 +174,16 @@ class RateLimiter:
         #: Requests refused since start, by group.
         self.refused: dict[str, int] = {}
 
-    def _address(self, scope: Scope) -> str:
-        if len(self.storage.storage) >= self.max_counters:
-            return "*"
+    def _counter(self, group: str, scope: Scope, caller: Principal | None = None) -> str:
+        """The caller's counter for ``group``; a shared one once the table is full,
+        unless the caller already has its own."""
         client = scope.get("client")
-        return client_address(str(client[0])) if client else "-"
+        address = client_address(str(client[0])) if client else "-"
+        who = "" if caller is None else f"{caller.key_id or caller.name}@"
+        key = f"{group}/{who}{address}"
+        if len(self.storage.storage) < self.max_counters or key in self.storage.storage:
+            return key
+        return f"{group}/{who}*"
 
     def check(self, group: str, scope: Scope, caller: Principal | None) -> JSONResponse | None:
         """Count one request; a 429 answer when the caller is over the group's limit."""
@@ -183,9 +192,7 @@ class RateLimiter:
             return None
         if time.monotonic() >= self._next_sweep:
             self.sweep()
-        address = self._address(scope)
-        who = address if caller is None else f"{caller.key_id or caller.name}@{address}"
-        key = f"{group}/{who}"
+        key = self._counter(group, scope, caller)
         if self.storage.incr(key, limit.seconds) <= limit.count:
             return None
         self.refused[group] = self.refused.get(group, 0) + 1
@@ -199,8 +206,10 @@ class RateLimiter:
         limit = self._auth
         if limit is None or time.monotonic() - self._last_failure > limit.seconds:
             return None
-        key = f"auth/{self._address(scope)}"
-        if self.storage.get(key) < limit.count:
+        key = self._counter("auth", scope)
+        if key.endswith("/*") or self.storage.get(key) < limit.count:
+            # The shared counter of addresses that came once the table was full
+            # refuses only their failures (see auth_failed), never a right key.
             return None
         self.refused["auth"] = self.refused.get("auth", 0) + 1
         wait = self._wait(key)
@@ -209,13 +218,22 @@ class RateLimiter:
             wait,
         )
 
-    def auth_failed(self, scope: Scope) -> None:
-        """Count a failed authentication against the caller's address."""
+    def auth_failed(self, scope: Scope) -> JSONResponse | None:
+        """Count a failed authentication against the caller's address; a 429
+        answer (instead of the 401/403) when it is now over the limit."""
         limit = self._auth
         if limit is None:
-            return
+            return None
         self._last_failure = time.monotonic()
-        self.storage.incr(f"auth/{self._address(scope)}", limit.seconds)
+        key = self._counter("auth", scope)
+        if self.storage.incr(key, limit.seconds) <= limit.count:
+            return None
+        self.refused["auth"] = self.refused.get("auth", 0) + 1
+        wait = self._wait(key)
+        return _refusal(
+            f"too many failed authentication attempts from this address; retry in {wait} s",
+            wait,
+        )
 
     def sweep(self) -> None:
         """Forget counters whose window has passed."""

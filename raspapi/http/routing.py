@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
+from urllib.parse import urlsplit
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.routing import BaseRoute, Match, Route, Router
-from starlette.types import Receive, Scope, Send
+from starlette.types import Message, Receive, Scope, Send
 
 from raspapi.http.errors import BadRequest, Invalid
 
@@ -18,6 +20,28 @@ from raspapi.http.errors import BadRequest, Invalid
 SCOPES = ("read", "control", "admin", "ingest")
 
 T = TypeVar("T", int, float, str, bool)
+
+#: The range of every integer taken from a path, a query or a body: SQLite's INTEGER.
+INT_MIN = -(1 << 63)
+INT_MAX = (1 << 63) - 1
+_INTEGER = re.compile(r"-?[0-9]{1,19}")
+
+
+def parse_int(value: object, *, low: int = INT_MIN, high: int = INT_MAX) -> int | None:
+    """``value`` as an int when it is one in ``low..high``, else None.
+
+    The one parser of integers from user input (paths, queries, form fields and
+    JSON bodies): a JSON integer (not a bool), or a string of ASCII digits with an
+    optional leading ``-``. ``str.isdigit()`` and ``int()`` also take ``²``, Arabic-Indic digits,
+    ``1_000`` and spaces, and Python ints have no bound; neither gets past here.
+    """
+    if type(value) is int:
+        number = value
+    elif isinstance(value, str) and _INTEGER.fullmatch(value):
+        number = int(value)
+    else:
+        return None
+    return number if low <= number <= high else None
 
 
 @dataclass(frozen=True)
@@ -43,6 +67,10 @@ class Query(Generic[T]):
                 if lowered not in ("1", "0", "true", "false", "yes", "no"):
                     raise ValueError
                 value = lowered in ("1", "true", "yes")
+            elif self.type is int:
+                value = parse_int(raw)
+                if value is None:
+                    raise ValueError
             else:
                 value = self.type(raw)
         except ValueError:
@@ -95,6 +123,7 @@ class ApiRoute(Route):
         status_code: int = 200,
         include_in_schema: bool = True,
         when_unavailable: bool = False,
+        media_types: Sequence[str] = ("application/json",),
     ) -> None:
         if scope is not None and scope not in SCOPES:
             raise ValueError(f"unknown scope {scope!r}; scopes are {', '.join(SCOPES)}")
@@ -112,6 +141,8 @@ class ApiRoute(Route):
         #: Served even while the plugin is unavailable: the route that repairs it
         #: (restart a stopped service, fix its configuration) must still answer.
         self.when_unavailable = when_unavailable
+        #: Content types a 2xx answer can have (the OpenAPI document lists them).
+        self.media_types = tuple(media_types)
         #: Filled in by the core: the plugin that owns the route, and whether
         #: it is one of RaspAP's root paths.
         self.plugin: str = ""
@@ -131,6 +162,7 @@ class ApiRoute(Route):
             status_code=self.status_code,
             include_in_schema=self.include_in_schema,
             when_unavailable=self.when_unavailable,
+            media_types=self.media_types,
         )
         route.description = self.description
         route.plugin = plugin
@@ -150,24 +182,46 @@ class ApiRoute(Route):
         )
 
 
+class ClientGone(BadRequest):
+    """The client hung up before its body arrived: nobody reads the answer, and it
+    is neither the server's fault nor an error worth more than a debug line."""
+
+    status_code = 400
+    code = "client_disconnected"
+
+
 async def read_json(request: Request, *, max_bytes: int = 64 * 1024) -> Any:
-    """The request's JSON body, or a 4xx naming what is wrong with it."""
+    """The request's JSON body, or a 4xx naming what is wrong with it.
+
+    Every route reads its JSON body here: the size is capped (413), the text must
+    be UTF-8 JSON without NaN or Infinity, nesting deeper than the parser's stack
+    is a 400 (not a RecursionError), and a client that hangs up mid-body raises
+    :class:`ClientGone`."""
     length = request.headers.get("content-length")
-    if length is not None and length.isdigit() and int(length) > max_bytes:
+    declared = parse_int(length, low=0) if length is not None else None
+    if length is not None and (declared is None or declared > max_bytes):
         raise BadRequest(
             f"body larger than {max_bytes} bytes", code="body_too_large", status_code=413
         )
-    raw = b""
-    async for chunk in request.stream():
-        raw += chunk
-        if len(raw) > max_bytes:
-            raise BadRequest(
-                f"body larger than {max_bytes} bytes", code="body_too_large", status_code=413
-            )
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > max_bytes:
+                raise BadRequest(
+                    f"body larger than {max_bytes} bytes", code="body_too_large", status_code=413
+                )
+            chunks.append(chunk)
+    except ClientDisconnect:
+        raise ClientGone("the client disconnected before sending its body") from None
+    raw = b"".join(chunks)
     if not raw.strip():
         raise BadRequest("a JSON body is required", code="body_missing")
     try:
         return json.loads(raw, parse_constant=_reject_constant)
+    except RecursionError:
+        raise BadRequest("body is nested too deeply", code="body_invalid") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadRequest(f"body is not valid JSON: {exc}", code="body_invalid") from None
 
@@ -213,4 +267,27 @@ class IndexedRouter(Router):
                         scope.update(child_scope)
                         await route.handle(scope, receive, send)
                         return
-        await super().app(scope, receive, send)
+        await super().app(scope, receive, _relative_redirects(scope, send))
+
+
+def _relative_redirects(scope: Scope, send: Send) -> Send:
+    """Starlette's trailing-slash redirect names the client's ``Host`` in an
+    absolute ``Location``; answer with the path (and query) alone."""
+
+    async def wrapped(message: Message) -> None:
+        if message["type"] == "http.response.start" and 300 <= message["status"] < 400:
+            headers = []
+            for name, value in message.get("headers", []):
+                if name.lower() == b"location":
+                    target = urlsplit(value.decode("latin-1"))
+                    if target.scheme in ("http", "https"):
+                        # One leading slash: "//host/..." would name another host.
+                        relative = "/" + target.path.lstrip("/")
+                        if target.query:
+                            relative += "?" + target.query
+                        value = relative.encode("latin-1")
+                headers.append((name, value))
+            message = {**message, "headers": headers}
+        await send(message)
+
+    return wrapped

@@ -29,6 +29,9 @@ log = logging.getLogger("raspapi.keys")
 
 #: Keys that can be active at once (a bound, not a plan).
 MAX_ACTIVE_KEYS = 1000
+#: Revoked and expired keys kept in memory (the newest; older ones stay in
+#: the database only): creating and revoking in a loop cannot grow memory.
+MAX_INACTIVE_KEPT = 1000
 #: Seconds between writes of ``last_used_at`` (and once more at shutdown).
 FLUSH_INTERVAL = 60.0
 
@@ -125,6 +128,9 @@ class KeyStore:
         #: Set when a key is used with nothing waiting to be written: wakes the
         #: flusher, which otherwise sleeps (an idle daemon has no timer for it).
         self._used: asyncio.Event | None = None
+        #: Names of keys being created (checked and claimed before the write is
+        #: awaited, so concurrent creates cannot both pass the checks).
+        self._creating: set[str] = set()
         #: Called with ("created" or "revoked", record) after a change (live events).
         self.on_change: Callable[[str, KeyRecord], None] | None = None
 
@@ -173,6 +179,7 @@ class KeyStore:
             return
         for row in rows:
             self._add(_record(row))
+        self._trim()
         self.failure = None
         active = sum(1 for r in self._records.values() if r.state(self.clock()) == "active")
         log.info("scoped keys: %d active in %s", active, self.store.path)
@@ -191,9 +198,9 @@ class KeyStore:
         self.require()
         now = self.clock()
         active = [r for r in self._records.values() if r.state(now) == "active"]
-        if any(r.name == name for r in active):
+        if name in self._creating or any(r.name == name for r in active):
             raise Conflict(f"an active key is already named {name!r}", code="name_taken")
-        if len(active) >= self.max_active:
+        if len(active) + len(self._creating) >= self.max_active:
             raise Conflict(
                 f"at most {self.max_active} keys can be active; revoke some first",
                 code="too_many_keys",
@@ -221,8 +228,13 @@ class KeyStore:
         def insert(conn: sqlite3.Connection) -> None:
             conn.execute(f"INSERT INTO api_keys ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?)", row)  # noqa: S608
 
-        await self._write(insert)
+        self._creating.add(name)
+        try:
+            await self._write(insert)
+        finally:
+            self._creating.discard(name)
         self._add(record)
+        self._trim()
         log.info("created key %r (%s) with scopes %s", name, record.id, ",".join(record.scopes))
         self._changed("created", record)
         return record, key
@@ -249,6 +261,7 @@ class KeyStore:
             raise
         record.revoked_at = now
         self._dirty.discard(key_id)
+        self._trim()
         log.info("revoked key %r (%s)", record.name, key_id)
         self._changed("revoked", record)
         return record
@@ -291,6 +304,18 @@ class KeyStore:
         if record.revoked_at is None:
             self._live[record.key_sha256] = record
 
+    def _trim(self) -> None:
+        """Forget the oldest revoked and expired keys past :data:`MAX_INACTIVE_KEPT`."""
+        now = self.clock()
+        inactive = [r for r in self._records.values() if r.state(now) != "active"]
+        if len(inactive) <= MAX_INACTIVE_KEPT:
+            return
+        inactive.sort(key=lambda r: (r.revoked_at or r.expires_at or r.created_at, r.id))
+        for record in inactive[: len(inactive) - MAX_INACTIVE_KEPT]:
+            del self._records[record.id]
+            self._live.pop(record.key_sha256, None)
+            self._dirty.discard(record.id)
+
     def _changed(self, kind: str, record: KeyRecord) -> None:
         if self.on_change is not None:
             try:
@@ -303,8 +328,19 @@ class KeyStore:
             raise Unavailable(f"scoped keys are unavailable: {self.failure}")
 
     async def _write(self, fn: Callable[[sqlite3.Connection], object]) -> None:
+        """Run a key change, on disk before it returns: the database is WAL with
+        ``synchronous=NORMAL``, where a power cut can undo the last commits, so
+        a key change commits with ``FULL`` (the WAL is fsynced) before its 2xx."""
+
+        def durable(conn: sqlite3.Connection) -> None:
+            conn.execute("PRAGMA synchronous=FULL")
+            try:
+                fn(conn)
+            finally:
+                conn.execute("PRAGMA synchronous=NORMAL")
+
         try:
-            await self.store.run(fn)
+            await self.store.run(durable)
         except (sqlite3.Error, OSError) as exc:
             log.error("cannot write %s: %s", self.store.path, exc)
             raise Unavailable(f"cannot write the key store: {exc}") from None

@@ -293,4 +293,12 @@ def _request_families(runtime: Runtime) -> Iterator[Metric]:
 
 
 def routes(exporter: Exporter) -> list[ApiRoute]:
-    return [ApiRoute("/metrics", exporter.endpoint, methods=["GET"], scope="read")]
+    return [
+        ApiRoute(
+            "/metrics",
+            exporter.endpoint,
+            methods=["GET"],
+            scope="read",
+            media_types=("text/plain", "application/openmetrics-text"),
+        )
+    ]
