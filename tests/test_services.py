@@ -50,6 +50,12 @@ OUTSIDE = [
 ]
 
 
+@pytest.fixture
+def client(loop_client: TestClient) -> TestClient:
+    """The app once on each event loop: systemctl runs on uvloop in the service."""
+    return loop_client
+
+
 def calls(root: Path) -> list[str]:
     log = root / "fake/systemctl.log"
     return log.read_text().splitlines() if log.exists() else []
@@ -259,9 +265,11 @@ def test_unavailable_without_systemd(client: TestClient, root: Path):
     Path("/run/systemd/system").exists() or shutil.which("systemctl") is None,
     reason="needs the real systemctl on a machine where systemd is not PID 1",
 )
-def test_unavailable_with_the_real_systemctl_here(make_client: MakeClient, root: Path):
+def test_unavailable_with_the_real_systemctl_here(
+    make_client: MakeClient, root: Path, loop_name: str
+):
     (root / "usr/bin/systemctl").unlink()  # the runner now finds the real one
-    client = make_client()
+    client = make_client(loop=loop_name)
     response = client.get("/api/v1/services", headers=AUTH)
     assert response.status_code == 503
     assert "systemctl is-system-running: offline" in response.json()["detail"]
