@@ -263,6 +263,11 @@ elif command == "haskey":  # FILE: exit 0 when it holds an API key
     from pathlib import Path
     from raspapi.keys import AdminKey
     sys.exit(0 if AdminKey(Path(args[0])).current() else 1)
+elif command == "keymode":  # FILE: the key file's mode, and its group when RaspAP's GUI reads it
+    from pathlib import Path
+    from raspapi.keys import key_file_access
+    mode, group = key_file_access(Path(args[0]))
+    print(f"{mode:o}", "" if group is None else group)
 elif command == "version":
     import raspapi
     print(raspapi.__version__)
@@ -477,10 +482,22 @@ configure() {
         env_touched=1
         pyhelp "$python" envset "$ENV_FILE" RASPAPI_PORT "$port" || die "cannot write $ENV_FILE"
     fi
-    if [[ $(stat -c %a "$ENV_FILE") != 600 ]]; then
-        say "Making $ENV_FILE readable by root only (mode 0600): it holds the API key"
+    # 0600; or root:www-data 0640 where RaspAP's GUI is installed, so its RestAPI page shows the key.
+    local want group
+    read -r want group < <(pyhelp "$python" keymode "$ENV_FILE") || die "cannot tell the mode $ENV_FILE needs"
+    if [[ -n $group && $(stat -c %u:%g "$ENV_FILE") != "0:$group" ]]; then
+        say "Giving $ENV_FILE to root:www-data (mode 0640), so RaspAP's GUI can show the key"
         env_touched=1
-        chmod 600 "$ENV_FILE" || die "cannot chmod $ENV_FILE"
+        { chmod 600 "$ENV_FILE" && chown "0:$group" "$ENV_FILE"; } || die "cannot chown $ENV_FILE"
+    fi
+    if [[ $(stat -c %a "$ENV_FILE") != "$want" ]]; then
+        if [[ -n $group ]]; then
+            say "Making $ENV_FILE readable by root and RaspAP's GUI only (mode 0640): it holds the API key"
+        else
+            say "Making $ENV_FILE readable by root only (mode 0600): it holds the API key"
+        fi
+        env_touched=1
+        chmod "$want" "$ENV_FILE" || die "cannot chmod $ENV_FILE"
     fi
     if ((env_touched == 0)); then
         env_prev=""
@@ -604,7 +621,11 @@ do_install() {
     else
         say "raspapi $version is running as $UNIT on port $health_port, enabled at boot."
     fi
-    say "API key: RASPAP_API_KEY in $ENV_FILE (readable by root only)."
+    if [[ $(stat -c %a "$ENV_FILE") == 640 ]]; then
+        say "API key: RASPAP_API_KEY in $ENV_FILE (readable by root and RaspAP's GUI only)."
+    else
+        say "API key: RASPAP_API_KEY in $ENV_FILE (readable by root only)."
+    fi
     [[ -n $foreign_saved ]] && say "The previous $UNIT is saved as $foreign_saved."
     say "Try it:"
     say "  curl -H \"access_token: \$(sudo sed -n 's/^RASPAP_API_KEY=//p' $ENV_FILE)\" http://$health_host:$health_port/system"

@@ -496,6 +496,33 @@ def test_replaces_raspap_restapi_in_place(machine: Machine, wheel: Path):
     assert m.key() == RASPAP_KEY
 
 
+def test_key_file_readable_by_raspaps_gui(machine: Machine, wheel: Path):
+    # RaspAP's RestAPI page reads .env as www-data to show the key: where its GUI
+    # is installed (/etc/raspap is www-data's), the file is root:www-data 0640.
+    from tests.test_keys import raspap_gui
+
+    m = machine
+    port = free_port()
+    m.env_file.parent.mkdir(parents=True)
+    gid = raspap_gui(m.path("/etc/raspap"))
+    m.env_file.write_text(f"RASPAP_API_KEY={RASPAP_KEY}\n")
+    os.chown(m.env_file, 33, gid)  # as RaspAP's GUI leaves it after saving a key
+    m.env_file.chmod(0o644)
+    result = m.run("--yes", "--wheel", str(wheel), "--port", str(port))
+    assert result.returncode == 0, result.stdout + result.stderr
+    st = m.env_file.stat()
+    assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o640, 0, gid)
+    assert "readable by root and RaspAP's GUI only" in result.stdout
+    assert m.key() == RASPAP_KEY
+    check = m.check()
+    assert "key file mode 0640, group www-data" in check.stdout, check.stdout
+    # A second run leaves it as it is.
+    again = m.run("--yes", "--wheel", str(wheel), "--port", str(port))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "Giving" not in again.stdout and "Making" not in again.stdout
+    assert m.env_file.stat().st_mtime_ns == st.st_mtime_ns
+
+
 # ---- raspapi check's install section -------------------------------------------------
 
 
