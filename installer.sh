@@ -31,6 +31,9 @@ Installs raspapi as $UNIT: a venv under /opt/raspapi, the unit in
       --purge           like --uninstall, and also remove config, keys and state
       --source DIR      install from the checkout DIR (default: the folder of $PROG)
       --wheel FILE      install this wheel instead of a checkout
+      --wheelhouse DIR  offline: take raspapi's dependencies (and setuptools, to build a
+                        checkout) from DIR only, never from the network; make DIR on a
+                        machine with internet: pip wheel ./ setuptools -w DIR
       --no-apt          never run apt-get (fail if python3-venv is missing)
       --health-timeout S  seconds to wait for /health after a start (default 60)
       --root DIR        install everything under DIR instead of / (for tests: systemctl and
@@ -58,6 +61,7 @@ purge=0
 port=""
 source_dir=""
 wheel=""
+wheelhouse=""
 use_apt=1
 health_timeout=60
 root=""
@@ -72,18 +76,19 @@ while (($#)); do
         purge=1
         ;;
     --no-apt) use_apt=0 ;;
-    --port | --source | --wheel | --health-timeout | --root)
+    --port | --source | --wheel | --wheelhouse | --health-timeout | --root)
         (($# >= 2)) || usage_error "$1 needs a value"
         case $1 in
         --port) port=$2 ;;
         --source) source_dir=$2 ;;
         --wheel) wheel=$2 ;;
+        --wheelhouse) wheelhouse=$2 ;;
         --health-timeout) health_timeout=$2 ;;
         --root) root=$2 ;;
         esac
         shift
         ;;
-    --port=* | --source=* | --wheel=* | --health-timeout=* | --root=*)
+    --port=* | --source=* | --wheel=* | --wheelhouse=* | --health-timeout=* | --root=*)
         set -- "${1%%=*}" "${1#*=}" "${@:2}"
         continue
         ;;
@@ -110,6 +115,10 @@ fi
 if [[ -n $wheel ]]; then
     [[ -f $wheel && $wheel == *.whl ]] || usage_error "--wheel $wheel is not a wheel file"
     wheel=$(cd "$(dirname "$wheel")" && pwd)/$(basename "$wheel")
+fi
+if [[ -n $wheelhouse ]]; then
+    [[ -d $wheelhouse ]] || usage_error "--wheelhouse $wheelhouse is not a folder"
+    wheelhouse=$(cd "$wheelhouse" && pwd)
 fi
 
 # ---- paths (all under --root) ------------------------------------------------
@@ -408,10 +417,16 @@ build_venv() {
             die "cannot copy the source from $source_dir"
         target=$tmp/src
     fi
-    say "Installing raspapi and its dependencies (pip)"
+    local offline=()
+    if [[ -n $wheelhouse ]]; then
+        offline=(--no-index --find-links "$wheelhouse")
+        say "Installing raspapi and its dependencies (pip, offline from $wheelhouse)"
+    else
+        say "Installing raspapi and its dependencies (pip)"
+    fi
     "$new_venv/bin/python" -m pip install --no-input --disable-pip-version-check \
-        --no-warn-script-location --quiet "$target" ||
-        die "pip could not install raspapi from ${wheel:-$source_dir} (messages above; no network?)"
+        --no-warn-script-location --quiet "${offline[@]}" "$target" ||
+        die "pip could not install raspapi from ${wheel:-$source_dir} (messages above; ${wheelhouse:+a wheel missing from $wheelhouse?}${wheelhouse:-no network?})"
     { "$new_venv/bin/python" -c 'import raspapi.cli' && [[ -x $new_venv/bin/raspapi-uvicorn ]]; } ||
         die "the new venv $new_venv does not work"
     printf '%s\n' "$source_print" >"$new_venv/raspapi-source"

@@ -223,6 +223,9 @@ def test_help_and_bad_options(machine: Machine):
     assert result.returncode == 0
     for option in ("--yes", "--port", "--upgrade", "--uninstall", "--purge", "--root", "--wheel"):
         assert option in result.stdout
+    assert "--wheelhouse DIR" in result.stdout
+    result = machine.run("--yes", "--wheelhouse", str(machine.root / "nowhere"))
+    assert result.returncode == 2 and "is not a folder" in result.stderr
     result = machine.run("--yes", "--port", "80")
     assert result.returncode == 2 and "--port 80" in result.stderr
     result = machine.run("--frobnicate")
@@ -293,6 +296,20 @@ def test_python3_venv_comes_from_apt_and_a_failed_pip_leaves_nothing(tmp_path: P
     assert sorted(p.name for p in m.root.iterdir()) == ["run"]
     assert leftovers(m) == []
     assert changes(m.state) == []
+
+
+def test_wheelhouse_never_reaches_the_network(machine: Machine, wheel: Path, tmp_path: Path):
+    # Offline (--wheelhouse): pip looks in the folder only; a missing dependency
+    # is a clear failure that leaves nothing behind, not a download.
+    house = tmp_path / "wheelhouse"
+    house.mkdir()
+    shutil.copy2(wheel, house)
+    result = machine.run("--yes", "--wheel", str(house / wheel.name), "--wheelhouse", str(house))
+    assert result.returncode == 1
+    assert f"offline from {house}" in result.stdout
+    assert f"a wheel missing from {house}?" in result.stderr
+    assert sorted(p.name for p in machine.root.iterdir()) == ["run"]
+    assert leftovers(machine) == []
 
 
 def test_apt_failure_is_clear(tmp_path: Path, source: Path):
