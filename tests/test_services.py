@@ -193,6 +193,24 @@ def test_restarting_ourselves_answers_before_it_happens(client: TestClient, root
     assert "restart --no-block --no-ask-password -- restapi.service" in calls(root)
 
 
+def test_restarting_ourselves_when_systemd_stops_systemctl_with_us(client: TestClient, root: Path):
+    # Under systemd, systemctl runs in our cgroup: the restart it queues can
+    # SIGTERM it before it exits. That was a 502 on the installed service.
+    fake = root / "usr/bin/systemctl"
+    fake.rename(root / "usr/bin/systemctl.real")
+    fake.write_text(
+        '#!/bin/sh\ncase "$*" in restart*) kill -TERM $$; sleep 5 ;; esac\n'
+        f'exec {root / "usr/bin/systemctl.real"} "$@"\n'
+    )
+    fake.chmod(0o755)
+    response = client.post("/api/v1/services/restapi/restart", headers=AUTH)
+    assert response.status_code == 202, response.text
+    assert response.json()["result"] == "queued"
+    # Any other service whose systemctl is killed is still a failure.
+    response = client.post("/api/v1/services/hostapd/restart", headers=AUTH)
+    assert response.status_code == 502
+
+
 def test_failed_action_says_why(client: TestClient, root: Path):
     (root / "fake/systemd/fail").mkdir()
     (root / "fake/systemd/fail/hostapd.service").write_text("")
