@@ -38,9 +38,10 @@ def install(m: Machine, wheel: Path, *extra: str) -> str:
     return done.stdout
 
 
-def raspap_like(m: Machine) -> None:
+def raspap_like(m: Machine, wired: bool = True) -> None:
     """What RaspAP leaves on a Pi: hostapd running (driver=none), dnsmasq's files,
-    wg0 through wg-quick@wg0 (wireguard-go), OpenVPN client profiles."""
+    wg0 through wg-quick@wg0 (wireguard-go), OpenVPN client profiles; with
+    ``wired``, a wired station (qemu-user cannot create the veth pair it needs)."""
     m.path("/etc/hostapd/hostapd.conf").write_text(HOSTAPD_CONF)
     m.sh("systemctl unmask hostapd.service && systemctl enable --now hostapd.service")
     m.path("/etc/dnsmasq.d/090_wlan0.conf").write_text(DNSMASQ_CONF)
@@ -49,11 +50,12 @@ def raspap_like(m: Machine) -> None:
     m.path("/var/lib/misc/dnsmasq.leases").write_text(LEASES)
     m.sh("systemctl start dnsmasq.service")
     # A wired station with a lease: the laptop, in the AP side's neighbour table.
-    m.sh(
-        "ip link add eth1 type veth peer name eth1-peer && ip link set eth1 up && "
-        "ip link set eth1-peer up && ip address add 10.3.141.1/24 dev eth1 && "
-        "ip neigh replace 10.3.141.62 lladdr aa:bb:cc:00:00:02 dev eth1 nud permanent"
-    )
+    if wired:
+        m.sh(
+            "ip link add eth1 type veth peer name eth1-peer && ip link set eth1 up && "
+            "ip link set eth1-peer up && ip address add 10.3.141.1/24 dev eth1 && "
+            "ip neigh replace 10.3.141.62 lladdr aa:bb:cc:00:00:02 dev eth1 nud permanent"
+        )
     private = m.run(["wg", "genkey"]).stdout.strip()
     conf = m.path("/etc/wireguard/wg0.conf")
     conf.write_text(
@@ -73,4 +75,13 @@ def appliance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Machin
     arch = host_arch()
     with booted(arch, tmp_path_factory.mktemp(f"appliance-{arch}")) as (m, wheel):
         raspap_like(m)
+        yield m, wheel
+
+
+@pytest.fixture(scope="session")
+def arm64(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Machine, Path]]:
+    """64-bit Raspberry Pi OS's architecture, emulated (qemu-user-static): booted,
+    RaspAP-like, raspapi not yet installed."""
+    with booted("arm64", tmp_path_factory.mktemp("appliance-arm64")) as (m, wheel):
+        raspap_like(m, wired=False)
         yield m, wheel

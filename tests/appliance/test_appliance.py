@@ -363,6 +363,42 @@ def test_scoped_keys_created_and_revoked(machine: Machine) -> None:
     assert m.api("GET", "/system", key=key).status == 403
 
 
+def test_admin_page_in_chromium_generates_a_new_key(machine: Machine, tmp_path: Path) -> None:
+    # Debian's chromium on the host, in the container's network namespace.
+    from tests.test_admin_browser import CHROMIUM, CHROMIUM_ARGS, require_browser
+
+    require_browser()
+    from playwright.sync_api import sync_playwright
+
+    m = machine
+    old = m.key()
+    wrapper = tmp_path / "chromium-in-container"
+    wrapper.write_text(f'#!/bin/sh\nexec nsenter -t {m.pid1} -n -- {CHROMIUM} "$@"\n')
+    wrapper.chmod(0o755)
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path / "profile"), executable_path=str(wrapper), headless=True,
+            args=CHROMIUM_ARGS,
+        )  # fmt: skip
+        try:
+            page = context.new_page()
+            page.goto("http://127.0.0.1:8081/admin")
+            page.fill("#key", old)
+            with page.expect_navigation():
+                page.click("button[type=submit]")
+            with page.expect_navigation():
+                page.click("nav >> text=API key")
+            with page.expect_navigation():
+                page.click("#generate")
+            new = page.input_value("#revealed")
+        finally:
+            context.close()
+    assert re.fullmatch(r"[0-9a-z]{32}", new) and new != old
+    assert m.key() == new
+    assert m.api("GET", "/system", key=old).status == 403
+    assert m.api("GET", "/system", key=new).status == 200
+
+
 # ---- a broken drop-in ------------------------------------------------------------------
 
 
