@@ -69,7 +69,7 @@ def raspap_like(m: Machine, wired: bool = True) -> None:
     m.sh("cp -a /root/raspapi/openvpn/. /etc/openvpn/client/")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def appliance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Machine, Path]]:
     """The host's architecture: booted, RaspAP-like, raspapi not yet installed."""
     arch = host_arch()
@@ -78,7 +78,7 @@ def appliance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Machin
         yield m, wheel
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def arm64(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Machine, Path]]:
     """64-bit Raspberry Pi OS's architecture, emulated (qemu-user-static): booted,
     RaspAP-like, raspapi not yet installed."""
