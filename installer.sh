@@ -31,6 +31,9 @@ Installs raspapi as $UNIT: a venv under /opt/raspapi, the unit in
       --purge           like --uninstall, and also remove config, keys and state
       --source DIR      install from the checkout DIR (default: the folder of $PROG)
       --wheel FILE      install this wheel instead of a checkout
+      --wheelhouse DIR  offline: take raspapi's dependencies (and setuptools, to build a
+                        checkout) from DIR only, never from the network; make DIR on a
+                        machine with internet: pip wheel ./ setuptools -w DIR
       --no-apt          never run apt-get (fail if python3-venv is missing)
       --health-timeout S  seconds to wait for /health after a start (default 60)
       --root DIR        install everything under DIR instead of / (for tests: systemctl and
@@ -58,6 +61,7 @@ purge=0
 port=""
 source_dir=""
 wheel=""
+wheelhouse=""
 use_apt=1
 health_timeout=60
 root=""
@@ -72,18 +76,19 @@ while (($#)); do
         purge=1
         ;;
     --no-apt) use_apt=0 ;;
-    --port | --source | --wheel | --health-timeout | --root)
+    --port | --source | --wheel | --wheelhouse | --health-timeout | --root)
         (($# >= 2)) || usage_error "$1 needs a value"
         case $1 in
         --port) port=$2 ;;
         --source) source_dir=$2 ;;
         --wheel) wheel=$2 ;;
+        --wheelhouse) wheelhouse=$2 ;;
         --health-timeout) health_timeout=$2 ;;
         --root) root=$2 ;;
         esac
         shift
         ;;
-    --port=* | --source=* | --wheel=* | --health-timeout=* | --root=*)
+    --port=* | --source=* | --wheel=* | --wheelhouse=* | --health-timeout=* | --root=*)
         set -- "${1%%=*}" "${1#*=}" "${@:2}"
         continue
         ;;
@@ -110,6 +115,10 @@ fi
 if [[ -n $wheel ]]; then
     [[ -f $wheel && $wheel == *.whl ]] || usage_error "--wheel $wheel is not a wheel file"
     wheel=$(cd "$(dirname "$wheel")" && pwd)/$(basename "$wheel")
+fi
+if [[ -n $wheelhouse ]]; then
+    [[ -d $wheelhouse ]] || usage_error "--wheelhouse $wheelhouse is not a folder"
+    wheelhouse=$(cd "$wheelhouse" && pwd)
 fi
 
 # ---- paths (all under --root) ------------------------------------------------
@@ -263,6 +272,11 @@ elif command == "haskey":  # FILE: exit 0 when it holds an API key
     from pathlib import Path
     from raspapi.security.adminkey import AdminKey
     sys.exit(0 if AdminKey(Path(args[0])).current() else 1)
+elif command == "keymode":  # FILE: the key file's mode, and its group when RaspAP's GUI reads it
+    from pathlib import Path
+    from raspapi.security.adminkey import key_file_access
+    mode, group = key_file_access(Path(args[0]))
+    print(f"{mode:o}", "" if group is None else group)
 elif command == "version":
     import raspapi
     print(raspapi.__version__)
@@ -403,10 +417,16 @@ build_venv() {
             die "cannot copy the source from $source_dir"
         target=$tmp/src
     fi
-    say "Installing raspapi and its dependencies (pip)"
+    local offline=()
+    if [[ -n $wheelhouse ]]; then
+        offline=(--no-index --find-links "$wheelhouse")
+        say "Installing raspapi and its dependencies (pip, offline from $wheelhouse)"
+    else
+        say "Installing raspapi and its dependencies (pip)"
+    fi
     "$new_venv/bin/python" -m pip install --no-input --disable-pip-version-check \
-        --no-warn-script-location --quiet "$target" ||
-        die "pip could not install raspapi from ${wheel:-$source_dir} (messages above; no network?)"
+        --no-warn-script-location --quiet "${offline[@]}" "$target" ||
+        die "pip could not install raspapi from ${wheel:-$source_dir} (messages above; ${wheelhouse:+a wheel missing from $wheelhouse?}${wheelhouse:-no network?})"
     { "$new_venv/bin/python" -c 'import raspapi.cli' && [[ -x $new_venv/bin/raspapi-uvicorn ]]; } ||
         die "the new venv $new_venv does not work"
     printf '%s\n' "$source_print" >"$new_venv/raspapi-source"
@@ -477,10 +497,22 @@ configure() {
         env_touched=1
         pyhelp "$python" envset "$ENV_FILE" RASPAPI_PORT "$port" || die "cannot write $ENV_FILE"
     fi
-    if [[ $(stat -c %a "$ENV_FILE") != 600 ]]; then
-        say "Making $ENV_FILE readable by root only (mode 0600): it holds the API key"
+    # 0600; or root:www-data 0640 where RaspAP's GUI is installed, so its RestAPI page shows the key.
+    local want group
+    read -r want group < <(pyhelp "$python" keymode "$ENV_FILE") || die "cannot tell the mode $ENV_FILE needs"
+    if [[ -n $group && $(stat -c %u:%g "$ENV_FILE") != "0:$group" ]]; then
+        say "Giving $ENV_FILE to root:www-data (mode 0640), so RaspAP's GUI can show the key"
         env_touched=1
-        chmod 600 "$ENV_FILE" || die "cannot chmod $ENV_FILE"
+        { chmod 600 "$ENV_FILE" && chown "0:$group" "$ENV_FILE"; } || die "cannot chown $ENV_FILE"
+    fi
+    if [[ $(stat -c %a "$ENV_FILE") != "$want" ]]; then
+        if [[ -n $group ]]; then
+            say "Making $ENV_FILE readable by root and RaspAP's GUI only (mode 0640): it holds the API key"
+        else
+            say "Making $ENV_FILE readable by root only (mode 0600): it holds the API key"
+        fi
+        env_touched=1
+        chmod "$want" "$ENV_FILE" || die "cannot chmod $ENV_FILE"
     fi
     if ((env_touched == 0)); then
         env_prev=""
@@ -604,7 +636,11 @@ do_install() {
     else
         say "raspapi $version is running as $UNIT on port $health_port, enabled at boot."
     fi
-    say "API key: RASPAP_API_KEY in $ENV_FILE (readable by root only)."
+    if [[ $(stat -c %a "$ENV_FILE") == 640 ]]; then
+        say "API key: RASPAP_API_KEY in $ENV_FILE (readable by root and RaspAP's GUI only)."
+    else
+        say "API key: RASPAP_API_KEY in $ENV_FILE (readable by root only)."
+    fi
     [[ -n $foreign_saved ]] && say "The previous $UNIT is saved as $foreign_saved."
     say "Try it:"
     say "  curl -H \"access_token: \$(sudo sed -n 's/^RASPAP_API_KEY=//p' $ENV_FILE)\" http://$health_host:$health_port/system"

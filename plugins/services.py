@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
+import signal
 from typing import Any
 
 from starlette.requests import Request
@@ -20,6 +21,7 @@ from raspapi.plugin import (
     ApiError,
     ApiRoute,
     CommandError,
+    CommandFailed,
     CommandNotFound,
     CommandTimeout,
     Conflict,
@@ -157,12 +159,18 @@ class Services:
         self.ctx.logger.info("%s %s requested", action, unit)
         try:
             if unit == SELF:
-                # Queue the job and answer: systemd stops us only after this
-                # reply is on its way (uvicorn finishes requests in flight).
-                await self.ctx.runner.run(
-                    ["systemctl", action, "--no-block", "--no-ask-password", "--", unit],
-                    timeout=self.systemd.timeout,
-                )
+                # Queue the job and answer: uvicorn finishes requests in flight
+                # when systemd stops us. systemctl runs in our cgroup, so the
+                # job it queued may SIGTERM it before it exits: that is the
+                # job running, not a failure.
+                try:
+                    await self.ctx.runner.run(
+                        ["systemctl", action, "--no-block", "--no-ask-password", "--", unit],
+                        timeout=self.systemd.timeout,
+                    )
+                except CommandFailed as exc:
+                    if exc.returncode != -signal.SIGTERM:
+                        raise
             else:
                 await self.systemd.act(action, unit)
         except CommandError as exc:

@@ -14,7 +14,14 @@ from raspapi import __version__
 from raspapi.context import Status
 from raspapi.daemon import installation, logs
 from raspapi.http.errors import StartupError
-from raspapi.security.adminkey import KEY_NAME, AdminKey, generate_key, set_env_value
+from raspapi.security.adminkey import (
+    GUI_GROUP,
+    KEY_NAME,
+    AdminKey,
+    generate_key,
+    gui_group,
+    set_env_value,
+)
 from raspapi.settings import Settings
 
 
@@ -75,7 +82,8 @@ def _keygen(settings: Settings, save: bool) -> int:
             )
             return 1
         print(
-            f"saved {KEY_NAME} to {settings.env_file} (mode 0600); a running daemon "
+            f"saved {KEY_NAME} to {settings.env_file} "
+            f"(mode {stat.S_IMODE(settings.env_file.stat().st_mode):04o}); a running daemon "
             "uses it at once",
             file=sys.stderr,
         )
@@ -153,16 +161,21 @@ def _check(settings: Settings) -> int:
             "run `raspapi keygen --save` (or start the daemon once: it makes one)",
         )
     else:
-        mode = stat.S_IMODE(settings.env_file.stat().st_mode)
+        st = settings.env_file.stat()
+        mode = stat.S_IMODE(st.st_mode)
         if key.current() is None:
             fail(f"{settings.env_file} has no {KEY_NAME}", "run `raspapi keygen --save`")
         else:
             ok(f"API key: {KEY_NAME} in {settings.env_file}")
-        if mode & 0o077:
+        gui = gui_group(settings.env_file)
+        if mode & 0o037 or (mode & 0o040 and (gui is None or st.st_gid != gui)):
             fail(
                 f"{settings.env_file} has mode {mode:04o}; others can read the key",
-                f"chmod 600 {settings.env_file}",
+                f"chmod 600 {settings.env_file}"
+                + (f" (or chgrp {GUI_GROUP} and chmod 640 for RaspAP's GUI)" if gui else ""),
             )
+        elif mode & 0o040:
+            ok(f"key file mode {mode:04o}, group {GUI_GROUP}: RaspAP's GUI can show the key")
         else:
             ok(f"key file mode {mode:04o}")
         if not os.access(settings.env_file, os.R_OK):

@@ -181,22 +181,22 @@ class PluginManager:
                     yield _Candidate(path.stem, f"file {path}", _file_loader(path))
 
     def _check_hook_names(self) -> None:
+        """A plugin with a misspelt hook name is ``failed`` (and unregistered), so
+        ``check_pending`` passes: under systemd a start-up error is a restart loop."""
         known = {name for name in dir(hookspecs) if name.startswith("raspapi_")}
         for name, plugin in self.plugins.items():
             if not plugin.loaded:
                 continue
-            for caller in self.pm.get_hookcallers(plugin.module) or []:
-                if caller.name not in known:
-                    raise StartupError(
-                        f"plugin {name!r} ({plugin.source}) implements unknown hook "
-                        f"{caller.name!r}; known hooks: {', '.join(sorted(known))}"
-                    )
-            for attr in dir(plugin.module):
-                if attr.startswith("raspapi_") and attr not in known:
-                    raise StartupError(
-                        f"plugin {name!r} ({plugin.source}) defines {attr!r}, which is not a "
-                        f"hook; known hooks: {', '.join(sorted(known))}"
-                    )
+            unknown = [c.name for c in self.pm.get_hookcallers(plugin.module) or []]
+            unknown += [a for a in dir(plugin.module) if a.startswith("raspapi_")]
+            bad = sorted({hook for hook in unknown if hook not in known})
+            if bad:
+                plugin.failure = (
+                    f"implements unknown hook {bad[0]!r} (a misspelt name?); "
+                    f"known hooks: {', '.join(sorted(known))}"
+                )
+                log.error("plugin %r (%s) failed: %s", name, plugin.source, plugin.failure)
+                self.pm.unregister(plugin.module)
         self.pm.check_pending()
 
     # -- calling hooks ---------------------------------------------------------

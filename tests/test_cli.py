@@ -76,6 +76,29 @@ def test_check_passes_on_a_good_install(settings: Settings):
     assert KEY not in result.stdout + result.stderr
 
 
+def test_check_accepts_a_key_file_raspaps_gui_can_read(settings: Settings):
+    from tests.test_keys import raspap_gui
+
+    gid = raspap_gui(settings.env_file.parent.parent)
+    saved = cli(settings, "keygen", "--save")
+    assert saved.returncode == 0, saved.stderr
+    st = settings.env_file.stat()
+    assert (st.st_mode & 0o777, st.st_uid, st.st_gid) == (0o640, 0, gid)
+    result = cli(settings, "check")
+    assert result.returncode == 0, result.stdout
+    assert "key file mode 0640, group www-data" in result.stdout
+    # Group-readable by any other group, or by others, is still flagged.
+    os.chown(settings.env_file, 0, 0)
+    result = cli(settings, "check")
+    assert result.returncode == 1
+    assert "has mode 0640; others can read the key" in result.stdout
+    os.chown(settings.env_file, 0, gid)
+    settings.env_file.chmod(0o644)
+    result = cli(settings, "check")
+    assert "has mode 0644; others can read the key" in result.stdout
+    assert "chgrp www-data and chmod 640" in result.stdout
+
+
 def test_check_names_each_problem_and_its_fix(settings: Settings):
     settings.env_file.chmod(0o644)
     settings.plugins_dir.mkdir()

@@ -7,7 +7,6 @@ instead in CI (CI=true), which installs it.
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -17,7 +16,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from raspapi.host.wpactrl import ControlSocket, CtrlFailed, CtrlUnavailable
-from tests.conftest import AUTH, MakeClient
+from tests.conftest import AUTH, MakeClient, run_on
 from tests.hostapd_peer import ctrl_path, real_hostapd, short_root
 
 pytestmark = pytest.mark.integration
@@ -31,12 +30,18 @@ def root() -> Iterator[Path]:
 
 
 @pytest.fixture
+def client(loop_client: TestClient) -> TestClient:
+    """The app once on each event loop: uvloop is what the service runs."""
+    return loop_client
+
+
+@pytest.fixture
 def hostapd(root: Path) -> Iterator[subprocess.Popen[bytes]]:
     with real_hostapd(root) as proc:
         yield proc
 
 
-def ask(root: Path, command: str) -> str:
+def ask(root: Path, command: str, loop: str = "asyncio") -> str:
     """One request to the real hostapd with our own client, outside the app;
     checks that the client's own socket folder is gone afterwards."""
 
@@ -50,7 +55,7 @@ def ask(root: Path, command: str) -> str:
             sock.close()
             assert own is not None and not Path(own).exists()
 
-    return asyncio.run(run())
+    return run_on(loop, run())
 
 
 def wait_for(check: Callable[[], bool], timeout: float = 5.0) -> bool:
@@ -62,15 +67,19 @@ def wait_for(check: Callable[[], bool], timeout: float = 5.0) -> bool:
     return check()
 
 
-def test_ping_and_status_with_our_client(root: Path, hostapd: subprocess.Popen[bytes]) -> None:
-    assert ask(root, "PING") == "PONG\n"
-    status = ask(root, "STATUS")
+def test_ping_and_status_with_our_client(
+    root: Path, hostapd: subprocess.Popen[bytes], loop_name: str
+) -> None:
+    assert ask(root, "PING", loop_name) == "PONG\n"
+    status = ask(root, "STATUS", loop_name)
     assert "state=ENABLED" in status.splitlines()
     assert "ssid[0]=raspi-webgui" in status.splitlines()
-    assert ask(root, "NO-SUCH-COMMAND") == "UNKNOWN COMMAND\n"
+    assert ask(root, "NO-SUCH-COMMAND", loop_name) == "UNKNOWN COMMAND\n"
 
 
-def test_a_refused_command_is_ctrl_failed(root: Path, hostapd: subprocess.Popen[bytes]) -> None:
+def test_a_refused_command_is_ctrl_failed(
+    root: Path, hostapd: subprocess.Popen[bytes], loop_name: str
+) -> None:
     async def run() -> None:
         sock = ControlSocket(ctrl_path(root))
         try:
@@ -79,7 +88,7 @@ def test_a_refused_command_is_ctrl_failed(root: Path, hostapd: subprocess.Popen[
         finally:
             sock.close()
 
-    asyncio.run(run())
+    run_on(loop_name, run())
 
 
 def test_status_through_the_api(client: TestClient, hostapd: subprocess.Popen[bytes]) -> None:
@@ -122,11 +131,12 @@ def test_disable_enable_reload_through_the_api(
 def test_a_change_reaches_the_running_hostapd_and_is_rolled_back(
     root: Path,
     make_client: MakeClient,
+    loop_name: str,
     hostapd: subprocess.Popen[bytes],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("RASPAPI_HOSTAPD_CONFIRM_SECONDS", "1")
-    client = make_client()
+    client = make_client(loop=loop_name)
     before = (root / "etc/hostapd/hostapd.conf").read_bytes()
     response = client.patch(
         "/api/v1/hostapd/config", headers=AUTH, json={"ssid": "changed by test", "channel": 6}
@@ -147,11 +157,12 @@ def test_a_change_reaches_the_running_hostapd_and_is_rolled_back(
 def test_a_confirmed_change_stays_in_the_running_hostapd(
     root: Path,
     make_client: MakeClient,
+    loop_name: str,
     hostapd: subprocess.Popen[bytes],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setenv("RASPAPI_HOSTAPD_CONFIRM_SECONDS", "1")
-    client = make_client()
+    client = make_client(loop=loop_name)
     client.patch("/api/v1/hostapd/config", headers=AUTH, json={"hidden": True})
     assert client.post("/api/v1/hostapd/config/confirm", headers=AUTH).status_code == 200
     time.sleep(1.5)
@@ -172,7 +183,7 @@ def test_a_ban_reaches_hostapds_deny_list(
 
 
 def test_when_hostapd_stops_the_plugin_becomes_unavailable(
-    root: Path, client: TestClient, hostapd: subprocess.Popen[bytes]
+    root: Path, client: TestClient, hostapd: subprocess.Popen[bytes], loop_name: str
 ) -> None:
     assert client.get("/api/v1/hostapd/status", headers=AUTH).status_code == 200
     hostapd.terminate()
@@ -197,4 +208,4 @@ def test_when_hostapd_stops_the_plugin_becomes_unavailable(
         finally:
             sock.close()
 
-    asyncio.run(gone())
+    run_on(loop_name, gone())

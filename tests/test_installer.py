@@ -224,6 +224,9 @@ def test_help_and_bad_options(machine: Machine):
     assert result.returncode == 0
     for option in ("--yes", "--port", "--upgrade", "--uninstall", "--purge", "--root", "--wheel"):
         assert option in result.stdout
+    assert "--wheelhouse DIR" in result.stdout
+    result = machine.run("--yes", "--wheelhouse", str(machine.root / "nowhere"))
+    assert result.returncode == 2 and "is not a folder" in result.stderr
     result = machine.run("--yes", "--port", "80")
     assert result.returncode == 2 and "--port 80" in result.stderr
     result = machine.run("--frobnicate")
@@ -294,6 +297,20 @@ def test_python3_venv_comes_from_apt_and_a_failed_pip_leaves_nothing(tmp_path: P
     assert sorted(p.name for p in m.root.iterdir()) == ["run"]
     assert leftovers(m) == []
     assert changes(m.state) == []
+
+
+def test_wheelhouse_never_reaches_the_network(machine: Machine, wheel: Path, tmp_path: Path):
+    # Offline (--wheelhouse): pip looks in the folder only; a missing dependency
+    # is a clear failure that leaves nothing behind, not a download.
+    house = tmp_path / "wheelhouse"
+    house.mkdir()
+    shutil.copy2(wheel, house)
+    result = machine.run("--yes", "--wheel", str(house / wheel.name), "--wheelhouse", str(house))
+    assert result.returncode == 1
+    assert f"offline from {house}" in result.stdout
+    assert f"a wheel missing from {house}?" in result.stderr
+    assert sorted(p.name for p in machine.root.iterdir()) == ["run"]
+    assert leftovers(machine) == []
 
 
 def test_apt_failure_is_clear(tmp_path: Path, source: Path):
@@ -495,6 +512,33 @@ def test_replaces_raspap_restapi_in_place(machine: Machine, wheel: Path):
     assert f"sudo cp {saved} /lib/systemd/system/{UNIT}" in result.stdout
     assert php.read_text() == RASPAP_CONFIG_PHP
     assert m.key() == RASPAP_KEY
+
+
+def test_key_file_readable_by_raspaps_gui(machine: Machine, wheel: Path):
+    # RaspAP's RestAPI page reads .env as www-data to show the key: where its GUI
+    # is installed (/etc/raspap is www-data's), the file is root:www-data 0640.
+    from tests.test_keys import raspap_gui
+
+    m = machine
+    port = free_port()
+    m.env_file.parent.mkdir(parents=True)
+    gid = raspap_gui(m.path("/etc/raspap"))
+    m.env_file.write_text(f"RASPAP_API_KEY={RASPAP_KEY}\n")
+    os.chown(m.env_file, 33, gid)  # as RaspAP's GUI leaves it after saving a key
+    m.env_file.chmod(0o644)
+    result = m.run("--yes", "--wheel", str(wheel), "--port", str(port))
+    assert result.returncode == 0, result.stdout + result.stderr
+    st = m.env_file.stat()
+    assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o640, 0, gid)
+    assert "readable by root and RaspAP's GUI only" in result.stdout
+    assert m.key() == RASPAP_KEY
+    check = m.check()
+    assert "key file mode 0640, group www-data" in check.stdout, check.stdout
+    # A second run leaves it as it is.
+    again = m.run("--yes", "--wheel", str(wheel), "--port", str(port))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "Giving" not in again.stdout and "Making" not in again.stdout
+    assert m.env_file.stat().st_mtime_ns == st.st_mtime_ns
 
 
 # ---- raspapi check's install section -------------------------------------------------

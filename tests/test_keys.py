@@ -91,3 +91,37 @@ def test_quoted_key_is_read_as_dotenv_does(tmp_path: Path):
     env_file = tmp_path / ".env"
     env_file.write_text(f'RASPAP_API_KEY="{NEW}"\n')
     assert AdminKey(env_file).current() == NEW
+
+
+def raspap_gui(folder: Path) -> int:
+    """Make ``folder`` look like RaspAP's /etc/raspap (www-data's); www-data's gid."""
+    import grp
+
+    if os.geteuid() != 0:
+        pytest.skip("only root can give a file to www-data")
+    try:
+        gid = grp.getgrnam("www-data").gr_gid
+    except KeyError:
+        pytest.skip("no www-data group on this machine")
+    os.chown(folder, -1, gid)
+    return gid
+
+
+def test_key_file_is_root_only_without_raspaps_gui(tmp_path: Path):
+    env_file = tmp_path / "raspap" / "api" / ".env"
+    set_env_value(env_file, "RASPAP_API_KEY", generate_key())
+    assert stat.S_IMODE(env_file.stat().st_mode) == 0o600
+
+
+def test_key_file_is_readable_by_raspaps_gui_when_it_is_installed(tmp_path: Path):
+    # RaspAP's RestAPI page reads /etc/raspap/api/.env as www-data to show the key.
+    folder = tmp_path / "raspap"
+    (folder / "api").mkdir(parents=True)
+    gid = raspap_gui(folder)
+    env_file = folder / "api" / ".env"
+    env_file.write_text("OTHER=1\n")
+    env_file.chmod(0o644)
+    set_env_value(env_file, "RASPAP_API_KEY", "k" * 32)
+    st = env_file.stat()
+    assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o640, 0, gid)
+    assert env_file.read_text() == "OTHER=1\nRASPAP_API_KEY=" + "k" * 32 + "\n"

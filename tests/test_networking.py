@@ -14,6 +14,13 @@ from starlette.testclient import TestClient
 
 from tests.conftest import AUTH, MakeClient
 
+
+@pytest.fixture
+def client(loop_client: TestClient) -> TestClient:
+    """The app once on each event loop: the service runs its programs on uvloop."""
+    return loop_client
+
+
 COUNTERS = (
     "rx_bytes",
     "rx_packets",

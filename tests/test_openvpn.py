@@ -22,6 +22,13 @@ from starlette.testclient import TestClient
 from raspapi.security.auth import Principal
 from tests.conftest import AUTH
 
+
+@pytest.fixture
+def client(loop_client: TestClient) -> TestClient:
+    """The app once on each event loop: the service runs its programs on uvloop."""
+    return loop_client
+
+
 FOLDER = "etc/openvpn/client"
 UNIT = "openvpn-client@client.service"
 READ_KEY = "readonlykey0123456789abcdefghijk"

@@ -157,14 +157,28 @@ def test_disabled_plugin_is_not_even_imported(settings: Settings, make_client: M
     assert client.get("/api/v1/broken", headers=AUTH).status_code == 404
 
 
-def test_misspelt_hook_is_a_startup_error(settings: Settings):
+def test_misspelt_hook_marks_the_plugin_failed_and_the_rest_serves(
+    settings: Settings, make_client: MakeClient
+):
+    # Under systemd a start-up error is a restart loop: the daemon must keep serving.
+    dropin(settings, "greeter", HEALTHY)
     dropin(
         settings,
         "typo",
-        "from raspapi import hookimpl\n\n@hookimpl\ndef raspapi_rotues(ctx):\n    return []\n",
+        HEALTHY.replace("hello", "typo_hello").replace("raspapi_routes", "raspapi_rotues"),
     )
-    with pytest.raises(StartupError, match=r"plugin 'typo' .*unknown hook 'raspapi_rotues'"):
-        create_app(settings)
+    dropin(settings, "unmarked", "def raspapi_startpu(ctx):\n    pass\n")
+    client = make_client()
+    state = plugin_state(client, "typo")
+    assert state["state"] == "failed"
+    assert "unknown hook 'raspapi_rotues'" in str(state["reason"])
+    assert "raspapi_routes" in str(state["reason"])  # the known hooks are listed
+    assert "unknown hook 'raspapi_startpu'" in str(plugin_state(client, "unmarked")["reason"])
+    response = client.get("/api/v1/typo", headers=AUTH)
+    assert response.status_code == 503
+    assert response.json()["code"] == "failed"
+    assert client.get("/api/v1/greeter", headers=AUTH).json() == {"hello": "world"}
+    assert plugin_state(client, "greeter")["state"] == "ok"
 
 
 def installed_package(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str) -> None:

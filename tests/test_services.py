@@ -50,6 +50,12 @@ OUTSIDE = [
 ]
 
 
+@pytest.fixture
+def client(loop_client: TestClient) -> TestClient:
+    """The app once on each event loop: systemctl runs on uvloop in the service."""
+    return loop_client
+
+
 def calls(root: Path) -> list[str]:
     log = root / "fake/systemctl.log"
     return log.read_text().splitlines() if log.exists() else []
@@ -187,6 +193,24 @@ def test_restarting_ourselves_answers_before_it_happens(client: TestClient, root
     assert "restart --no-block --no-ask-password -- restapi.service" in calls(root)
 
 
+def test_restarting_ourselves_when_systemd_stops_systemctl_with_us(client: TestClient, root: Path):
+    # Under systemd, systemctl runs in our cgroup: the restart it queues can
+    # SIGTERM it before it exits. That was a 502 on the installed service.
+    fake = root / "usr/bin/systemctl"
+    fake.rename(root / "usr/bin/systemctl.real")
+    fake.write_text(
+        '#!/bin/sh\ncase "$*" in restart*) kill -TERM $$; sleep 5 ;; esac\n'
+        f'exec {root / "usr/bin/systemctl.real"} "$@"\n'
+    )
+    fake.chmod(0o755)
+    response = client.post("/api/v1/services/restapi/restart", headers=AUTH)
+    assert response.status_code == 202, response.text
+    assert response.json()["result"] == "queued"
+    # Any other service whose systemctl is killed is still a failure.
+    response = client.post("/api/v1/services/hostapd/restart", headers=AUTH)
+    assert response.status_code == 502
+
+
 def test_failed_action_says_why(client: TestClient, root: Path):
     (root / "fake/systemd/fail").mkdir()
     (root / "fake/systemd/fail/hostapd.service").write_text("")
@@ -259,9 +283,11 @@ def test_unavailable_without_systemd(client: TestClient, root: Path):
     Path("/run/systemd/system").exists() or shutil.which("systemctl") is None,
     reason="needs the real systemctl on a machine where systemd is not PID 1",
 )
-def test_unavailable_with_the_real_systemctl_here(make_client: MakeClient, root: Path):
+def test_unavailable_with_the_real_systemctl_here(
+    make_client: MakeClient, root: Path, loop_name: str
+):
     (root / "usr/bin/systemctl").unlink()  # the runner now finds the real one
-    client = make_client()
+    client = make_client(loop=loop_name)
     response = client.get("/api/v1/services", headers=AUTH)
     assert response.status_code == 503
     assert "systemctl is-system-running: offline" in response.json()["detail"]

@@ -28,6 +28,13 @@ from raspapi.security.auth import Principal
 from tests.conftest import AUTH, MakeClient
 from tests.wg_fixture import FakeWg, Recorder, fixture_key, install_fake_systemctl, install_fake_wg
 
+
+@pytest.fixture
+def client(loop_client: TestClient) -> TestClient:
+    """The app once on each event loop: the service runs its programs on uvloop."""
+    return loop_client
+
+
 API = "/api/v1/wireguard"
 STRAY = "iXBzZZfHC8QvdGqHUwFUVoVgs7ubsT3UOCU/vXoPiHY="
 WG9_PUB = "1CrP9bCTxP5Lm+J9y3sZ7eiTBgKAq4ZGvu4J5eC3ZXU="

@@ -10,11 +10,12 @@ from pathlib import Path
 from typing import IO
 
 
-def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
+def atomic_write(path: Path, data: bytes, *, mode: int = 0o600, group: int | None = None) -> None:
     """Write ``data`` to ``path`` through a temp file, fsync and rename.
 
     The new file gets ``mode``; when it replaces a file we may chown, it keeps
-    that file's owner and group (RaspAP's GUI may own what we rewrite).
+    that file's owner and group (RaspAP's GUI may own what we rewrite). With
+    ``group`` (and root), it is ``root:group`` instead, from its first byte.
     """
     path = Path(path)
     directory = path.parent
@@ -26,7 +27,9 @@ def atomic_write(path: Path, data: bytes, *, mode: int = 0o600) -> None:
     fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.fchmod(fd, mode)
-        if previous is not None and os.geteuid() == 0:
+        if group is not None and os.geteuid() == 0:
+            os.fchown(fd, 0, group)
+        elif previous is not None and os.geteuid() == 0:
             os.fchown(fd, previous.st_uid, previous.st_gid)
         view = memoryview(data)
         while view:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import grp
 import os
+import pwd
 import re
 import secrets
 import string
@@ -15,6 +17,38 @@ from raspapi.host.files import atomic_write
 KEY_NAME = "RASPAP_API_KEY"
 KEY_ALPHABET = string.digits + string.ascii_lowercase
 KEY_LENGTH = 32
+#: The group RaspAP's GUI runs as; its RestAPI page reads the key file as it.
+GUI_GROUP = "www-data"
+
+
+def gui_group(env_file: Path) -> int | None:
+    """The gid of RaspAP's GUI when it is installed, else None.
+
+    Installed means: the ``www-data`` group exists and the folder above the key
+    file's (``/etc/raspap`` for ``/etc/raspap/api/.env``) belongs to it, as
+    RaspAP's installer leaves it.
+    """
+    try:
+        gid = grp.getgrnam(GUI_GROUP).gr_gid
+    except KeyError:
+        return None
+    try:
+        st = env_file.parent.parent.stat()
+    except OSError:
+        return None
+    try:
+        uid: int | None = pwd.getpwnam(GUI_GROUP).pw_uid
+    except KeyError:
+        uid = None
+    return gid if st.st_gid == gid or st.st_uid == uid else None
+
+
+def key_file_access(env_file: Path) -> tuple[int, int | None]:
+    """The mode and group the key file should have: ``root:www-data 0640`` when
+    RaspAP's GUI is installed (and we are root, so we can give it that group),
+    so its RestAPI page can show the key; otherwise ``0600`` and no group."""
+    group = gui_group(env_file) if os.geteuid() == 0 else None
+    return (0o640, group) if group is not None else (0o600, None)
 
 
 def generate_key(length: int = KEY_LENGTH) -> str:
@@ -23,7 +57,11 @@ def generate_key(length: int = KEY_LENGTH) -> str:
 
 
 def set_env_value(path: Path, name: str, value: str) -> None:
-    """Set ``name=value`` in a dotenv file, keeping every other line; mode 0600."""
+    """Set ``name=value`` in a dotenv file, keeping every other line.
+
+    The file is ``0600``, or ``root:www-data 0640`` where RaspAP's GUI reads it
+    (see key_file_access).
+    """
     if not re.fullmatch(r"[^\s'\"\\#]+", value):
         raise ValueError(f"{name} must be a non-empty value without spaces, quotes or #")
     try:
@@ -42,7 +80,8 @@ def set_env_value(path: Path, name: str, value: str) -> None:
         out.append(line)
     if not done:
         out.append(f"{name}={value}")
-    atomic_write(path, ("\n".join(out) + "\n").encode(), mode=0o600)
+    mode, group = key_file_access(path)
+    atomic_write(path, ("\n".join(out) + "\n").encode(), mode=mode, group=group)
 
 
 class AdminKey:
