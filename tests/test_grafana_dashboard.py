@@ -124,7 +124,7 @@ def test_every_query_of_the_shipped_dashboard_returns_data(
     queries = dashboard_queries()
     assert len(queries) >= 20
     third = os.getpid() % 250
-    with ScriptedHostapd(ctrl_path(root)) as ap, wireguard_go(tmp_path / "wg") as tunnels:
+    with ScriptedHostapd(ctrl_path(root)) as ap, wireguard_go(tmp_path / "wg", root) as tunnels:
         ap.add_station("3c:22:fb:91:08:d4", signal=-52, rx_bytes=1000)
         ap.add_station("b8:27:eb:4f:12:a3", signal=-71, rx_bytes=2000)
         server = tunnels.start(f"10.215.{third}.1/24")
