@@ -95,6 +95,26 @@ class _Candidate:
     load: Callable[[], object]
 
 
+_NO_HOOKS = "no hooks found (is @hookimpl missing?)"
+
+
+def _known_hooks() -> set[str]:
+    return {name for name in dir(hookspecs) if name.startswith("raspapi_")}
+
+
+def _unknown_hooks(module: object, callers: list[str]) -> list[str]:
+    """Hook-like names of ``module`` (marked or not) that no hookspec has."""
+    names = callers + [a for a in dir(module) if a.startswith("raspapi_")]
+    return sorted(set(names) - _known_hooks())
+
+
+def _unknown_hook_failure(bad: list[str]) -> str:
+    return (
+        f"implements unknown hook {bad[0]!r} (a misspelt name?); "
+        f"known hooks: {', '.join(sorted(_known_hooks()))}"
+    )
+
+
 class PluginManager:
     def __init__(
         self,
@@ -142,7 +162,8 @@ class PluginManager:
                 continue
             if not self.pm.get_hookcallers(module):
                 # Routes silently missing would look like a healthy plugin.
-                plugin.failure = "no hooks found (is @hookimpl missing?)"
+                bad = _unknown_hooks(module, [])
+                plugin.failure = _unknown_hook_failure(bad) if bad else _NO_HOOKS
                 log.error("plugin %r failed: %s", plugin.name, plugin.failure)
                 self.pm.unregister(module)
                 continue
@@ -183,18 +204,12 @@ class PluginManager:
     def _check_hook_names(self) -> None:
         """A plugin with a misspelt hook name is ``failed`` (and unregistered), so
         ``check_pending`` passes: under systemd a start-up error is a restart loop."""
-        known = {name for name in dir(hookspecs) if name.startswith("raspapi_")}
         for name, plugin in self.plugins.items():
             if not plugin.loaded:
                 continue
-            unknown = [c.name for c in self.pm.get_hookcallers(plugin.module) or []]
-            unknown += [a for a in dir(plugin.module) if a.startswith("raspapi_")]
-            bad = sorted({hook for hook in unknown if hook not in known})
-            if bad:
-                plugin.failure = (
-                    f"implements unknown hook {bad[0]!r} (a misspelt name?); "
-                    f"known hooks: {', '.join(sorted(known))}"
-                )
+            callers = [c.name for c in self.pm.get_hookcallers(plugin.module) or []]
+            if bad := _unknown_hooks(plugin.module, callers):
+                plugin.failure = _unknown_hook_failure(bad)
                 log.error("plugin %r (%s) failed: %s", name, plugin.source, plugin.failure)
                 self.pm.unregister(plugin.module)
         self.pm.check_pending()

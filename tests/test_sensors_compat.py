@@ -81,7 +81,7 @@ def test_public_read_is_off_by_default_and_opens_nothing_else(make_client: MakeC
 
 def test_public_read_setting_must_be_a_boolean(make_client: MakeClient):
     client = make_client(options={"RASPAPI_SENSORS_PUBLIC_READ": "maybe"})
-    state = client.get("/ready").json()["plugins"]["sensors"]
+    state = client.get("/ready", headers=AUTH).json()["plugins"]["sensors"]
     assert state["state"] == "failed"
     assert "RASPAPI_SENSORS_PUBLIC_READ" in state["reason"]
     assert client.get("/series").status_code != 200

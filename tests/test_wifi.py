@@ -81,7 +81,7 @@ def test_overview_shows_the_upstream_network(wifi: TestClient, peer: ScriptedWpa
     }
     assert iface["connected_since"].endswith("Z")
     assert peer.counts["SIGNAL_POLL"] >= 1
-    ready = wifi.get("/ready").json()["plugins"]["wifi"]
+    ready = wifi.get("/ready", headers=AUTH).json()["plugins"]["wifi"]
     assert ready["state"] == "ok"
     assert ready["details"] == {"interfaces": ["wlan1"], "connected": ["wlan1"]}
 
@@ -387,7 +387,7 @@ def test_disconnect_and_reconnect(wifi: TestClient, peer: ScriptedWpa) -> None:
 
 
 def test_without_wpa_supplicant_the_plugin_says_so(client: TestClient) -> None:
-    ready = client.get("/ready").json()["plugins"]["wifi"]
+    ready = client.get("/ready", headers=AUTH).json()["plugins"]["wifi"]
     assert ready["state"] == "unavailable"
     assert ready["reason"] == (
         "wpa_supplicant is not running (no control socket in /var/run/wpa_supplicant)"
@@ -399,7 +399,7 @@ def test_without_wpa_supplicant_the_plugin_says_so(client: TestClient) -> None:
 
 def test_networkmanager_is_named(make_client: MakeClient, root: Path) -> None:
     (root / "run" / "NetworkManager").mkdir(parents=True)
-    ready = make_client().get("/ready").json()["plugins"]["wifi"]
+    ready = make_client().get("/ready", headers=AUTH).json()["plugins"]["wifi"]
     assert ready["state"] == "unavailable"
     assert "NetworkManager manages Wi-Fi" in ready["reason"]
 
@@ -413,14 +413,14 @@ def test_a_stale_socket_is_unavailable(make_client: MakeClient, root: Path) -> N
     stale = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM)
     stale.bind(str(path))
     stale.close()  # the file stays, nobody answers
-    ready = make_client().get("/ready").json()["plugins"]["wifi"]
+    ready = make_client().get("/ready", headers=AUTH).json()["plugins"]["wifi"]
     assert ready["state"] == "unavailable"
     assert "wpa_supplicant is not running (nobody answers on" in ready["reason"]
 
 
 def test_options_are_checked(make_client: MakeClient) -> None:
     client = make_client(options={"RASPAPI_WIFI_CONNECT_TIMEOUT": "0"})
-    ready = client.get("/ready").json()["plugins"]["wifi"]
+    ready = client.get("/ready", headers=AUTH).json()["plugins"]["wifi"]
     assert ready["state"] == "failed"
     assert "RASPAPI_WIFI_CONNECT_TIMEOUT" in ready["reason"]
 

@@ -36,7 +36,14 @@ def _service(ctx: PluginContext) -> Usage:
 def raspapi_routes(ctx: PluginContext) -> list[ApiRoute]:
     api = Api(_service(ctx))
     ranged: list[Query[Any]] = [schema.SINCE, schema.UNTIL, schema.STEP, schema.TOP]
-    csv = ApiRoute("/.csv", api.report_csv, methods=["GET"], query=ranged, response=schema.CSV)
+    csv = ApiRoute(
+        "/.csv",
+        api.report_csv,
+        methods=["GET"],
+        query=ranged,
+        response=schema.CSV,
+        media_types=("text/csv",),
+    )
     # Served at /api/v1/usage.csv: the core appends a route's path to the
     # namespace, and Starlette only builds routes that start with "/".
     csv.path = ".csv"
