@@ -711,6 +711,40 @@ def test_the_retention_task_runs_in_the_background(
     assert client.get(f"{API}/series/{series}", headers=AUTH).json()["point_count"] == 0
 
 
+def test_the_retention_task_sleeps_while_the_store_holds_no_point(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("RASPAPI_SENSORS_PRUNE_INTERVAL", "0.1")
+    client = make_client()
+    svc = sensors(client)
+    runs: list[int] = []
+    prune_run = svc._prune_run
+
+    async def counted(now: float | None = None) -> tuple[int, bool]:
+        result: tuple[int, bool] = await prune_run(now)
+        runs.append(result[0])
+        return result
+
+    svc._prune_run = counted
+    series = client.post(f"{API}/series", json={"retention_days": 1}, headers=AUTH).json()["id"]
+    time.sleep(0.6)  # six intervals: an empty store is not looked at again
+    assert runs == []
+    assert not svc.task.done()
+    old = time.time() - 3 * 86400
+    client.post(
+        f"{API}/series/{series}/points",
+        json={"points": [{"at": old, "fields": {"v": 1}}]},
+        headers=AUTH,
+    )
+    for _ in range(100):  # the stored point wakes it, and it is pruned
+        if runs:
+            break
+        time.sleep(0.02)
+    assert runs[:1] == [1]
+    time.sleep(0.5)  # empty again: asleep again
+    assert runs == [1]
+
+
 def test_status_and_metrics(keys: Keys):
     series = create(keys)["id"]
     push(keys, series, [{"fields": {"v": 1}}, {"fields": {"v": 2}}])

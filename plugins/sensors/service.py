@@ -94,6 +94,9 @@ class Sensors:
         self.readers: list[tuple[Store, Reader]] = []
         self.db: SensorDB | None = None
         self.task: asyncio.Task[None] | None = None
+        #: Set when points are stored: the retention task, with nothing to prune,
+        #: waits for it instead of waking every ``prune_interval``.
+        self.stored = asyncio.Event()
         self.ingested = 0
         self.rejected = 0
         self.pruned = 0
@@ -124,23 +127,39 @@ class Sensors:
             store.close()
 
     async def _retention(self) -> None:
-        """Deletes expired points, a bounded amount per run; runs again soon while more is due."""
+        """Deletes expired points, a bounded amount per run; runs again soon while more is
+        due. While the store holds no point it sleeps until points are stored, then
+        runs one interval later."""
         while True:
-            deleted = 0
+            deleted, empty = 0, False
+            self.stored.clear()
             try:
-                deleted = await self.prune()
+                deleted, empty = await self._prune_run()
             except Exception as exc:  # logged; the next run tries again
                 self.ctx.logger.warning("retention run failed: %s", exc)
+            if empty:  # the next run is one interval after points are stored
+                await self.stored.wait()
             busy = deleted >= self.config.prune_batch
             await asyncio.sleep(
                 min(1.0, self.config.prune_interval) if busy else self.config.prune_interval
             )
 
-    async def prune(self, now: float | None = None) -> int:
+    async def _prune_run(self, now: float | None = None) -> tuple[int, bool]:
+        """One retention run in one visit to the writer thread: points deleted, and
+        whether nothing is left that could expire."""
         db = self.database()
         moment = time.time() if now is None else now
-        deleted = await self.writer.run(lambda conn: db.prune(moment, self.config.prune_batch))
+
+        def run(conn: sqlite3.Connection) -> tuple[int, bool]:
+            deleted = db.prune(moment, self.config.prune_batch)
+            return deleted, db.nothing_to_prune()
+
+        deleted, empty = await self.writer.run(run)
         self.pruned += deleted
+        return deleted, empty
+
+    async def prune(self, now: float | None = None) -> int:
+        deleted, _ = await self._prune_run(now)
         return deleted
 
     # -- access ----------------------------------------------------------------------
@@ -271,6 +290,7 @@ class Sensors:
                 coerce=coerce,
             )
             await self.write(lambda conn: db.insert(series_id, batch))
+            self.stored.set()
         except ApiError:
             self.rejected += 1
             raise
