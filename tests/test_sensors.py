@@ -124,11 +124,23 @@ def test_create_list_get_delete(keys: Keys):
     assert push(keys, series, points).status_code == 404
 
 
+def test_read_connections_are_opened_on_the_first_read_not_at_start(keys: Keys):
+    svc = sensors(keys.client)
+    assert svc.readers == []
+    assert svc.db is not None  # the writer (and the schema) is ready at start
+    series = create(keys)["id"]
+    assert push(keys, series, [{"fields": {"v": 1}}]).status_code == 201
+    body = keys.client.get(f"{API}/series/{series}/points", headers=keys.reader).json()
+    assert len(svc.readers) >= 1
+    assert body["series_id"] == series
+
+
 def test_listing_is_one_query_whatever_the_number_of_series(keys: Keys):
     for i in range(12):
         series = create(keys, description=f"s{i}")["id"]
         assert push(keys, series, [{"fields": {"v": i}}]).status_code == 201
     statements: list[str] = []
+    keys.client.portal.call(sensors(keys.client)._open_readers)  # type: ignore[union-attr]
     for _, reader in sensors(keys.client).readers:
         reader.conn.set_trace_callback(statements.append)
     try:

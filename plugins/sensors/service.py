@@ -91,7 +91,9 @@ class Sensors:
         self.config = Config.load(ctx.settings.option)
         self.writer: Store = ctx.store(MIGRATIONS)
         #: Read connections, each with its own thread: a long scan is split among them.
+        #: Opened on the first read, not before the daemon is ready.
         self.readers: list[tuple[Store, Reader]] = []
+        self._opening = asyncio.Lock()
         self.db: SensorDB | None = None
         self.task: asyncio.Task[None] | None = None
         #: Set when points are stored: the retention task, with nothing to prune,
@@ -105,9 +107,6 @@ class Sensors:
 
     async def start(self) -> None:
         self.db = await self.writer.run(SensorDB)
-        for _ in range(READERS):
-            store = Store(self.writer.path)
-            self.readers.append((store, await store.run(Reader)))
         self.task = asyncio.create_task(self._retention(), name="sensors-retention")
         self.ctx.logger.info(
             "%d series in %s; batches of at most %d points",
@@ -176,10 +175,29 @@ class Sensors:
             self.ctx.logger.error("cannot write %s: %s", self.writer.path, exc)
             raise Unavailable(f"cannot write the sensors store: {exc}") from None
 
+    async def _open_readers(self) -> list[tuple[Store, Reader]]:
+        """The read connections, opened on first use (after the writer made the schema)."""
+        if self.readers:
+            return self.readers
+        self.database()
+        async with self._opening:
+            if not self.readers:
+                opened: list[tuple[Store, Reader]] = []
+                for _ in range(READERS):
+                    store = Store(self.writer.path)
+                    try:
+                        opened.append((store, await store.run(Reader)))
+                    except sqlite3.Error as exc:
+                        for each in [store, *(done for done, _ in opened)]:
+                            each.close()
+                        self.ctx.logger.error("cannot read %s: %s", self.writer.path, exc)
+                        raise Unavailable(f"cannot read the sensors store: {exc}") from None
+                self.readers = opened
+        return self.readers
+
     async def read(self, fn: Callable[[Reader], T], which: int = 0) -> T:
-        if not self.readers:
-            raise Unavailable("the sensors store is not open")
-        store, reader = self.readers[which % len(self.readers)]
+        readers = await self._open_readers()
+        store, reader = readers[which % len(readers)]
         try:
             return await store.run(lambda conn: fn(reader))
         except sqlite3.Error as exc:
@@ -190,7 +208,7 @@ class Sensors:
     ) -> tuple[str, list[list[Aggregate]]]:
         """Aggregates per step; the steps are shared among the read connections."""
         count = -(-(window.end - window.start) // step)
-        parts = max(1, min(len(self.readers), count // 8))
+        parts = max(1, min(len(await self._open_readers()), count // 8))
         size = -(-count // parts)
 
         def part(i: int) -> Callable[[Reader], tuple[str, list[list[Aggregate]]]]:
