@@ -248,11 +248,13 @@ class History:
             self.task = None
 
     async def _run(self) -> None:
-        # The first interval ends one interval after start: start-up stays quick,
-        # and plugins are asked for samples once they are settled.
+        # The first interval ends one to two intervals after start: start-up stays
+        # quick, and plugins are asked for samples once they are settled. Intervals
+        # end on the loop clock's multiples of the interval, as the usage plugin's:
+        # both samplers wake in the same loop turn, not twice per interval.
         interval = self.settings.history_interval
         loop = asyncio.get_running_loop()
-        due = loop.time()
+        due = math.floor(loop.time() / interval) * interval + interval
         while True:
             due += interval
             now = loop.time()

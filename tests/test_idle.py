@@ -359,3 +359,34 @@ def test_addresses_of_the_machine_itself_start_no_program(
     addresses, error = run_on(loop_name, read_addresses(ctx))
     assert error is None
     assert any(a.address == "127.0.0.1" for a in addresses["lo"])
+
+
+def test_history_and_usage_samplers_wake_together(make_client: MakeClient) -> None:
+    import asyncio
+
+    client = make_client(history_interval=0.2)
+    plugins = client.app.state.runtime.manager.plugins  # type: ignore[attr-defined]
+    samplers = {
+        "history": plugins["history"].ctx.state["history"],
+        "usage": plugins["usage"].ctx.state["__service__"],
+    }
+    ticks: dict[str, list[float]] = {name: [] for name in samplers}
+
+    def recorder(name: str) -> object:
+        async def tick() -> None:
+            ticks[name].append(asyncio.get_running_loop().time())
+
+        return tick
+
+    for name, sampler in samplers.items():
+        sampler.tick = recorder(name)
+    for _ in range(100):  # at most 5 s
+        if all(len(times) >= 3 for times in ticks.values()):
+            break
+        time.sleep(0.05)
+    history, usage = ticks["history"][:3], ticks["usage"][:3]
+    assert len(history) == len(usage) == 3
+    for moment in history + usage:  # on the loop clock's multiples of the interval
+        assert abs(moment - round(moment / 0.2) * 0.2) < 0.05
+    # one wake-up serves both: each usage tick is one of history's
+    assert any(abs(usage[0] - h) < 0.05 for h in history)

@@ -124,11 +124,23 @@ def test_create_list_get_delete(keys: Keys):
     assert push(keys, series, points).status_code == 404
 
 
+def test_read_connections_are_opened_on_the_first_read_not_at_start(keys: Keys):
+    svc = sensors(keys.client)
+    assert svc.readers == []
+    assert svc.db is not None  # the writer (and the schema) is ready at start
+    series = create(keys)["id"]
+    assert push(keys, series, [{"fields": {"v": 1}}]).status_code == 201
+    body = keys.client.get(f"{API}/series/{series}/points", headers=keys.reader).json()
+    assert len(svc.readers) >= 1
+    assert body["series_id"] == series
+
+
 def test_listing_is_one_query_whatever_the_number_of_series(keys: Keys):
     for i in range(12):
         series = create(keys, description=f"s{i}")["id"]
         assert push(keys, series, [{"fields": {"v": i}}]).status_code == 201
     statements: list[str] = []
+    keys.client.portal.call(sensors(keys.client)._open_readers)  # type: ignore[union-attr]
     for _, reader in sensors(keys.client).readers:
         reader.conn.set_trace_callback(statements.append)
     try:
@@ -709,6 +721,40 @@ def test_the_retention_task_runs_in_the_background(
     assert status["state"] == "ok"
     assert status["details"]["points_pruned"] == 1
     assert client.get(f"{API}/series/{series}", headers=AUTH).json()["point_count"] == 0
+
+
+def test_the_retention_task_sleeps_while_the_store_holds_no_point(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("RASPAPI_SENSORS_PRUNE_INTERVAL", "0.1")
+    client = make_client()
+    svc = sensors(client)
+    runs: list[int] = []
+    prune_run = svc._prune_run
+
+    async def counted(now: float | None = None) -> tuple[int, bool]:
+        result: tuple[int, bool] = await prune_run(now)
+        runs.append(result[0])
+        return result
+
+    svc._prune_run = counted
+    series = client.post(f"{API}/series", json={"retention_days": 1}, headers=AUTH).json()["id"]
+    time.sleep(0.6)  # six intervals: an empty store is not looked at again
+    assert runs == []
+    assert not svc.task.done()
+    old = time.time() - 3 * 86400
+    client.post(
+        f"{API}/series/{series}/points",
+        json={"points": [{"at": old, "fields": {"v": 1}}]},
+        headers=AUTH,
+    )
+    for _ in range(100):  # the stored point wakes it, and it is pruned
+        if runs:
+            break
+        time.sleep(0.02)
+    assert runs[:1] == [1]
+    time.sleep(0.5)  # empty again: asleep again
+    assert runs == [1]
 
 
 def test_status_and_metrics(keys: Keys):

@@ -100,9 +100,14 @@ class Sensors:
         self.config = Config.load(ctx.settings.option)
         self.writer: Store = ctx.store(MIGRATIONS)
         #: Read connections, each with its own thread: a long scan is split among them.
+        #: Opened on the first read, not before the daemon is ready.
         self.readers: list[tuple[Store, Reader]] = []
+        self._opening = asyncio.Lock()
         self.db: SensorDB | None = None
         self.task: asyncio.Task[None] | None = None
+        #: Set when points are stored: the retention task, with nothing to prune,
+        #: waits for it instead of waking every ``prune_interval``.
+        self.stored = asyncio.Event()
         self.ingested = 0
         self.rejected = 0
         self.pruned = 0
@@ -111,9 +116,6 @@ class Sensors:
 
     async def start(self) -> None:
         self.db = await self.writer.run(SensorDB)
-        for _ in range(READERS):
-            store = Store(self.writer.path)
-            self.readers.append((store, await store.run(Reader)))
         self.task = asyncio.create_task(self._retention(), name="sensors-retention")
         self.ctx.logger.info(
             "%d series in %s; batches of at most %d points",
@@ -133,23 +135,39 @@ class Sensors:
             store.close()
 
     async def _retention(self) -> None:
-        """Deletes expired points, a bounded amount per run; runs again soon while more is due."""
+        """Deletes expired points, a bounded amount per run; runs again soon while more is
+        due. While the store holds no point it sleeps until points are stored, then
+        runs one interval later."""
         while True:
-            deleted = 0
+            deleted, empty = 0, False
+            self.stored.clear()
             try:
-                deleted = await self.prune()
+                deleted, empty = await self._prune_run()
             except Exception as exc:  # logged; the next run tries again
                 self.ctx.logger.warning("retention run failed: %s", exc)
+            if empty:  # the next run is one interval after points are stored
+                await self.stored.wait()
             busy = deleted >= self.config.prune_batch
             await asyncio.sleep(
                 min(1.0, self.config.prune_interval) if busy else self.config.prune_interval
             )
 
-    async def prune(self, now: float | None = None) -> int:
+    async def _prune_run(self, now: float | None = None) -> tuple[int, bool]:
+        """One retention run in one visit to the writer thread: points deleted, and
+        whether nothing is left that could expire."""
         db = self.database()
         moment = time.time() if now is None else now
-        deleted = await self.writer.run(lambda conn: db.prune(moment, self.config.prune_batch))
+
+        def run(conn: sqlite3.Connection) -> tuple[int, bool]:
+            deleted = db.prune(moment, self.config.prune_batch)
+            return deleted, db.nothing_to_prune()
+
+        deleted, empty = await self.writer.run(run)
         self.pruned += deleted
+        return deleted, empty
+
+    async def prune(self, now: float | None = None) -> int:
+        deleted, _ = await self._prune_run(now)
         return deleted
 
     # -- access ----------------------------------------------------------------------
@@ -166,10 +184,29 @@ class Sensors:
             self.ctx.logger.error("cannot write %s: %s", self.writer.path, exc)
             raise Unavailable(f"cannot write the sensors store: {exc}") from None
 
+    async def _open_readers(self) -> list[tuple[Store, Reader]]:
+        """The read connections, opened on first use (after the writer made the schema)."""
+        if self.readers:
+            return self.readers
+        self.database()
+        async with self._opening:
+            if not self.readers:
+                opened: list[tuple[Store, Reader]] = []
+                for _ in range(READERS):
+                    store = Store(self.writer.path)
+                    try:
+                        opened.append((store, await store.run(Reader)))
+                    except sqlite3.Error as exc:
+                        for each in [store, *(done for done, _ in opened)]:
+                            each.close()
+                        self.ctx.logger.error("cannot read %s: %s", self.writer.path, exc)
+                        raise Unavailable(f"cannot read the sensors store: {exc}") from None
+                self.readers = opened
+        return self.readers
+
     async def read(self, fn: Callable[[Reader], T], which: int = 0) -> T:
-        if not self.readers:
-            raise Unavailable("the sensors store is not open")
-        store, reader = self.readers[which % len(self.readers)]
+        readers = await self._open_readers()
+        store, reader = readers[which % len(readers)]
         try:
             return await store.run(lambda conn: fn(reader))
         except sqlite3.Error as exc:
@@ -180,7 +217,7 @@ class Sensors:
     ) -> tuple[str, list[list[Aggregate]]]:
         """Aggregates per step; the steps are shared among the read connections."""
         count = -(-(window.end - window.start) // step)
-        parts = max(1, min(len(self.readers), count // 8))
+        parts = max(1, min(len(await self._open_readers()), count // 8))
         size = -(-count // parts)
 
         def part(i: int) -> Callable[[Reader], tuple[str, list[list[Aggregate]]]]:
@@ -280,6 +317,7 @@ class Sensors:
                 coerce=coerce,
             )
             await self.write(lambda conn: db.insert(series_id, batch))
+            self.stored.set()
         except ApiError:
             self.rejected += 1
             raise

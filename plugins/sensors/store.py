@@ -355,6 +355,13 @@ class SensorDB:
 
     # -- retention --
 
+    def nothing_to_prune(self) -> bool:
+        """No point stored and no deleted series left to purge: retention has no work
+        until points arrive."""
+        if self.conn.execute("SELECT 1 FROM purge LIMIT 1").fetchone() is not None:
+            return False
+        return self.conn.execute("SELECT 1 FROM points LIMIT 1").fetchone() is None
+
     def prune(self, now: float, budget: int) -> int:
         """Deletes points past their series' retention and those of deleted series,
         at most ``budget`` points; returns how many were deleted."""

@@ -216,7 +216,9 @@ class Usage:
     async def _run(self) -> None:
         interval = self.ctx.settings.history_interval
         loop = asyncio.get_running_loop()
-        due = loop.time()
+        # On the loop clock's multiples of the interval, as the history sampler:
+        # both wake in the same loop turn.
+        due = math.floor(loop.time() / interval) * interval + interval
         while True:
             due += interval
             now = loop.time()
