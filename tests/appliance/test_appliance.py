@@ -404,7 +404,9 @@ def test_a_misspelt_dropin_is_failed_and_the_service_stays_up(machine: Machine) 
         wait_active(m)
         time.sleep(3)
         assert m.show(UNIT, "ActiveState")["ActiveState"] == "active"
-        typo = m.api("GET", "/ready", key=None).json()["plugins"]["typo"]
+        # Without a key /ready shows states only; with one, the reason too.
+        assert m.api("GET", "/ready", key=None).json()["plugins"]["typo"]["state"] == "failed"
+        typo = m.api("GET", "/ready").json()["plugins"]["typo"]
         assert typo["state"] == "failed"
         assert "raspapi_rotues" in typo["reason"]
         assert m.api("GET", "/system").status == 200
