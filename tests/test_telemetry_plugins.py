@@ -162,3 +162,22 @@ def test_wireguard_families_are_kept_until_the_next_refresh(
     found = samples(scrape(client))
     phone = {"interface": "wg0", "public_key": keys.phone_public, "name": "phone"}
     assert value(found, "wireguard_peer_receive_bytes_total", **phone) == 777777
+
+
+def test_node_families_are_served_while_they_refresh(make_client: MakeClient):
+    client = make_client(cache_ttl=0.2)
+
+    def system() -> list[Any]:  # the system plugin's: networking and thermal add more
+        others = ("node_network_", "node_thermal_", "node_hwmon_")
+        return [f for f in plugin_families(client, "node_") if not f.name.startswith(others)]
+
+    first = system()
+    assert "node_load1" in {f.name for f in first}
+    assert all(a is b for a, b in zip(first, system(), strict=True))
+    time.sleep(0.3)  # past the cache period, within the stale one (2 periods)
+    # Answered at once from the last refresh while the next one runs behind it.
+    assert all(a is b for a, b in zip(first, system(), strict=True))
+    deadline = time.monotonic() + 5
+    while all(a is b for a, b in zip(first, system(), strict=True)):
+        assert time.monotonic() < deadline, "the node families were not refreshed in 5 s"
+        time.sleep(0.05)
