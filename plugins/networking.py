@@ -638,8 +638,12 @@ async def raspapi_metrics(ctx: PluginContext) -> list[Any]:
     netclass facts (up, info, MTU, speed, carrier), per interface."""
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-    links: list[Link] = await ctx.cache.get("links", lambda: read_links(ctx))
-    facts: dict[str, Any] = await ctx.cache.get("node", lambda: _node_facts(ctx, links))
+    # A scrape after the cache period gets the last refresh while the next one runs.
+    stale = 2 * ctx.cache.ttl
+    links: list[Link] = await ctx.cache.get("links", lambda: read_links(ctx), stale=stale)
+    facts: dict[str, Any] = await ctx.cache.get(
+        "node", lambda: _node_facts(ctx, links), stale=stale
+    )
     counters = [
         CounterMetricFamily(
             f"node_network_{name}", f"Network device statistic {name}.", labels=["device"]

@@ -9,6 +9,7 @@ import subprocess
 import textwrap
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -439,3 +440,55 @@ def test_node_readers_survive_hostile_files(settings: Settings, make_client: Mak
     assert ("node_boot_time_seconds", frozenset()) not in found
     assert value(found, "node_load1") == 0.42
     assert value(found, "node_scrape_collector_success", collector="meminfo") == 1
+
+
+def test_a_plain_scrape_uses_the_fast_text_renderer(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+):
+    import raspapi.telemetry.prometheus
+
+    calls: list[int] = []
+    real = raspapi.telemetry.prometheus.render_text
+
+    def spy(families: Any, cache: Any = None) -> bytes:
+        calls.append(1)
+        return real(families, cache)
+
+    monkeypatch.setattr(raspapi.telemetry.prometheus, "render_text", spy)
+    client = make_client()
+    assert "node_load1 0.42" in scrape(client)
+    assert calls == [1]
+
+
+def test_families_are_rendered_once_per_object(make_client: MakeClient):
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+    from prometheus_client.exposition import generate_latest
+
+    from raspapi.telemetry.prometheus import RenderCache, _Families, render_text
+
+    client = make_client()
+    assert client.portal is not None
+    exporter = client.app.state.exporter  # type: ignore[attr-defined]
+    families = list(client.portal.call(exporter.families))
+    grows = GaugeMetricFamily("grows", "gains samples", labels=["n"])
+    grows.add_metric(["1"], 1)
+    gone = CounterMetricFamily("gone", "dropped later", value=2)
+    families += [grows, gone]
+    cache: RenderCache = {}
+    first = render_text(families, cache)
+    assert first == render_text(families) == generate_latest(_Families(families))
+    assert {id(f) for f in families} == set(cache)
+    again = render_text(families, cache)
+    assert again == first
+    # Served from the cache: the same text object, not a new rendering.
+    texts = {id(f): cache[id(f)][2] for f in families}
+    render_text(families, cache)
+    assert all(cache[id(f)][2] is texts[id(f)] for f in families)
+    # A family given more samples is rendered again; one left out leaves the cache.
+    grows.add_metric(["2"], 2)
+    families.remove(gone)
+    third = render_text(families, cache)
+    assert third == generate_latest(_Families(families))
+    assert b'grows{n="2"} 2.0' in third
+    assert id(gone) not in cache
+    assert cache[id(grows)][1] == 2

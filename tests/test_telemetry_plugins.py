@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.testclient import TestClient
@@ -106,3 +107,77 @@ def test_wireguard_absent(make_client: MakeClient, root: Path):
     # No wg: the configured interface is listed, nothing is live.
     assert value(found, "raspapi_plugin_collect_success", plugin="wireguard", hook="metrics") == 1
     assert not any(name == "wireguard_peer_receive_bytes_total" for name, _ in found)
+
+
+def plugin_families(client: TestClient, prefix: str) -> list[Any]:
+    """The families named ``prefix...`` that the plugins' metrics hooks give now."""
+    assert client.portal is not None
+    manager = client.app.state.runtime.manager  # type: ignore[attr-defined]
+    return [f for f in client.portal.call(manager.metrics) if f.name.startswith(prefix)]
+
+
+def refreshed(client: TestClient, prefix: str, before: list[Any]) -> list[Any]:
+    """The families once the plugin has refreshed (new objects), within 5 s."""
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        now = plugin_families(client, prefix)
+        if not any(a is b for a, b in zip(now, before, strict=False)):
+            return now
+        time.sleep(0.05)
+    raise AssertionError(f"{prefix} families were not refreshed in 5 s")
+
+
+def test_hostapd_families_are_kept_until_the_next_sweep(make_client: MakeClient, root: Path):
+    client = make_client(cache_ttl=0.2)
+    with ScriptedHostapd(ctrl_path(root)) as peer:
+        peer.add_station(PHONE)
+        first = plugin_families(client, "hostapd_")
+        # Within the cache period the very same objects: /metrics renders them once.
+        again = plugin_families(client, "hostapd_")
+        assert len(first) == 11
+        assert all(a is b for a, b in zip(first, again, strict=True))
+        peer.add_station(PHONE, rx_bytes=999)
+        peer.add_station(LAPTOP)
+        after = refreshed(client, "hostapd_", first)
+        found = samples(scrape(client))
+    assert value(found, "hostapd_stations", interface="wlan0") == 2
+    phone = {"interface": "wlan0", "mac": PHONE}
+    assert value(found, "hostapd_station_receive_bytes_total", **phone) == 999
+    assert len(after) == 11
+
+
+def test_wireguard_families_are_kept_until_the_next_refresh(
+    make_client: MakeClient, root: Path, tmp_path: Path
+):
+    fake = install_fake_wg(root, tmp_path / "fake")
+    keys = Keys(root)
+    fake.set_dump(live_dump(keys, phone_age=30))
+    client = make_client(cache_ttl=0.2, disable=frozenset({"hostapd"}))
+    first = plugin_families(client, "wireguard_")
+    again = plugin_families(client, "wireguard_")
+    assert len(first) == 7
+    assert all(a is b for a, b in zip(first, again, strict=True))
+    fake.set_dump(live_dump(keys, phone_age=30).replace("123456", "777777"))
+    refreshed(client, "wireguard_", first)
+    found = samples(scrape(client))
+    phone = {"interface": "wg0", "public_key": keys.phone_public, "name": "phone"}
+    assert value(found, "wireguard_peer_receive_bytes_total", **phone) == 777777
+
+
+def test_node_families_are_served_while_they_refresh(make_client: MakeClient):
+    client = make_client(cache_ttl=0.2)
+
+    def system() -> list[Any]:  # the system plugin's: networking and thermal add more
+        others = ("node_network_", "node_thermal_", "node_hwmon_")
+        return [f for f in plugin_families(client, "node_") if not f.name.startswith(others)]
+
+    first = system()
+    assert "node_load1" in {f.name for f in first}
+    assert all(a is b for a, b in zip(first, system(), strict=True))
+    time.sleep(0.3)  # past the cache period, within the stale one (2 periods)
+    # Answered at once from the last refresh while the next one runs behind it.
+    assert all(a is b for a, b in zip(first, system(), strict=True))
+    deadline = time.monotonic() + 5
+    while all(a is b for a, b in zip(first, system(), strict=True)):
+        assert time.monotonic() < deadline, "the node families were not refreshed in 5 s"
+        time.sleep(0.05)

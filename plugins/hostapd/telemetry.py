@@ -97,13 +97,19 @@ async def families(hostapd: Hostapd) -> list[Any]:
     if not running:
         return out
     stations = await hostapd.stations()
+    loaded = await hostapd.loaded()
+    # The same family objects until the next sweep: /metrics renders them once.
+    made: tuple[Any, Any, list[Any]] | None = hostapd.ctx.state.get("metric_families")
+    if made is not None and made[0] is stations and made[1] is loaded:
+        return made[2]
+    interfaces = loaded.conf.interfaces() if loaded.conf is not None else []
     per = Counter(str(s["interface"]) for s in stations)
     count = GaugeMetricFamily("hostapd_stations", "Wi-Fi stations associated", labels=["interface"])
-    for interface in dict.fromkeys([*await _interfaces(hostapd), *per]):
+    for interface in dict.fromkeys([*interfaces, *per]):
         count.add_metric([interface], per.get(interface, 0))
     out.append(count)
     labels = ["interface", "mac"]
-    made = {
+    families = {
         name: (CounterMetricFamily if kind == "counter" else GaugeMetricFamily)(
             name, text, labels=labels
         )
@@ -118,6 +124,7 @@ async def families(hostapd: Hostapd) -> list[Any]:
         for name, (field, _, _, scale) in _STATION.items():
             value = station.get(field)
             if isinstance(value, int | float) and not isinstance(value, bool):
-                made[name].add_metric(list(key), value * scale)
-    out.extend(made.values())
+                families[name].add_metric(list(key), value * scale)
+    out.extend(families.values())
+    hostapd.ctx.state["metric_families"] = (stations, loaded, out)
     return out

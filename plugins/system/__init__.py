@@ -245,5 +245,9 @@ async def raspapi_samples(ctx: PluginContext) -> dict[str, float]:
 
 @hookimpl
 async def raspapi_metrics(ctx: PluginContext) -> list[Any]:
-    families: list[Any] = await ctx.cache.get("metrics", lambda: telemetry.families(ctx))
+    # A scrape after the cache period gets the last refresh's families (rendered once)
+    # while the next one runs in the background, as hostapd's and wireguard's do.
+    families: list[Any] = await ctx.cache.get(
+        "metrics", lambda: telemetry.families(ctx), stale=2 * ctx.cache.ttl
+    )
     return families

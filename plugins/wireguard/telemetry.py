@@ -29,9 +29,19 @@ async def families(wg: WireGuard) -> list[Any]:
     """Per interface: up, peers, connected peers. Per peer (by interface, public key and
     name): bytes received and sent, the latest handshake (Unix time, 0 for none), and
     whether it is connected."""
+    snapshot = await wg.snapshot()
+    # The same family objects until the next refresh: /metrics renders them once.
+    made: tuple[Any, list[Any]] | None = wg.ctx.state.get("metric_families")
+    if made is not None and made[0] is snapshot:
+        return made[1]
+    out = _families(snapshot)
+    wg.ctx.state["metric_families"] = (snapshot, out)
+    return out
+
+
+def _families(snapshot: Any) -> list[Any]:
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-    snapshot = await wg.snapshot()
     up = GaugeMetricFamily(
         "wireguard_interface_up", "1 when the interface is up", labels=["interface"]
     )

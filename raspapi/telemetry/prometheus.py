@@ -39,6 +39,8 @@ log = logging.getLogger("raspapi.metrics")
 #: How long the separate listener waits for one collection.
 LISTENER_TIMEOUT = 10.0
 STATES = ("ok", "degraded", "unavailable", "failed", "disabled")
+#: The content type render_text writes (choose_encoder's default).
+TEXT_0_0_4 = "text/plain; version=0.0.4"
 
 
 _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
@@ -54,48 +56,75 @@ _TYPES = {
 _OPENMETRICS_ONLY = ("_created", "_gsum", "_gcount")
 
 
-def render_text(families: Iterable[Metric]) -> bytes:
+#: Rendered text by family: ``id(family)`` -> (family, its sample count, its text).
+RenderCache = dict[int, tuple["Metric", int, str]]
+
+
+def render_text(families: Iterable[Metric], cache: RenderCache | None = None) -> bytes:
     """The Prometheus text format (0.0.4), byte for byte what prometheus_client's
     ``generate_latest`` writes, several times faster: names are checked once per
     family instead of once per sample. A family with a name outside the classic
-    character set is handed to ``generate_latest`` itself."""
-    from prometheus_client.exposition import generate_latest
+    character set is handed to ``generate_latest`` itself.
+
+    With ``cache``, a family object rendered by the previous call (the same object,
+    with as many samples) is not rendered again: a plugin that serves the families of
+    its last refresh until the next one is rendered once per refresh. The cache keeps
+    only the families of this call."""
     from prometheus_client.utils import floatToGoString
 
     number = cast(Callable[[float], str], floatToGoString)
     out: list[str] = []
+    kept: RenderCache = {}
     for metric in families:
-        if not _plain_names(metric):
-            out.append(generate_latest(_Families([metric])).decode())
-            continue
-        suffix, kind = _TYPES.get(metric.type, ("", metric.type))
-        name = metric.name + suffix
-        text = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
-        out.append(f"# HELP {name} {text}\n# TYPE {name} {kind}\n")
-        later: dict[str, list[str]] = {}
-        orders: dict[tuple[str, ...], list[str]] = {}
-        for sample in metric.samples:
-            labels = sample.labels
-            if labels:
-                keys = tuple(labels)
-                order = orders.get(keys)
-                if order is None:
-                    order = orders[keys] = sorted(keys)
-                pairs = ",".join(f'{k}="{_escape(labels[k])}"' for k in order)
-                line = f"{sample.name}{{{pairs}}} {number(sample.value)}"
-            else:
-                line = f"{sample.name} {number(sample.value)}"
-            if sample.timestamp is not None:
-                line += f" {int(float(sample.timestamp) * 1000):d}"
-            extra = sample.name[len(metric.name) :]
-            if extra in _OPENMETRICS_ONLY and sample.name.startswith(metric.name):
-                later.setdefault(extra, []).append(line + "\n")
-            else:
-                out.append(line + "\n")
-        for extra, lines in sorted(later.items()):
-            out.append(f"# HELP {metric.name}{extra} {text}\n# TYPE {metric.name}{extra} gauge\n")
-            out.extend(lines)
+        if cache is not None:
+            hit = cache.get(id(metric))
+            if hit is not None and hit[0] is metric and hit[1] == len(metric.samples):
+                kept[id(metric)] = hit
+                out.append(hit[2])
+                continue
+        text = _family_text(metric, number)
+        if cache is not None:
+            kept[id(metric)] = (metric, len(metric.samples), text)
+        out.append(text)
+    if cache is not None:
+        cache.clear()
+        cache.update(kept)
     return "".join(out).encode("utf-8")
+
+
+def _family_text(metric: Metric, number: Callable[[float], str]) -> str:
+    if not _plain_names(metric):
+        from prometheus_client.exposition import generate_latest
+
+        return generate_latest(_Families([metric])).decode()
+    suffix, kind = _TYPES.get(metric.type, ("", metric.type))
+    name = metric.name + suffix
+    text = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
+    out = [f"# HELP {name} {text}\n# TYPE {name} {kind}\n"]
+    later: dict[str, list[str]] = {}
+    orders: dict[tuple[str, ...], list[str]] = {}
+    for sample in metric.samples:
+        labels = sample.labels
+        if labels:
+            keys = tuple(labels)
+            order = orders.get(keys)
+            if order is None:
+                order = orders[keys] = sorted(keys)
+            pairs = ",".join(f'{k}="{_escape(labels[k])}"' for k in order)
+            line = f"{sample.name}{{{pairs}}} {number(sample.value)}"
+        else:
+            line = f"{sample.name} {number(sample.value)}"
+        if sample.timestamp is not None:
+            line += f" {int(float(sample.timestamp) * 1000):d}"
+        extra = sample.name[len(metric.name) :]
+        if extra in _OPENMETRICS_ONLY and sample.name.startswith(metric.name):
+            later.setdefault(extra, []).append(line + "\n")
+        else:
+            out.append(line + "\n")
+    for extra, lines in sorted(later.items()):
+        out.append(f"# HELP {metric.name}{extra} {text}\n# TYPE {metric.name}{extra} gauge\n")
+        out.extend(lines)
+    return "".join(out)
 
 
 def _plain_names(metric: Metric) -> bool:
@@ -136,6 +165,7 @@ class Exporter:
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
         self._process: list[Any] | None = None
+        self._rendered: RenderCache = {}
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
@@ -197,12 +227,14 @@ class Exporter:
 
     async def render(self, accept: str = "") -> tuple[bytes, str]:
         """The exposition text (OpenMetrics when ``accept`` asks for it) and its type."""
-        from prometheus_client.exposition import CONTENT_TYPE_LATEST, choose_encoder
+        from prometheus_client.exposition import choose_encoder
 
         families = await self.families()
         encoder, content_type = choose_encoder(accept)
-        if content_type == CONTENT_TYPE_LATEST:
-            body = await asyncio.to_thread(render_text, families)
+        # The classic text format, whatever CONTENT_TYPE_LATEST says in this version of
+        # the library (0.22 made it 1.0.0, while choose_encoder still answers 0.0.4).
+        if content_type.startswith(TEXT_0_0_4):
+            body = await asyncio.to_thread(render_text, families, self._rendered)
         else:  # OpenMetrics, when the scraper asks for it
             body = await asyncio.to_thread(encoder, _Families(families))
         return body, content_type
