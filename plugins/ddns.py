@@ -9,7 +9,9 @@ to admin keys.
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,8 +20,63 @@ from starlette.responses import JSONResponse
 
 from raspapi.plugin import ApiRoute, PluginContext, Status, hookimpl, is_admin
 
+# -- hooks -------------------------------------------------------------------------
+
+
+@hookimpl
+def raspapi_legacy_routes(ctx: PluginContext) -> list[ApiRoute]:
+    service = ctx.service(Ddns)
+    return [ApiRoute("/ddns", _bind(legacy_ddns, service), methods=["GET"], response=LEGACY_SCHEMA)]
+
+
+@hookimpl
+def raspapi_routes(ctx: PluginContext) -> list[ApiRoute]:
+    return [ApiRoute("/", _bind(ddns, ctx.service(Ddns)), methods=["GET"], response=API_SCHEMA)]
+
+
+@hookimpl
+async def raspapi_status(ctx: PluginContext) -> Status:
+    problem = await ctx.service(Ddns).problem()
+    return Status.ok() if problem is None else Status.unavailable(problem)
+
+
+# -- schemas -----------------------------------------------------------------------
+
 DDCLIENT_CONF = "/etc/ddclient.conf"
 _NAME = re.compile(r"([A-Za-z][0-9A-Za-z_-]*)=")
+
+
+_STR = {"type": "string"}
+_NSTR = {"type": ["string", "null"]}
+LEGACY_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "use": _STR,
+        "method": _STR,
+        "protocol": _STR,
+        "server": _STR,
+        "login": _STR,
+        "password": {**_STR, "description": '"" unless the key is an admin key'},
+        "domain": _STR,
+    },
+}
+API_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "config_file": _STR,
+        "use": {**_NSTR, "description": "how ddclient finds the address: web, if, cmd..."},
+        "method": {**_NSTR, "description": "the value of the setting `use` names"},
+        "protocol": _NSTR,
+        "server": _NSTR,
+        "login": _NSTR,
+        "password": {**_NSTR, "description": "null unless the key is an admin key"},
+        "password_set": {"type": "boolean"},
+        "hosts": {"type": "array", "items": _STR},
+    },
+}
+
+
+# -- service -----------------------------------------------------------------------
 
 
 @dataclass
@@ -150,98 +207,6 @@ def load(ctx: PluginContext) -> DdclientConfig | None:
     return None if text is None else parse_ddclient(text)
 
 
-# -- routes ------------------------------------------------------------------------
-
-
-class Handlers:
-    def __init__(self, ctx: PluginContext) -> None:
-        self.ctx = ctx
-
-    async def _config(self) -> DdclientConfig | None:
-        return await self.ctx.cache.get("config", lambda: load(self.ctx))
-
-    async def legacy_ddns(self, request: Request) -> JSONResponse:
-        """RaspAP: ddclient's settings (the password for admin keys only)."""
-        config = await self._config() or DdclientConfig()
-        s = config.settings
-        return JSONResponse(
-            {
-                "use": config.use() or "",
-                "method": config.method() or "",
-                "protocol": s.get("protocol", ""),
-                "server": s.get("server", ""),
-                "login": s.get("login", ""),
-                "password": s.get("password", "") if is_admin(request) else "",
-                "domain": ",".join(config.host_names),
-            }
-        )
-
-    async def ddns(self, request: Request) -> JSONResponse:
-        """ddclient's settings and the hosts it updates.
-
-        `password` is null unless the key is an admin key; `password_set`
-        says whether one is configured.
-        """
-        config = await self._config() or DdclientConfig()
-        s = config.settings
-        password = s.get("password")
-        return JSONResponse(
-            {
-                "config_file": DDCLIENT_CONF,
-                "use": config.use(),
-                "method": config.method(),
-                "protocol": s.get("protocol"),
-                "server": s.get("server"),
-                "login": s.get("login"),
-                "password": password if is_admin(request) else None,
-                "password_set": bool(password),
-                "hosts": config.host_names,
-            }
-        )
-
-
-_STR = {"type": "string"}
-_NSTR = {"type": ["string", "null"]}
-LEGACY_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "use": _STR,
-        "method": _STR,
-        "protocol": _STR,
-        "server": _STR,
-        "login": _STR,
-        "password": {**_STR, "description": '"" unless the key is an admin key'},
-        "domain": _STR,
-    },
-}
-API_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "config_file": _STR,
-        "use": {**_NSTR, "description": "how ddclient finds the address: web, if, cmd..."},
-        "method": {**_NSTR, "description": "the value of the setting `use` names"},
-        "protocol": _NSTR,
-        "server": _NSTR,
-        "login": _NSTR,
-        "password": {**_NSTR, "description": "null unless the key is an admin key"},
-        "password_set": {"type": "boolean"},
-        "hosts": {"type": "array", "items": _STR},
-    },
-}
-
-
-@hookimpl
-def raspapi_legacy_routes(ctx: PluginContext) -> list[ApiRoute]:
-    h = Handlers(ctx)
-    return [ApiRoute("/ddns", h.legacy_ddns, methods=["GET"], response=LEGACY_SCHEMA)]
-
-
-@hookimpl
-def raspapi_routes(ctx: PluginContext) -> list[ApiRoute]:
-    h = Handlers(ctx)
-    return [ApiRoute("/", h.ddns, methods=["GET"], response=API_SCHEMA)]
-
-
 def _check(ctx: PluginContext) -> str | None:
     path = ctx.path(DDCLIENT_CONF)
     try:
@@ -255,7 +220,66 @@ def _check(ctx: PluginContext) -> str | None:
         return f"cannot read {DDCLIENT_CONF}: {exc.strerror or exc}"
 
 
-@hookimpl
-async def raspapi_status(ctx: PluginContext) -> Status:
-    problem = await ctx.cache.get("status", lambda: _check(ctx))
-    return Status.ok() if problem is None else Status.unavailable(problem)
+class Ddns:
+    """ddclient's configuration, read in a thread and cached."""
+
+    def __init__(self, ctx: PluginContext) -> None:
+        self.ctx = ctx
+
+    async def config(self) -> DdclientConfig:
+        return await self.ctx.cache.get("config", lambda: load(self.ctx)) or DdclientConfig()
+
+    async def problem(self) -> str | None:
+        """Why the configuration cannot be read, None when it can."""
+        return await self.ctx.cache.get("status", lambda: _check(self.ctx))
+
+
+# -- handlers ----------------------------------------------------------------------
+
+
+async def legacy_ddns(service: Ddns, request: Request) -> JSONResponse:
+    """RaspAP: ddclient's settings (the password for admin keys only)."""
+    config = await service.config()
+    s = config.settings
+    return JSONResponse(
+        {
+            "use": config.use() or "",
+            "method": config.method() or "",
+            "protocol": s.get("protocol", ""),
+            "server": s.get("server", ""),
+            "login": s.get("login", ""),
+            "password": s.get("password", "") if is_admin(request) else "",
+            "domain": ",".join(config.host_names),
+        }
+    )
+
+
+async def ddns(service: Ddns, request: Request) -> JSONResponse:
+    """ddclient's settings and the hosts it updates.
+
+    `password` is null unless the key is an admin key; `password_set`
+    says whether one is configured.
+    """
+    config = await service.config()
+    s = config.settings
+    password = s.get("password")
+    return JSONResponse(
+        {
+            "config_file": DDCLIENT_CONF,
+            "use": config.use(),
+            "method": config.method(),
+            "protocol": s.get("protocol"),
+            "server": s.get("server"),
+            "login": s.get("login"),
+            "password": password if is_admin(request) else None,
+            "password_set": bool(password),
+            "hosts": config.host_names,
+        }
+    )
+
+
+def _bind(
+    handler: Callable[[Ddns, Request], Awaitable[JSONResponse]], service: Ddns
+) -> Callable[[Request], Awaitable[JSONResponse]]:
+    """``handler`` as a Starlette endpoint (keeping its name and docstring)."""
+    return functools.update_wrapper(functools.partial(handler, service), handler)

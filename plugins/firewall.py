@@ -10,22 +10,71 @@ plugin is unavailable (503) while the file is absent or invalid.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import stat
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from raspapi.plugin import ApiRoute, NotFound, PluginContext, Status, Unavailable, hookimpl
+from raspapi.plugin import (
+    ApiRoute,
+    NotFound,
+    PluginContext,
+    Status,
+    Unavailable,
+    hookimpl,
+    rfc3339,
+)
+
+# -- hooks -------------------------------------------------------------------
+
+
+@hookimpl
+def raspapi_legacy_routes(ctx: PluginContext) -> list[ApiRoute]:
+    fw = ctx.service(Firewall)
+    return [ApiRoute("/firewall", _bind(legacy_firewall, fw), methods=["GET"], response=RAW)]
+
+
+@hookimpl
+def raspapi_routes(ctx: PluginContext) -> list[ApiRoute]:
+    fw = ctx.service(Firewall)
+    return [ApiRoute("/", _bind(firewall, fw), methods=["GET"], response=DETAILED)]
+
+
+@hookimpl
+async def raspapi_status(ctx: PluginContext) -> Status:
+    rules = await ctx.service(Firewall).rules()
+    if rules.state != "ok":
+        return Status.unavailable(rules.problem or rules.state)
+    return Status.ok()
+
+
+# -- schemas -----------------------------------------------------------------
 
 RULES_FILE = "/etc/raspap/networking/firewall/iptables_rules.json"
 MAX_BYTES = 4 * 1024 * 1024
 
 State = Literal["ok", "absent", "invalid"]
+
+
+RAW: dict[str, Any] = {"type": "object", "description": "iptables_rules.json as it is"}
+DETAILED: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "rules_file": {"type": "string"},
+        "modified_at": {"type": ["string", "null"], "format": "date-time"},
+        "size_bytes": {"type": "integer"},
+        "rules": {"type": "object", "description": "iptables_rules.json as it is"},
+    },
+}
+
+
+# -- service -----------------------------------------------------------------
 
 
 @dataclass(frozen=True)
@@ -77,6 +126,22 @@ def load(ctx: PluginContext) -> Rules:
     return Rules("ok", None, data, body, st.st_mtime, st.st_size)
 
 
+class Firewall:
+    """The rules file, read in a thread and cached."""
+
+    def __init__(self, ctx: PluginContext) -> None:
+        self.ctx = ctx
+
+    async def rules(self) -> Rules:
+        return await self.ctx.cache.get("rules", lambda: load(self.ctx))
+
+    async def checked(self) -> Rules:
+        """The rules; NotFound while the file is absent, Unavailable while invalid."""
+        rules = await self.rules()
+        _raise_unless_ok(rules)
+        return rules
+
+
 def _raise_unless_ok(rules: Rules) -> None:
     if rules.state == "absent":
         raise NotFound(f"no firewall rules: {rules.problem}", code="rules_not_found")
@@ -84,76 +149,29 @@ def _raise_unless_ok(rules: Rules) -> None:
         raise Unavailable(rules.problem or "invalid rules", code="invalid_config")
 
 
-class Handlers:
-    def __init__(self, ctx: PluginContext) -> None:
-        self.ctx = ctx
-
-    async def _rules(self) -> Rules:
-        return await self.ctx.cache.get("rules", lambda: load(self.ctx))
-
-    async def legacy_firewall(self, request: Request) -> Response:
-        """RaspAP: the firewall rules file (JSON 404 when absent)."""
-        rules = await self._rules()
-        _raise_unless_ok(rules)
-        return Response(rules.body, media_type="application/json")
-
-    async def firewall(self, request: Request) -> Response:
-        """RaspAP's firewall rules, with the file they come from."""
-        rules = await self._rules()
-        _raise_unless_ok(rules)
-        try:
-            modified: str | None = (
-                datetime.fromtimestamp(rules.modified_at or 0, UTC)
-                .isoformat(timespec="seconds")
-                .replace("+00:00", "Z")
-            )
-        except (OverflowError, OSError, ValueError):
-            modified = None
-        head = json.dumps(
-            {"rules_file": RULES_FILE, "modified_at": modified, "size_bytes": rules.size},
-            separators=(",", ":"),
-        ).encode()
-        # The rules are already encoded: splice them in rather than encode them again.
-        return Response(head[:-1] + b',"rules":' + rules.body + b"}", media_type="application/json")
+# -- handlers ----------------------------------------------------------------
 
 
-@hookimpl
-def raspapi_legacy_routes(ctx: PluginContext) -> list[ApiRoute]:
-    h = Handlers(ctx)
-    return [
-        ApiRoute(
-            "/firewall",
-            h.legacy_firewall,
-            methods=["GET"],
-            response={"type": "object", "description": "iptables_rules.json as it is"},
-        )
-    ]
+async def legacy_firewall(fw: Firewall, request: Request) -> Response:
+    """RaspAP: the firewall rules file (JSON 404 when absent)."""
+    rules = await fw.checked()
+    return Response(rules.body, media_type="application/json")
 
 
-@hookimpl
-def raspapi_routes(ctx: PluginContext) -> list[ApiRoute]:
-    h = Handlers(ctx)
-    return [
-        ApiRoute(
-            "/",
-            h.firewall,
-            methods=["GET"],
-            response={
-                "type": "object",
-                "properties": {
-                    "rules_file": {"type": "string"},
-                    "modified_at": {"type": ["string", "null"], "format": "date-time"},
-                    "size_bytes": {"type": "integer"},
-                    "rules": {"type": "object", "description": "iptables_rules.json as it is"},
-                },
-            },
-        )
-    ]
+async def firewall(fw: Firewall, request: Request) -> Response:
+    """RaspAP's firewall rules, with the file they come from."""
+    rules = await fw.checked()
+    modified = rfc3339(rules.modified_at or 0, lenient=True)
+    head = json.dumps(
+        {"rules_file": RULES_FILE, "modified_at": modified, "size_bytes": rules.size},
+        separators=(",", ":"),
+    ).encode()
+    # The rules are already encoded: splice them in rather than encode them again.
+    return Response(head[:-1] + b',"rules":' + rules.body + b"}", media_type="application/json")
 
 
-@hookimpl
-async def raspapi_status(ctx: PluginContext) -> Status:
-    rules = await ctx.cache.get("rules", lambda: load(ctx))
-    if rules.state != "ok":
-        return Status.unavailable(rules.problem or rules.state)
-    return Status.ok()
+def _bind(
+    handler: Callable[[Firewall, Request], Awaitable[Response]], fw: Firewall
+) -> Callable[[Request], Awaitable[Response]]:
+    """``handler`` as a Starlette endpoint (keeping its name and docstring)."""
+    return functools.update_wrapper(functools.partial(handler, fw), handler)

@@ -29,10 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-
-from raspapi.plugin import ApiRoute, CommandError, NotFound, PluginContext, Status, hookimpl
+from raspapi.plugin import CommandError, NotFound, PluginContext, Status
 
 SYS_NET = "/sys/class/net"
 PROC_NET_DEV = "/proc/net/dev"
@@ -345,12 +342,8 @@ class Networking:
 
     # -- RaspAP ----------------------------------------------------------------
 
-    async def legacy(self, request: Request) -> JSONResponse:
-        """Interfaces (IPv4 address, netmask, MAC) and their traffic counters.
-
-        RaspAP's shape; lo* and docker* are left out. Counters are integers (as
-        RaspAP's psutil gives them), each filled from the counter its label names.
-        """
+    async def legacy(self) -> dict[str, Any]:
+        """RaspAP's shape; lo* and docker* are left out."""
         snapshot = await self.snapshot()
         interfaces: dict[str, Any] = {}
         throughput: dict[str, Any] = {}
@@ -370,7 +363,7 @@ class Networking:
                     "TX_packets": link.counters["tx_packets"],
                     "TX_bytes": link.counters["tx_bytes"],
                 }
-        return JSONResponse({"interfaces": interfaces, "throughput": throughput})
+        return {"interfaces": interfaces, "throughput": throughput}
 
     # -- v1 --------------------------------------------------------------------
 
@@ -398,124 +391,23 @@ class Networking:
             "addresses_error": snapshot.addresses_error,
         }
 
-    async def overview(self, request: Request) -> JSONResponse:
-        """Every interface: addresses, MAC, MTU, state, speed, counters and rates.
-
-        Rates are per second, averaged since the previous refresh (refreshes are
-        at least a cache period apart); null on the first sample and after a
-        counter went back (the interface was re-created).
-        """
+    async def overview(self) -> dict[str, Any]:
         snapshot = await self.snapshot()
         self.rates.observe(snapshot)
         body = self._meta(snapshot)
         body["interfaces"] = [self._interface(link) for link in snapshot.links]
-        return JSONResponse(body)
+        return body
 
-    async def one(self, request: Request) -> JSONResponse:
-        """One interface: addresses, MAC, MTU, state, speed, counters and rates."""
-        name: str = request.path_params["interface"]
+    async def one(self, name: str) -> dict[str, Any]:
         snapshot = await self.snapshot()
         self.rates.observe(snapshot)
         link = next((x for x in snapshot.links if x.name == name), None)
         if link is None or not valid_ifname(name):
             raise NotFound(f"no network interface named {name[:64]!r}", code="unknown_interface")
-        return JSONResponse({**self._interface(link), **self._meta(snapshot)})
+        return {**self._interface(link), **self._meta(snapshot)}
 
 
-# -- plugin state and hooks ------------------------------------------------------
-
-
-def _networking(ctx: PluginContext) -> Networking:
-    return ctx.service(Networking)
-
-
-_NULLABLE_INT = {"type": ["integer", "null"]}
-_NULLABLE_NUMBER = {"type": ["number", "null"]}
-_NULLABLE_STRING = {"type": ["string", "null"]}
-_ADDRESS = {
-    "type": "object",
-    "properties": {
-        "address": {"type": "string"},
-        "prefix_length": {"type": "integer"},
-        "scope": _NULLABLE_STRING,
-    },
-}
-INTERFACE_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "name": {"type": "string"},
-        "ifindex": _NULLABLE_INT,
-        "mac_address": _NULLABLE_STRING,
-        "mtu": _NULLABLE_INT,
-        "operstate": {"type": "string", "description": "The kernel's operstate: up, down..."},
-        "carrier": {"type": ["boolean", "null"]},
-        "up": {"type": "boolean", "description": "operstate up, or unknown with carrier"},
-        "speed_mbps": {**_NULLABLE_INT, "description": "null when the driver does not say"},
-        "ipv4": {"type": "array", "items": _ADDRESS},
-        "ipv6": {"type": "array", "items": _ADDRESS},
-        "counters": {"type": "object", "properties": {k: _NULLABLE_INT for k in COUNTERS}},
-        "rates": {
-            "type": "object",
-            "properties": {f"{k}_per_second": _NULLABLE_NUMBER for k in COUNTERS},
-        },
-    },
-}
-_META = {
-    "sampled_at": {"type": "string", "format": "date-time"},
-    "rate_interval_seconds": {**_NULLABLE_NUMBER, "description": "what the rates average over"},
-    "addresses_error": {**_NULLABLE_STRING, "description": "why addresses are missing"},
-}
-OVERVIEW_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {**_META, "interfaces": {"type": "array", "items": INTERFACE_SCHEMA}},
-}
-ONE_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {**INTERFACE_SCHEMA["properties"], **_META},
-}
-LEGACY_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "interfaces": {
-            "type": "object",
-            "additionalProperties": {
-                "type": "object",
-                "properties": {
-                    "IP_address": _NULLABLE_STRING,
-                    "Netmask": _NULLABLE_STRING,
-                    "MAC_address": _NULLABLE_STRING,
-                },
-            },
-        },
-        "throughput": {
-            "type": "object",
-            "additionalProperties": {
-                "type": "object",
-                "properties": {
-                    k: {"type": "integer"}
-                    for k in ("RX_packets", "RX_bytes", "TX_packets", "TX_bytes")
-                },
-            },
-        },
-    },
-}
-
-
-@hookimpl
-def raspapi_legacy_routes(ctx: PluginContext) -> list[ApiRoute]:
-    return [ApiRoute("/networking", _networking(ctx).legacy, response=LEGACY_SCHEMA)]
-
-
-@hookimpl
-def raspapi_routes(ctx: PluginContext) -> list[ApiRoute]:
-    api = _networking(ctx)
-    return [
-        ApiRoute("/", api.overview, response=OVERVIEW_SCHEMA),
-        ApiRoute("/{interface}", api.one, response=ONE_SCHEMA),
-    ]
-
-
-def _self_check(ctx: PluginContext) -> Status:
+def self_check(ctx: PluginContext) -> Status:
     has_sys = ctx.path(SYS_NET).is_dir()
     has_dev = ctx.path(PROC_NET_DEV).is_file()
     if not has_sys and not has_dev:
@@ -525,167 +417,3 @@ def _self_check(ctx: PluginContext) -> Status:
         interfaces=len(read_links(ctx)),
         addresses=f"from {ip}" if ip else "none: ip (iproute2) is not installed",
     )
-
-
-@hookimpl
-async def raspapi_status(ctx: PluginContext) -> Status:
-    status: Status = await ctx.cache.get("status", lambda: _self_check(ctx), ttl=10)
-    return status
-
-
-# -- history samples and Prometheus metrics ----------------------------------------
-
-
-def _sample_rates(ctx: PluginContext, links: list[Link]) -> dict[str, float]:
-    """Bytes per second since the previous sample, per interface (lo left out)."""
-    now = time.monotonic()
-    counters = {link.name: link.counters for link in links if link.counters is not None}
-    base: tuple[float, dict[str, dict[str, int]]] | None = ctx.state.get("sample_base")
-    if base is not None and now - base[0] < MIN_RATE_INTERVAL:
-        last: dict[str, float] = ctx.state.get("sample_rates", {})
-        return last
-    ctx.state["sample_base"] = (now, counters)
-    out: dict[str, float] = {}
-    if base is not None:
-        elapsed = now - base[0]
-        for name, new in counters.items():
-            old = base[1].get(name)
-            if name == "lo" or old is None:
-                continue
-            for key in ("rx_bytes", "tx_bytes"):
-                if new[key] >= old[key]:
-                    out[f"net.{name}.{key}_per_second"] = round((new[key] - old[key]) / elapsed, 2)
-    ctx.state["sample_rates"] = out
-    return out
-
-
-@hookimpl
-async def raspapi_samples(ctx: PluginContext) -> dict[str, float]:
-    """``net.<interface>.rx_bytes_per_second`` and ``tx_bytes_per_second``."""
-    links: list[Link] = await ctx.cache.get("links", lambda: read_links(ctx))
-    return _sample_rates(ctx, links)
-
-
-#: node_exporter's names for the 16 columns of a /proc/net/dev line.
-_NETDEV = tuple(
-    f"{side}_{name}"
-    for side, names in (
-        (
-            "receive",
-            ("bytes", "packets", "errs", "drop", "fifo", "frame", "compressed", "multicast"),
-        ),
-        (
-            "transmit",
-            ("bytes", "packets", "errs", "drop", "fifo", "colls", "carrier", "compressed"),
-        ),
-    )
-    for name in names
-)
-#: /sys/class/net/<iface>/flags: IFF_UP, which ``adminstate`` reports.
-_IFF_UP = 0x1
-
-
-def _netdev_columns(text: str | None) -> dict[str, list[int]]:
-    """All 16 counters per interface from /proc/net/dev; malformed lines are skipped."""
-    out: dict[str, list[int]] = {}
-    for line in (text or "").splitlines()[2 : MAX_INTERFACES + 2]:
-        name, sep, rest = line.partition(":")
-        name = name.strip()
-        try:
-            numbers = [int(f) for f in rest.split()[:16]]
-        except ValueError:
-            continue
-        if sep and valid_ifname(name) and len(numbers) == 16 and min(numbers) >= 0:
-            out[name] = numbers
-    return out
-
-
-def _node_facts(ctx: PluginContext, links: list[Link]) -> dict[str, Any]:
-    """What node_exporter's netdev and netclass collectors read beyond ``Link``."""
-    base = ctx.path(SYS_NET)
-    info: dict[str, tuple[str, ...]] = {}
-    nohandler: dict[str, int] = {}
-    speed: dict[str, int] = {}
-    for link in links:
-        directory = base / link.name
-        # node_exporter reports the raw value, -1 (unknown) included: -125000 bytes/s.
-        mbps = _int(_read(directory / "speed"))
-        if mbps is not None:
-            speed[link.name] = mbps
-        dropped = _int(_read(directory / "statistics" / "rx_nohandler"))
-        if dropped is not None:
-            nohandler[link.name] = dropped
-        raw = _read(directory / "flags") or ""
-        try:
-            flags = int(raw, 16)
-        except ValueError:
-            flags = None
-        info[link.name] = (
-            link.mac_address or "",
-            (_read(directory / "broadcast") or "").lower(),
-            _read(directory / "duplex") or "",
-            link.operstate,
-            "" if flags is None else ("up" if flags & _IFF_UP else "down"),
-            (_read(directory / "ifalias", limit=256) or ""),
-        )
-    dev = _netdev_columns(_read(ctx.path(PROC_NET_DEV), limit=1 << 20))
-    return {"dev": dev, "info": info, "nohandler": nohandler, "speed": speed}
-
-
-@hookimpl
-async def raspapi_metrics(ctx: PluginContext) -> list[Any]:
-    """node_exporter's ``node_network_*`` counters (every /proc/net/dev column) and its
-    netclass facts (up, info, MTU, speed, carrier), per interface."""
-    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-
-    # A scrape after the cache period gets the last refresh while the next one runs.
-    stale = 2 * ctx.cache.ttl
-    links: list[Link] = await ctx.cache.get("links", lambda: read_links(ctx), stale=stale)
-    facts: dict[str, Any] = await ctx.cache.get(
-        "node", lambda: _node_facts(ctx, links), stale=stale
-    )
-    counters = [
-        CounterMetricFamily(
-            f"node_network_{name}", f"Network device statistic {name}.", labels=["device"]
-        )
-        for name in _NETDEV
-    ]
-    for device, numbers in facts["dev"].items():
-        for family, number in zip(counters, numbers, strict=True):
-            family.add_metric([device], number)
-    nohandler = CounterMetricFamily(
-        "node_network_receive_nohandler",
-        "Network device statistic receive_nohandler.",
-        labels=["device"],
-    )
-    for device, number in facts["nohandler"].items():
-        nohandler.add_metric([device], number)
-    counters.append(nohandler)
-    up = GaugeMetricFamily(
-        "node_network_up", "Value is 1 if operstate is 'up', 0 otherwise.", labels=["device"]
-    )
-    info = GaugeMetricFamily(
-        "node_network_info",
-        "Non-numeric data from /sys/class/net/<iface>, value is always 1.",
-        labels=["device", "address", "broadcast", "duplex", "operstate", "adminstate", "ifalias"],
-    )
-    mtu = GaugeMetricFamily(
-        "node_network_mtu_bytes", "Network device property: mtu_bytes", labels=["device"]
-    )
-    speed = GaugeMetricFamily(
-        "node_network_speed_bytes", "Network device property: speed_bytes", labels=["device"]
-    )
-    carrier = GaugeMetricFamily(
-        "node_network_carrier", "Network device property: carrier", labels=["device"]
-    )
-    for link in links:
-        up.add_metric([link.name], 1 if link.operstate == "up" else 0)
-        if link.name in facts["info"]:
-            info.add_metric([link.name, *facts["info"][link.name]], 1)
-        if link.mtu is not None:
-            mtu.add_metric([link.name], link.mtu)
-        if link.name in facts["speed"]:
-            speed.add_metric([link.name], facts["speed"][link.name] * 125_000)
-        if link.carrier is not None:
-            carrier.add_metric([link.name], 1 if link.carrier else 0)
-    return [*counters, up, info, mtu, speed, carrier]

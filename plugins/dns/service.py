@@ -1,4 +1,4 @@
-"""DNS: RaspAP's ad-block lists, dnsmasq's upstream servers and its log.
+"""The dns plugin's domain: RaspAP's ad-block lists, dnsmasq's upstream servers and its log.
 
 The ad-block lists reach hundreds of thousands of lines. Each is parsed once
 per change of the file (its mtime, size and inode) into a ready JSON body and
@@ -20,12 +20,9 @@ from json.encoder import encode_basestring
 from pathlib import Path
 from typing import IO, Any, Generic, TypeVar
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from raspapi.plugin import PluginContext, open_regular, rfc3339
 
-from raspapi.plugin import ApiRoute, PluginContext, Query, Status, hookimpl, open_regular, rfc3339
-
-from ._dnsmasq import DNSMASQ_CONF, DNSMASQ_DIR, dnsmasq_files
+from .._dnsmasq import dnsmasq_files
 
 DOMAINS_FILE = "/etc/raspap/adblock/domains.txt"
 HOSTNAMES_FILE = "/etc/raspap/adblock/hostnames.txt"
@@ -385,60 +382,33 @@ def adblock_config(ctx: PluginContext) -> list[str]:
     return loading
 
 
-# -- routes ------------------------------------------------------------------------------
+class Dns:
+    """The ad-block lists, the upstream servers and the log, each read in a
+    thread and cached (the lists and the log until their file changes)."""
 
-OFFSET = Query("offset", int, 0, "Index of the first item.", minimum=0)
-LIMIT = Query("limit", int, 1000, "Items per page.", minimum=1, maximum=10000)
-LOG_LIMIT = Query(
-    "limit", int, LOG_DEFAULT, "How many of the last log lines.", minimum=1, maximum=LOG_MAX
-)
-SUMMARY_LOG_LIMIT = Query(
-    "log_limit", int, 50, "How many of the last log lines.", minimum=0, maximum=LOG_MAX
-)
-
-
-class Handlers:
     def __init__(self, ctx: PluginContext) -> None:
         self.ctx = ctx
 
-    async def _list_body(self, request: Request, key: str) -> Response:
-        blocks = await block_list(self.ctx, key)
-        headers = {"ETag": blocks.etag} if blocks.etag else {}
-        if blocks.etag and request.headers.get("if-none-match") == blocks.etag:
-            return Response(status_code=304, headers=headers)
-        return Response(blocks.body, media_type="application/json", headers=headers)
+    async def block_list(self, key: str) -> BlockList:
+        return await block_list(self.ctx, key)
 
-    async def legacy_domains(self, request: Request) -> Response:
-        """RaspAP: the domains of the ad-block list."""
-        return await self._list_body(request, "domains")
+    async def log_tail(self, limit: int) -> list[LogEntry]:
+        return await log_tail(self.ctx, limit)
 
-    async def legacy_hostnames(self, request: Request) -> Response:
-        """RaspAP: the host names of the ad-block hosts list."""
-        return await self._list_body(request, "hostnames")
-
-    async def legacy_upstream(self, request: Request) -> JSONResponse:
-        """RaspAP: dnsmasq's upstream name servers, one per line."""
-        servers = await self._upstream()
-        return JSONResponse({"upstream_nameserver": "\n".join(servers)})
-
-    async def legacy_logs(self, request: Request) -> JSONResponse:
-        """RaspAP: the last lines of dnsmasq's log (default 500)."""
-        limit = LOG_LIMIT.parse(request) or LOG_DEFAULT
-        entries = await log_tail(self.ctx, limit)
-        return JSONResponse([entry.legacy() for entry in entries])
-
-    async def _upstream(self) -> list[str]:
+    async def upstream(self) -> list[str]:
         return await self.ctx.cache.get(
             "upstream", lambda: upstream_servers(self.ctx.read_text(RESOLV_FILE) or "")
         )
 
-    async def summary(self, request: Request) -> JSONResponse:
+    async def files(self) -> list[str]:
+        return await self.ctx.cache.get("files", lambda: dnsmasq_files(self.ctx))
+
+    async def summary(self, log_limit: int) -> dict[str, Any]:
         """Ad-block state and list sizes, upstream servers and the log's last lines."""
-        log_limit = SUMMARY_LOG_LIMIT.parse(request) or 0
         loaded_by = await self.ctx.cache.get("adblock", lambda: adblock_config(self.ctx))
         lists = {}
         for key in LISTS:
-            blocks = await block_list(self.ctx, key)
+            blocks = await self.block_list(key)
             lists[key] = {
                 "file": LISTS[key][0],
                 "present": blocks.present,
@@ -446,19 +416,16 @@ class Handlers:
                 "truncated": blocks.truncated,
                 "modified_at": rfc3339(blocks.modified_at, lenient=True),
             }
-        entries = await log_tail(self.ctx, log_limit)
-        return JSONResponse(
-            {
-                "adblock": {"enabled": bool(loaded_by), "config_files": loaded_by, **lists},
-                "upstream_servers": await self._upstream(),
-                "log": [entry.api() for entry in entries],
-            }
-        )
+        entries = await self.log_tail(log_limit)
+        return {
+            "adblock": {"enabled": bool(loaded_by), "config_files": loaded_by, **lists},
+            "upstream_servers": await self.upstream(),
+            "log": [entry.api() for entry in entries],
+        }
 
-    async def _page(self, request: Request, key: str) -> Response:
-        offset = OFFSET.parse(request) or 0
-        limit = LIMIT.parse(request) or 1000
-        blocks = await block_list(self.ctx, key)
+    async def page(self, key: str, offset: int, limit: int) -> bytes:
+        """One page of a list as a JSON object, built from the list's ready bytes."""
+        blocks = await self.block_list(key)
         head = b'{"total":%d,"offset":%d,"limit":%d,"truncated":%s,"%s":' % (
             blocks.count,
             offset,
@@ -466,174 +433,4 @@ class Handlers:
             b"true" if blocks.truncated else b"false",
             key.encode(),
         )
-        return Response(head + blocks.page(offset, limit) + b"}", media_type="application/json")
-
-    async def domains(self, request: Request) -> Response:
-        """One page of the ad-block domains."""
-        return await self._page(request, "domains")
-
-    async def hostnames(self, request: Request) -> Response:
-        """One page of the ad-block host names."""
-        return await self._page(request, "hostnames")
-
-    async def logs(self, request: Request) -> JSONResponse:
-        """The last lines of dnsmasq's log, parsed (malformed lines left out)."""
-        limit = LOG_LIMIT.parse(request) or LOG_DEFAULT
-        entries = await log_tail(self.ctx, limit)
-        return JSONResponse({"log_file": LOG_FILE, "entries": [e.api() for e in entries]})
-
-
-_STR = {"type": "string"}
-_NSTR = {"type": ["string", "null"]}
-_LOG_ENTRY = {
-    "type": "object",
-    "properties": {
-        "logged_at": {
-            "type": ["string", "null"],
-            "format": "date-time",
-            "description": "UTC; syslog times carry no year or zone: local time of "
-            "this year (last year when that is in the future) is assumed",
-        },
-        "time_text": {**_STR, "description": "the time as the log line has it"},
-        "process": _STR,
-        "pid": {"type": ["integer", "null"]},
-        "message": _STR,
-    },
-}
-_LIST_INFO = {
-    "type": "object",
-    "properties": {
-        "file": _STR,
-        "present": {"type": "boolean"},
-        "count": {"type": "integer"},
-        "truncated": {"type": "boolean"},
-        "modified_at": {"type": ["string", "null"], "format": "date-time"},
-    },
-}
-
-
-def _page_schema(key: str) -> dict[str, Any]:
-    return {
-        "type": "object",
-        "properties": {
-            "total": {"type": "integer"},
-            "offset": {"type": "integer"},
-            "limit": {"type": "integer"},
-            "truncated": {
-                "type": "boolean",
-                "description": f"the file is larger than {MAX_LIST_BYTES} bytes or "
-                f"{MAX_LIST_ENTRIES} entries; the rest is not listed",
-            },
-            key: {"type": "array", "items": _STR},
-        },
-    }
-
-
-@hookimpl
-def raspapi_legacy_routes(ctx: PluginContext) -> list[ApiRoute]:
-    h = Handlers(ctx)
-    return [
-        ApiRoute(
-            "/dns/domains",
-            h.legacy_domains,
-            methods=["GET"],
-            response={
-                "type": "object",
-                "properties": {"domains": {"type": "array", "items": _STR}},
-            },
-        ),
-        ApiRoute(
-            "/dns/hostnames",
-            h.legacy_hostnames,
-            methods=["GET"],
-            response={
-                "type": "object",
-                "properties": {"hostnames": {"type": "array", "items": _STR}},
-            },
-        ),
-        ApiRoute(
-            "/dns/upstream",
-            h.legacy_upstream,
-            methods=["GET"],
-            response={"type": "object", "properties": {"upstream_nameserver": _STR}},
-        ),
-        ApiRoute(
-            "/dns/logs",
-            h.legacy_logs,
-            methods=["GET"],
-            query=[LOG_LIMIT],
-            response={
-                "type": "array",
-                "items": {
-                    "type": "object",
-                    "properties": {"timestamp": _STR, "process": _STR, "message": _STR},
-                },
-            },
-        ),
-    ]
-
-
-@hookimpl
-def raspapi_routes(ctx: PluginContext) -> list[ApiRoute]:
-    h = Handlers(ctx)
-    return [
-        ApiRoute(
-            "/",
-            h.summary,
-            methods=["GET"],
-            query=[SUMMARY_LOG_LIMIT],
-            response={
-                "type": "object",
-                "properties": {
-                    "adblock": {
-                        "type": "object",
-                        "properties": {
-                            "enabled": {
-                                "type": "boolean",
-                                "description": "a dnsmasq file loads one of the lists",
-                            },
-                            "config_files": {"type": "array", "items": _STR},
-                            "domains": _LIST_INFO,
-                            "hostnames": _LIST_INFO,
-                        },
-                    },
-                    "upstream_servers": {"type": "array", "items": _STR},
-                    "log": {"type": "array", "items": _LOG_ENTRY},
-                },
-            },
-        ),
-        ApiRoute(
-            "/domains",
-            h.domains,
-            methods=["GET"],
-            query=[OFFSET, LIMIT],
-            response=_page_schema("domains"),
-        ),
-        ApiRoute(
-            "/hostnames",
-            h.hostnames,
-            methods=["GET"],
-            query=[OFFSET, LIMIT],
-            response=_page_schema("hostnames"),
-        ),
-        ApiRoute(
-            "/logs",
-            h.logs,
-            methods=["GET"],
-            query=[LOG_LIMIT],
-            response={
-                "type": "object",
-                "properties": {"log_file": _STR, "entries": {"type": "array", "items": _LOG_ENTRY}},
-            },
-        ),
-    ]
-
-
-@hookimpl
-async def raspapi_status(ctx: PluginContext) -> Status:
-    files = await ctx.cache.get("files", lambda: dnsmasq_files(ctx))
-    if not files:
-        return Status.unavailable(
-            f"no dnsmasq configuration ({DNSMASQ_CONF} or {DNSMASQ_DIR}/*.conf)"
-        )
-    return Status.ok(config_files=len(files))
+        return head + blocks.page(offset, limit) + b"}"

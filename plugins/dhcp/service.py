@@ -1,4 +1,5 @@
-"""DHCP: dnsmasq's ranges and static leases, dhcpcd's static router and DNS, current leases.
+"""The dhcp plugin's domain: dnsmasq's ranges and static leases, dhcpcd's static router
+and DNS, current leases.
 
 RaspAP's ``GET /dhcp`` reads the wlan0 range from ``/etc/dnsmasq.d/090_wlan0.conf``
 and the gateway and name servers from the wlan0 block of ``/etc/dhcpcd.conf``.
@@ -13,12 +14,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse
+from raspapi.plugin import PluginContext, open_regular, rfc3339
 
-from raspapi.plugin import ApiRoute, PluginContext, Status, hookimpl, open_regular, rfc3339
-
-from ._dnsmasq import DNSMASQ_CONF, DNSMASQ_DIR, dnsmasq_files
+from .._dnsmasq import dnsmasq_files
 
 WLAN0_CONF = "/etc/dnsmasq.d/090_wlan0.conf"
 DHCPCD_CONF = "/etc/dhcpcd.conf"
@@ -402,130 +400,17 @@ def _host_json(host: StaticLease, file: str) -> dict[str, Any]:
     }
 
 
-# -- routes ------------------------------------------------------------------------
+class Dhcp:
+    """The payloads of both routes, read in a thread and cached."""
 
-
-class Handlers:
     def __init__(self, ctx: PluginContext) -> None:
         self.ctx = ctx
 
-    async def legacy_dhcp(self, request: Request) -> JSONResponse:
-        """RaspAP: the wlan0 DHCP range, gateway and name servers."""
-        payload = await self.ctx.cache.get("legacy", lambda: legacy_payload(self.ctx))
-        return JSONResponse(payload)
+    async def legacy(self) -> dict[str, Any]:
+        return await self.ctx.cache.get("legacy", lambda: legacy_payload(self.ctx))
 
-    async def dhcp(self, request: Request) -> JSONResponse:
-        """Every DHCP range, static lease and current lease dnsmasq has.
+    async def api(self) -> dict[str, Any]:
+        return await self.ctx.cache.get("api", lambda: api_payload(self.ctx))
 
-        Ranges and static leases come from /etc/dnsmasq.conf and
-        /etc/dnsmasq.d/*.conf (with the file and the interface it serves);
-        leases from /var/lib/misc/dnsmasq.leases (`expires_at` is null for
-        an infinite lease, `hostname` and `client_id` null when unknown).
-        """
-        payload = await self.ctx.cache.get("api", lambda: api_payload(self.ctx))
-        return JSONResponse(payload)
-
-
-_STR = {"type": "string"}
-_NSTR = {"type": ["string", "null"]}
-_NINT = {"type": ["integer", "null"]}
-LEGACY_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "range_start": _STR,
-        "range_end": _STR,
-        "range_subnet_mask": _STR,
-        "range_lease_time": _STR,
-        "range_gateway": _STR,
-        "range_nameservers": {"type": "array", "items": _STR},
-    },
-}
-API_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "ranges": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "file": _STR,
-                    "interface": _NSTR,
-                    "set_tag": _NSTR,
-                    "tags": {"type": "array", "items": _STR},
-                    "ip_version": {"enum": [4, 6]},
-                    "start": _STR,
-                    "end": _NSTR,
-                    "netmask": _NSTR,
-                    "broadcast": _NSTR,
-                    "prefix_length": _NINT,
-                    "modes": {"type": "array", "items": _STR},
-                    "lease_time": {**_NSTR, "description": "as written, e.g. 12h or infinite"},
-                    "lease_seconds": {**_NINT, "description": "null when infinite or unset"},
-                },
-            },
-        },
-        "static_leases": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "file": _STR,
-                    "mac": _NSTR,
-                    "client_id": _NSTR,
-                    "ip": _NSTR,
-                    "hostname": _NSTR,
-                    "lease_time": _NSTR,
-                    "lease_seconds": _NINT,
-                    "ignore": {"type": "boolean"},
-                },
-            },
-        },
-        "leases": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "mac": _NSTR,
-                    "ip": _STR,
-                    "hostname": _NSTR,
-                    "client_id": _NSTR,
-                    "expires_at": {"type": ["string", "null"], "format": "date-time"},
-                },
-            },
-        },
-        "static_interfaces": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "interface": _STR,
-                    "ip_address": _NSTR,
-                    "routers": {"type": "array", "items": _STR},
-                    "name_servers": {"type": "array", "items": _STR},
-                },
-            },
-        },
-    },
-}
-
-
-@hookimpl
-def raspapi_legacy_routes(ctx: PluginContext) -> list[ApiRoute]:
-    handlers = Handlers(ctx)
-    return [ApiRoute("/dhcp", handlers.legacy_dhcp, methods=["GET"], response=LEGACY_SCHEMA)]
-
-
-@hookimpl
-def raspapi_routes(ctx: PluginContext) -> list[ApiRoute]:
-    handlers = Handlers(ctx)
-    return [ApiRoute("/", handlers.dhcp, methods=["GET"], response=API_SCHEMA)]
-
-
-@hookimpl
-async def raspapi_status(ctx: PluginContext) -> Status:
-    files = await ctx.cache.get("files", lambda: dnsmasq_files(ctx))
-    if not files:
-        return Status.unavailable(
-            f"no dnsmasq configuration ({DNSMASQ_CONF} or {DNSMASQ_DIR}/*.conf)"
-        )
-    return Status.ok(config_files=len(files))
+    async def files(self) -> list[str]:
+        return await self.ctx.cache.get("files", lambda: dnsmasq_files(self.ctx))

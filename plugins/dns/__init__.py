@@ -1,0 +1,96 @@
+"""DNS: RaspAP's ad-block lists, dnsmasq's upstream servers and its log.
+
+The ad-block lists reach hundreds of thousands of lines. Each is parsed once
+per change of the file (its mtime, size and inode) into a ready JSON body and
+the offsets of its items, so RaspAP's routes send bytes that already exist and
+``/api/v1/dns/domains`` pages without copying the list. The log is read from
+its end, a bounded number of bytes.
+"""
+
+from __future__ import annotations
+
+from raspapi.plugin import ApiRoute, PluginContext, Status, hookimpl
+
+from .._dnsmasq import DNSMASQ_CONF, DNSMASQ_DIR
+from . import api, schema
+from .service import Dns
+
+_GET = ["GET"]
+
+
+@hookimpl
+def raspapi_legacy_routes(ctx: PluginContext) -> list[ApiRoute]:
+    dns = ctx.service(Dns)
+    return [
+        ApiRoute(
+            "/dns/domains",
+            api.bind(api.legacy_domains, dns),
+            methods=_GET,
+            response=schema.LEGACY_DOMAINS,
+        ),
+        ApiRoute(
+            "/dns/hostnames",
+            api.bind(api.legacy_hostnames, dns),
+            methods=_GET,
+            response=schema.LEGACY_HOSTNAMES,
+        ),
+        ApiRoute(
+            "/dns/upstream",
+            api.bind(api.legacy_upstream, dns),
+            methods=_GET,
+            response=schema.LEGACY_UPSTREAM,
+        ),
+        ApiRoute(
+            "/dns/logs",
+            api.bind(api.legacy_logs, dns),
+            methods=_GET,
+            query=[schema.LOG_LIMIT],
+            response=schema.LEGACY_LOGS,
+        ),
+    ]
+
+
+@hookimpl
+def raspapi_routes(ctx: PluginContext) -> list[ApiRoute]:
+    dns = ctx.service(Dns)
+    paged = [schema.OFFSET, schema.LIMIT]
+    return [
+        ApiRoute(
+            "/",
+            api.bind(api.summary, dns),
+            methods=_GET,
+            query=[schema.SUMMARY_LOG_LIMIT],
+            response=schema.SUMMARY,
+        ),
+        ApiRoute(
+            "/domains",
+            api.bind(api.domains, dns),
+            methods=_GET,
+            query=paged,
+            response=schema.page_schema("domains"),
+        ),
+        ApiRoute(
+            "/hostnames",
+            api.bind(api.hostnames, dns),
+            methods=_GET,
+            query=paged,
+            response=schema.page_schema("hostnames"),
+        ),
+        ApiRoute(
+            "/logs",
+            api.bind(api.logs, dns),
+            methods=_GET,
+            query=[schema.LOG_LIMIT],
+            response=schema.LOGS,
+        ),
+    ]
+
+
+@hookimpl
+async def raspapi_status(ctx: PluginContext) -> Status:
+    files = await ctx.service(Dns).files()
+    if not files:
+        return Status.unavailable(
+            f"no dnsmasq configuration ({DNSMASQ_CONF} or {DNSMASQ_DIR}/*.conf)"
+        )
+    return Status.ok(config_files=len(files))

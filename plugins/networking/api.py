@@ -1,0 +1,43 @@
+"""The networking plugin's handlers: thin, the service does the work."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+
+from .service import Networking
+
+
+async def legacy(service: Networking, request: Request) -> JSONResponse:
+    """Interfaces (IPv4 address, netmask, MAC) and their traffic counters.
+
+    RaspAP's shape; lo* and docker* are left out. Counters are integers (as
+    RaspAP's psutil gives them), each filled from the counter its label names.
+    """
+    return JSONResponse(await service.legacy())
+
+
+async def overview(service: Networking, request: Request) -> JSONResponse:
+    """Every interface: addresses, MAC, MTU, state, speed, counters and rates.
+
+    Rates are per second, averaged since the previous refresh (refreshes are
+    at least a cache period apart); null on the first sample and after a
+    counter went back (the interface was re-created).
+    """
+    return JSONResponse(await service.overview())
+
+
+async def one(service: Networking, request: Request) -> JSONResponse:
+    """One interface: addresses, MAC, MTU, state, speed, counters and rates."""
+    name: str = request.path_params["interface"]
+    return JSONResponse(await service.one(name))
+
+
+def bind(
+    handler: Callable[[Networking, Request], Awaitable[JSONResponse]], service: Networking
+) -> Callable[[Request], Awaitable[JSONResponse]]:
+    """``handler`` as a Starlette endpoint (keeping its name and docstring)."""
+    return functools.update_wrapper(functools.partial(handler, service), handler)
