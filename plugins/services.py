@@ -11,7 +11,6 @@ import asyncio
 import functools
 import re
 import signal
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -36,19 +35,21 @@ from raspapi.plugin import (
     hookimpl,
 )
 
+from ._handlers import bind
+
 
 @hookimpl
 def raspapi_routes(ctx: PluginContext) -> list[ApiRoute]:
     service = ctx.service(Services)
     routes = [
-        ApiRoute("/", _bind(overview, service), response=LIST_SCHEMA),
-        ApiRoute("/{name}", _bind(one, service), response=SERVICE_SCHEMA),
+        ApiRoute("/", bind(overview, service), response=LIST_SCHEMA),
+        ApiRoute("/{name}", bind(one, service), response=SERVICE_SCHEMA),
     ]
     for action, handler in zip(ACTIONS, (start, stop, restart), strict=True):
         routes.append(
             ApiRoute(
                 f"/{{name}}/{action}",
-                _bind(handler, service),
+                bind(handler, service),
                 methods=["POST"],
                 scope="control",
                 response=ACTION_SCHEMA,
@@ -255,18 +256,6 @@ class Services:
 
 
 # -- the handlers ----------------------------------------------------------------
-
-Handler = Callable[[Services, Request], Awaitable[JSONResponse]]
-
-
-def _bind(handler: Handler, service: Services) -> Callable[[Request], Awaitable[JSONResponse]]:
-    """``handler`` as a Starlette endpoint on ``service`` (its docstring is the route's)."""
-
-    @functools.wraps(handler)
-    async def endpoint(request: Request) -> JSONResponse:
-        return await handler(service, request)
-
-    return endpoint
 
 
 def _unit(request: Request) -> str:

@@ -11,11 +11,9 @@ from the firmware driver's sysfs file. Contributes RaspAP's
 from __future__ import annotations
 
 import asyncio
-import functools
 import os
 import re
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -23,10 +21,12 @@ from starlette.responses import JSONResponse
 
 from raspapi.plugin import ApiRoute, CommandError, PluginContext, Status, hookimpl
 
+from ._handlers import bind
+
 
 @hookimpl
 def raspapi_routes(ctx: PluginContext) -> list[ApiRoute]:
-    handler = _bind(thermal, ctx.service(Thermal))
+    handler = bind(thermal, ctx.service(Thermal))
     return [ApiRoute("/", handler, methods=["GET"], response=RESPONSE)]
 
 
@@ -343,18 +343,6 @@ class Thermal:
 
 
 # -- the handlers ----------------------------------------------------------------
-
-
-def _bind(
-    handler: Callable[[Thermal, Request], Awaitable[JSONResponse]], service: Thermal
-) -> Callable[[Request], Awaitable[JSONResponse]]:
-    """``handler`` as a Starlette endpoint on ``service`` (its docstring is the route's)."""
-
-    @functools.wraps(handler)
-    async def endpoint(request: Request) -> JSONResponse:
-        return await handler(service, request)
-
-    return endpoint
 
 
 async def thermal(service: Thermal, request: Request) -> JSONResponse:
