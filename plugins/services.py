@@ -35,6 +35,38 @@ from raspapi.plugin import (
     hookimpl,
 )
 
+from ._handlers import bind
+
+
+@hookimpl
+def raspapi_routes(ctx: PluginContext) -> list[ApiRoute]:
+    service = ctx.service(Services)
+    routes = [
+        ApiRoute("/", bind(overview, service), response=LIST_SCHEMA),
+        ApiRoute("/{name}", bind(one, service), response=SERVICE_SCHEMA),
+    ]
+    for action, handler in zip(ACTIONS, (start, stop, restart), strict=True):
+        routes.append(
+            ApiRoute(
+                f"/{{name}}/{action}",
+                bind(handler, service),
+                methods=["POST"],
+                scope="control",
+                response=ACTION_SCHEMA,
+            )
+        )
+    return routes
+
+
+@hookimpl
+async def raspapi_status(ctx: PluginContext) -> Status:
+    service = ctx.service(Services)
+    status: Status = await ctx.cache.get("status", service.system_state, ttl=10)
+    return status
+
+
+# -- schemas and constants -------------------------------------------------------
+
 #: Name in our URLs -> unit.
 FIXED = {
     "hostapd": "hostapd.service",
@@ -51,6 +83,43 @@ LISTED = (*FIXED.values(), "wg-quick@wg0.service")
 ACTIONS: tuple[Action, ...] = ("start", "stop", "restart")
 #: What ``systemctl is-system-running`` says when systemd is not PID 1.
 _NO_SYSTEMD = ("offline", "unknown", "")
+
+
+_STRING = {"type": "string"}
+_NULLABLE_STRING = {"type": ["string", "null"]}
+SERVICE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "name": _STRING,
+        "unit": _STRING,
+        "active": {"type": ["boolean", "null"]},
+        "load_state": _NULLABLE_STRING,
+        "active_state": _NULLABLE_STRING,
+        "sub_state": _NULLABLE_STRING,
+        "unit_file_state": _NULLABLE_STRING,
+        "main_pid": {"type": ["integer", "null"]},
+        "active_since": {**_NULLABLE_STRING, "description": "as systemctl prints it"},
+        "memory_bytes": {"type": ["integer", "null"]},
+        "error": {**_NULLABLE_STRING, "description": "why systemctl could not say"},
+    },
+}
+LIST_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {"services": {"type": "array", "items": SERVICE_SCHEMA}},
+}
+ACTION_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "name": _STRING,
+        "unit": _STRING,
+        "action": {"enum": list(ACTIONS)},
+        "result": {"enum": ["done", "queued"], "description": "queued: restapi itself"},
+        "service": {**SERVICE_SCHEMA, "type": ["object", "null"]},
+    },
+}
+
+
+# -- the service -----------------------------------------------------------------
 
 
 def unit_for(name: str) -> str | None:
@@ -95,11 +164,13 @@ def _failure(exc: CommandError, what: str) -> ApiError:
 
 
 class Services:
+    """systemctl over the allow-list: states (cached for the listed units) and actions."""
+
     def __init__(self, ctx: PluginContext) -> None:
         self.ctx = ctx
         self.systemd = Systemd(ctx.runner)
 
-    async def _state(self, unit: str) -> UnitState:
+    async def state(self, unit: str) -> UnitState:
         if unit not in LISTED:
             # Any wg-quick@<name> may be asked for: don't let callers grow the cache.
             return await self.systemd.state(unit)
@@ -108,45 +179,25 @@ class Services:
         )
         return state
 
-    async def _entry(self, unit: str) -> dict[str, Any]:
+    async def entry(self, unit: str) -> dict[str, Any]:
         try:
-            return _entry(unit, await self._state(unit), None)
+            return _entry(unit, await self.state(unit), None)
         except CommandError as exc:
             return _entry(unit, None, describe_failure(exc))
 
-    def _unit(self, request: Request) -> str:
-        name: str = request.path_params["name"]
-        unit = unit_for(name)
-        if unit is None:
-            shown = name if len(name) <= 64 else name[:64] + "..."
-            raise NotFound(
-                f"{shown!r} is not a service this API manages; it manages "
-                "hostapd, dnsmasq, openvpn-client@client, wg-quick@<interface> and restapi",
-                code="unknown_service",
-            )
-        return unit
+    async def overview(self) -> dict[str, Any]:
+        entries = await asyncio.gather(*(self.entry(u) for u in LISTED))
+        return {"services": list(entries)}
 
-    async def overview(self, request: Request) -> JSONResponse:
-        """The state of every service this API manages.
-
-        hostapd, dnsmasq, openvpn-client@client, restapi and wg-quick@wg0
-        (RaspAP's WireGuard unit; ask for other wg-quick@<interface> units by
-        name). A unit systemctl could not read has ``error`` set and null states.
-        """
-        entries = await asyncio.gather(*(self._entry(u) for u in LISTED))
-        return JSONResponse({"services": list(entries)})
-
-    async def one(self, request: Request) -> JSONResponse:
-        """The state of one service (hostapd, dnsmasq, wg-quick@wg0...)."""
-        unit = self._unit(request)
+    async def one(self, unit: str) -> dict[str, Any]:
         try:
-            state = await self._state(unit)
+            state = await self.state(unit)
         except CommandError as exc:
             raise _failure(exc, f"cannot read the state of {unit}") from None
-        return JSONResponse(_entry(unit, state, None))
+        return _entry(unit, state, None)
 
-    async def act(self, request: Request, action: Action) -> JSONResponse:
-        unit = self._unit(request)
+    async def act(self, unit: str, action: Action) -> dict[str, Any]:
+        """Run ``action`` on ``unit``; ``result`` is "queued" for this daemon itself."""
         if unit == SELF and action == "stop":
             # Nothing remote could start it again: stopping this daemon is for a
             # shell on the machine (or RaspAP's GUI, which runs systemctl itself).
@@ -179,107 +230,81 @@ class Services:
             self.ctx.cache.invalidate(("state", unit))
         if unit == SELF:
             body = {"name": _short(unit), "unit": unit, "action": action, "result": "queued"}
-            return JSONResponse({**body, "service": None}, status_code=202)
-        service = await self._entry(unit)
+            return {**body, "service": None}
+        service = await self.entry(unit)
         body = {"name": _short(unit), "unit": unit, "action": action, "result": "done"}
-        return JSONResponse({**body, "service": service})
+        return {**body, "service": service}
 
-    async def start(self, request: Request) -> JSONResponse:
-        """Start a service; answers with its state afterwards."""
-        return await self.act(request, "start")
-
-    async def stop(self, request: Request) -> JSONResponse:
-        """Stop a service; answers with its state afterwards."""
-        return await self.act(request, "stop")
-
-    async def restart(self, request: Request) -> JSONResponse:
-        """Restart a service; answers with its state afterwards.
-
-        ``restapi`` (this daemon) answers 202 first: the job is queued with
-        ``systemctl --no-block`` and runs after the reply.
-        """
-        return await self.act(request, "restart")
-
-
-async def system_state(ctx: PluginContext) -> Status:
-    """Whether systemd runs as PID 1, as ``systemctl is-system-running`` says."""
-    try:
-        result = await ctx.runner.run(["systemctl", "is-system-running"], timeout=10, check=False)
-    except CommandNotFound:
-        return Status.unavailable("systemctl is not installed")
-    except CommandError as exc:
-        return Status.unavailable(f"systemctl cannot answer: {exc}")
-    lines = result.text.strip().splitlines()
-    state = lines[0].strip() if lines else ""
-    if state in _NO_SYSTEMD:
-        return Status.unavailable(
-            f"systemd is not running as init (systemctl is-system-running: {state or 'no answer'})"
-        )
-    return Status.ok(system_state=state)
-
-
-# -- plugin state and hooks ------------------------------------------------------
-
-
-def _services(ctx: PluginContext) -> Services:
-    return ctx.service(Services)
-
-
-_STRING = {"type": "string"}
-_NULLABLE_STRING = {"type": ["string", "null"]}
-SERVICE_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "name": _STRING,
-        "unit": _STRING,
-        "active": {"type": ["boolean", "null"]},
-        "load_state": _NULLABLE_STRING,
-        "active_state": _NULLABLE_STRING,
-        "sub_state": _NULLABLE_STRING,
-        "unit_file_state": _NULLABLE_STRING,
-        "main_pid": {"type": ["integer", "null"]},
-        "active_since": {**_NULLABLE_STRING, "description": "as systemctl prints it"},
-        "memory_bytes": {"type": ["integer", "null"]},
-        "error": {**_NULLABLE_STRING, "description": "why systemctl could not say"},
-    },
-}
-LIST_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {"services": {"type": "array", "items": SERVICE_SCHEMA}},
-}
-ACTION_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "name": _STRING,
-        "unit": _STRING,
-        "action": {"enum": list(ACTIONS)},
-        "result": {"enum": ["done", "queued"], "description": "queued: restapi itself"},
-        "service": {**SERVICE_SCHEMA, "type": ["object", "null"]},
-    },
-}
-
-
-@hookimpl
-def raspapi_routes(ctx: PluginContext) -> list[ApiRoute]:
-    api = _services(ctx)
-    routes = [
-        ApiRoute("/", api.overview, response=LIST_SCHEMA),
-        ApiRoute("/{name}", api.one, response=SERVICE_SCHEMA),
-    ]
-    for action in ACTIONS:
-        routes.append(
-            ApiRoute(
-                f"/{{name}}/{action}",
-                getattr(api, action),
-                methods=["POST"],
-                scope="control",
-                response=ACTION_SCHEMA,
+    async def system_state(self) -> Status:
+        """Whether systemd runs as PID 1, as ``systemctl is-system-running`` says."""
+        try:
+            result = await self.ctx.runner.run(
+                ["systemctl", "is-system-running"], timeout=10, check=False
             )
+        except CommandNotFound:
+            return Status.unavailable("systemctl is not installed")
+        except CommandError as exc:
+            return Status.unavailable(f"systemctl cannot answer: {exc}")
+        lines = result.text.strip().splitlines()
+        state = lines[0].strip() if lines else ""
+        if state in _NO_SYSTEMD:
+            return Status.unavailable(
+                "systemd is not running as init "
+                f"(systemctl is-system-running: {state or 'no answer'})"
+            )
+        return Status.ok(system_state=state)
+
+
+# -- the handlers ----------------------------------------------------------------
+
+
+def _unit(request: Request) -> str:
+    name: str = request.path_params["name"]
+    unit = unit_for(name)
+    if unit is None:
+        shown = name if len(name) <= 64 else name[:64] + "..."
+        raise NotFound(
+            f"{shown!r} is not a service this API manages; it manages "
+            "hostapd, dnsmasq, openvpn-client@client, wg-quick@<interface> and restapi",
+            code="unknown_service",
         )
-    return routes
+    return unit
 
 
-@hookimpl
-async def raspapi_status(ctx: PluginContext) -> Status:
-    status: Status = await ctx.cache.get("status", functools.partial(system_state, ctx), ttl=10)
-    return status
+async def overview(service: Services, request: Request) -> JSONResponse:
+    """The state of every service this API manages.
+
+    hostapd, dnsmasq, openvpn-client@client, restapi and wg-quick@wg0
+    (RaspAP's WireGuard unit; ask for other wg-quick@<interface> units by
+    name). A unit systemctl could not read has ``error`` set and null states.
+    """
+    return JSONResponse(await service.overview())
+
+
+async def one(service: Services, request: Request) -> JSONResponse:
+    """The state of one service (hostapd, dnsmasq, wg-quick@wg0...)."""
+    return JSONResponse(await service.one(_unit(request)))
+
+
+async def _act(service: Services, request: Request, action: Action) -> JSONResponse:
+    body = await service.act(_unit(request), action)
+    return JSONResponse(body, status_code=202 if body["result"] == "queued" else 200)
+
+
+async def start(service: Services, request: Request) -> JSONResponse:
+    """Start a service; answers with its state afterwards."""
+    return await _act(service, request, "start")
+
+
+async def stop(service: Services, request: Request) -> JSONResponse:
+    """Stop a service; answers with its state afterwards."""
+    return await _act(service, request, "stop")
+
+
+async def restart(service: Services, request: Request) -> JSONResponse:
+    """Restart a service; answers with its state afterwards.
+
+    ``restapi`` (this daemon) answers 202 first: the job is queued with
+    ``systemctl --no-block`` and runs after the reply.
+    """
+    return await _act(service, request, "restart")

@@ -21,6 +21,48 @@ from starlette.responses import JSONResponse
 
 from raspapi.plugin import ApiRoute, CommandError, PluginContext, Status, hookimpl
 
+from ._handlers import bind
+
+
+@hookimpl
+def raspapi_routes(ctx: PluginContext) -> list[ApiRoute]:
+    handler = bind(thermal, ctx.service(Thermal))
+    return [ApiRoute("/", handler, methods=["GET"], response=RESPONSE)]
+
+
+@hookimpl
+async def raspapi_status(ctx: PluginContext) -> Status:
+    return await ctx.service(Thermal).status()
+
+
+@hookimpl
+async def raspapi_system_fields(ctx: PluginContext) -> dict[str, Any]:
+    """RaspAP's systemTemperature: thermal_zone0 in degrees Celsius, 2 decimals."""
+    return await ctx.service(Thermal).system_fields()
+
+
+@hookimpl
+async def raspapi_samples(ctx: PluginContext) -> dict[str, float]:
+    """``temperature.<zone>.celsius``, ``temperature.<hwmonN>.<label>.celsius`` and
+    ``throttling.<flag>`` (1 while the firmware's flag is set, else 0)."""
+    return await ctx.service(Thermal).samples()
+
+
+@hookimpl
+async def raspapi_metrics(ctx: PluginContext) -> list[Any]:
+    """node_exporter's ``node_thermal_zone_temp`` and ``node_hwmon_temp_celsius``, and
+    the firmware's throttling flags, now and since boot."""
+    return await ctx.service(Thermal).metrics()
+
+
+@hookimpl
+def raspapi_startup(ctx: PluginContext) -> None:
+    # Checked only while a GET /api/v1/events stream is open.
+    ctx.events.watch(ctx.service(Thermal).watch_throttling, "thermal.throttling")
+
+
+# -- schemas and constants -------------------------------------------------------
+
 THERMAL = "/sys/class/thermal"
 HWMON = "/sys/class/hwmon"
 #: Where the Raspberry Pi firmware driver publishes get_throttled (Pi 5: soc@107c000000).
@@ -41,130 +83,6 @@ _VCGENCMD = re.compile(r"throttled=(0x[0-9a-fA-F]+)")
 VCGENCMD_RETRY_SECONDS = 3600.0
 _VCGENCMD_FAILED = "vcgencmd_failed"
 _NUMBERED = re.compile(r"([a-z_]+?)(\d+)")
-
-
-def _read(ctx: PluginContext, path: str) -> str | None:
-    try:
-        with open(ctx.path(path), "rb") as fh:
-            return fh.read(4096).decode("utf-8", errors="replace").strip()
-    except OSError:  # absent, or a sensor that fails to answer (EIO, ENODATA)
-        return None
-
-
-def _celsius(ctx: PluginContext, path: str) -> float | None:
-    text = _read(ctx, path)
-    try:
-        return int(text) / 1000 if text is not None else None
-    except ValueError:
-        return None
-
-
-def _numbered(ctx: PluginContext, folder: str, prefix: str) -> list[str]:
-    """``prefix<N>`` entries of ``folder`` in numeric order."""
-    try:
-        names = os.listdir(ctx.path(folder))
-    except OSError:
-        return []
-    found = []
-    for name in names:
-        match = _NUMBERED.fullmatch(name)
-        if match and match.group(1) == prefix:
-            found.append((int(match.group(2)), name))
-    return [name for _, name in sorted(found)[:MAX_ENTRIES]]
-
-
-def read_sensors(ctx: PluginContext) -> dict[str, list[dict[str, Any]]]:
-    zones = [
-        {
-            "zone": zone,
-            "label": _read(ctx, f"{THERMAL}/{zone}/type") or zone,
-            "temperature_celsius": _celsius(ctx, f"{THERMAL}/{zone}/temp"),
-        }
-        for zone in _numbered(ctx, THERMAL, "thermal_zone")
-    ]
-    hwmon: list[dict[str, Any]] = []
-    for chip in _numbered(ctx, HWMON, "hwmon"):
-        folder = f"{HWMON}/{chip}"
-        try:
-            entries = os.listdir(ctx.path(folder))
-        except OSError:
-            continue
-        inputs = sorted(
-            (int(m.group(1)), m.group(0))
-            for m in (re.fullmatch(r"temp(\d+)_input", e) for e in entries)
-            if m
-        )
-        for number, name in inputs[:MAX_ENTRIES]:
-            sensor = f"temp{number}"
-            hwmon.append(
-                {
-                    "chip": chip,
-                    "name": _read(ctx, f"{folder}/name") or chip,
-                    "label": _read(ctx, f"{folder}/{sensor}_label") or sensor,
-                    "temperature_celsius": _celsius(ctx, f"{folder}/{name}"),
-                }
-            )
-    return {"zones": zones, "hwmon": hwmon}
-
-
-def decode_throttled(value: int, source: str) -> dict[str, Any]:
-    return {
-        "source": source,
-        "raw": f"0x{value:x}",
-        "now": {name: bool(value >> bit & 1) for name, bit in FLAGS.items()},
-        "since_boot": {name: bool(value >> (bit + 16) & 1) for name, bit in FLAGS.items()},
-    }
-
-
-async def read_throttling(ctx: PluginContext) -> tuple[dict[str, Any] | None, str | None]:
-    """The decoded flags, or None and why not.
-
-    A failed or missing ``vcgencmd`` (no /dev/vchiq access, no firmware
-    service, not installed) is remembered for ``VCGENCMD_RETRY_SECONDS``: it
-    is not looked for or started again on every refresh only to fail the
-    same way, and sysfs answers meanwhile.
-    """
-    problems: list[str] = []
-    failed: tuple[float, str] | None = ctx.state.get(_VCGENCMD_FAILED)
-    if failed is not None and time.monotonic() - failed[0] < VCGENCMD_RETRY_SECONDS:
-        problems.append(failed[1])
-    elif ctx.runner.which("vcgencmd") is not None:
-        try:
-            result = await ctx.runner.run(["vcgencmd", "get_throttled"], timeout=2)
-        except CommandError as exc:
-            problem = f"vcgencmd get_throttled failed ({exc.message})"
-        else:
-            match = _VCGENCMD.search(result.text)
-            if match:
-                ctx.state.pop(_VCGENCMD_FAILED, None)
-                return decode_throttled(int(match.group(1), 16), "vcgencmd"), None
-            problem = f"vcgencmd get_throttled printed {result.text.strip()[:80]!r}"
-        ctx.state[_VCGENCMD_FAILED] = (time.monotonic(), problem)
-        problems.append(problem)
-    else:
-        # Looked for again after VCGENCMD_RETRY_SECONDS, not on every refresh.
-        ctx.state[_VCGENCMD_FAILED] = (time.monotonic(), "no vcgencmd")
-        problems.append("no vcgencmd")
-    for path in SYSFS_THROTTLED:
-        text = await asyncio.to_thread(_read, ctx, path)
-        if text:
-            try:
-                return decode_throttled(int(text, 16), "sysfs"), None
-            except ValueError:
-                problems.append(f"{path} holds {text[:40]!r}")
-    problems.append("no firmware get_throttled file in /sys (not a Raspberry Pi?)")
-    return None, "; ".join(problems)
-
-
-async def sensors(ctx: PluginContext) -> dict[str, list[dict[str, Any]]]:
-    return await ctx.cache.get("sensors", lambda: read_sensors(ctx))
-
-
-async def throttling(ctx: PluginContext) -> tuple[dict[str, Any] | None, str | None]:
-    async def load() -> tuple[dict[str, Any] | None, str | None]:
-        return await read_throttling(ctx)
-
-    return await ctx.cache.get("throttling", load)
 
 
 _TEMP = {"type": ["number", "null"], "description": "null when the sensor does not answer"}
@@ -214,114 +132,223 @@ RESPONSE: dict[str, Any] = {
 }
 
 
-@hookimpl
-def raspapi_routes(ctx: PluginContext) -> list[ApiRoute]:
-    async def thermal(request: Request) -> JSONResponse:
-        """Temperatures of every thermal zone and hwmon sensor, and the Pi's throttling flags.
-
-        `throttling` is null on a machine without the Raspberry Pi firmware;
-        `throttling_reason` then says why.
-        """
-        found, (flags, reason) = await asyncio.gather(sensors(ctx), throttling(ctx))
-        return JSONResponse({**found, "throttling": flags, "throttling_reason": reason})
-
-    return [ApiRoute("/", thermal, methods=["GET"], response=RESPONSE)]
+# -- the service -----------------------------------------------------------------
 
 
-@hookimpl
-async def raspapi_status(ctx: PluginContext) -> Status:
-    found = await sensors(ctx)
-    if not found["zones"] and not found["hwmon"]:
-        return Status.unavailable(
-            f"no thermal zone in {THERMAL} and no hwmon temperature sensor in {HWMON}"
-        )
-    return Status.ok(zones=len(found["zones"]), hwmon_sensors=len(found["hwmon"]))
-
-
-@hookimpl
-async def raspapi_system_fields(ctx: PluginContext) -> dict[str, Any]:
-    """RaspAP's systemTemperature: thermal_zone0 in degrees Celsius, 2 decimals."""
-    for zone in (await sensors(ctx))["zones"]:
-        if zone["zone"] == "thermal_zone0" and zone["temperature_celsius"] is not None:
-            return {"systemTemperature": round(zone["temperature_celsius"], 2)}
-    return {}
+def _numbered(ctx: PluginContext, folder: str, prefix: str) -> list[str]:
+    """``prefix<N>`` entries of ``folder`` in numeric order."""
+    try:
+        names = os.listdir(ctx.path(folder))
+    except OSError:
+        return []
+    found = []
+    for name in names:
+        match = _NUMBERED.fullmatch(name)
+        if match and match.group(1) == prefix:
+            found.append((int(match.group(2)), name))
+    return [name for _, name in sorted(found)[:MAX_ENTRIES]]
 
 
 def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9_]+", "_", text.lower()).strip("_")[:64] or "sensor"
 
 
-@hookimpl
-async def raspapi_samples(ctx: PluginContext) -> dict[str, float]:
-    """``temperature.<zone>.celsius``, ``temperature.<hwmonN>.<label>.celsius`` and
-    ``throttling.<flag>`` (1 while the firmware's flag is set, else 0)."""
-    found, (flags, _) = await asyncio.gather(sensors(ctx), throttling(ctx))
-    out: dict[str, float] = {}
-    for zone in found["zones"]:
-        if zone["temperature_celsius"] is not None:
-            out[f"temperature.{zone['zone']}.celsius"] = zone["temperature_celsius"]
-    for sensor in found["hwmon"]:
-        if sensor["temperature_celsius"] is not None:
-            name = f"temperature.{sensor['chip']}.{_slug(sensor['label'])}.celsius"
-            out[name] = sensor["temperature_celsius"]
-    if flags is not None:
-        for flag, on in flags["now"].items():
-            out[f"throttling.{flag}"] = 1.0 if on else 0.0
-    return out
+def decode_throttled(value: int, source: str) -> dict[str, Any]:
+    return {
+        "source": source,
+        "raw": f"0x{value:x}",
+        "now": {name: bool(value >> bit & 1) for name, bit in FLAGS.items()},
+        "since_boot": {name: bool(value >> (bit + 16) & 1) for name, bit in FLAGS.items()},
+    }
 
 
-@hookimpl
-async def raspapi_metrics(ctx: PluginContext) -> list[Any]:
-    """node_exporter's ``node_thermal_zone_temp`` and ``node_hwmon_temp_celsius``, and
-    the firmware's throttling flags, now and since boot."""
-    from prometheus_client.core import GaugeMetricFamily
+class Thermal:
+    """Temperatures from sysfs and the firmware's throttling flags (cached per refresh)."""
 
-    found, (flags, _) = await asyncio.gather(sensors(ctx), throttling(ctx))
-    zones = GaugeMetricFamily(
-        "node_thermal_zone_temp", "Zone temperature in Celsius", labels=["type", "zone"]
-    )
-    for zone in found["zones"]:
-        if zone["temperature_celsius"] is not None:
-            number = zone["zone"].removeprefix("thermal_zone")
-            zones.add_metric([zone["label"], number], zone["temperature_celsius"])
-    hwmon = GaugeMetricFamily(
-        "node_hwmon_temp_celsius",
-        "Hardware monitor for temperature (input)",
-        labels=["chip", "chip_name", "sensor"],
-    )
-    for sensor in found["hwmon"]:
-        if sensor["temperature_celsius"] is not None:
-            hwmon.add_metric(
-                [sensor["chip"], sensor["name"], sensor["label"]], sensor["temperature_celsius"]
+    def __init__(self, ctx: PluginContext) -> None:
+        self.ctx = ctx
+
+    def _read(self, path: str) -> str | None:
+        # Absent, or a sensor that fails to answer (EIO, ENODATA): None.
+        text = self.ctx.read_text(path, limit=4096)
+        return text.strip() if text is not None else None
+
+    def _celsius(self, path: str) -> float | None:
+        text = self._read(path)
+        try:
+            return int(text) / 1000 if text is not None else None
+        except ValueError:
+            return None
+
+    def read_sensors(self) -> dict[str, list[dict[str, Any]]]:
+        """Every thermal zone and hwmon temperature (blocking: a cache loader runs it)."""
+        ctx = self.ctx
+        zones = [
+            {
+                "zone": zone,
+                "label": self._read(f"{THERMAL}/{zone}/type") or zone,
+                "temperature_celsius": self._celsius(f"{THERMAL}/{zone}/temp"),
+            }
+            for zone in _numbered(ctx, THERMAL, "thermal_zone")
+        ]
+        hwmon: list[dict[str, Any]] = []
+        for chip in _numbered(ctx, HWMON, "hwmon"):
+            folder = f"{HWMON}/{chip}"
+            try:
+                entries = os.listdir(ctx.path(folder))
+            except OSError:
+                continue
+            inputs = sorted(
+                (int(m.group(1)), m.group(0))
+                for m in (re.fullmatch(r"temp(\d+)_input", e) for e in entries)
+                if m
             )
-    families: list[Any] = [zones, hwmon]
-    if flags is not None:
-        for suffix, key, text in (
-            ("", "now", "set now"),
-            ("_since_boot", "since_boot", "set at some time since boot"),
-        ):
-            family = GaugeMetricFamily(
-                f"raspapi_throttled{suffix}",
-                f"1 when the Raspberry Pi firmware's throttling flag is {text}, else 0",
-                labels=["flag"],
+            for number, name in inputs[:MAX_ENTRIES]:
+                sensor = f"temp{number}"
+                hwmon.append(
+                    {
+                        "chip": chip,
+                        "name": self._read(f"{folder}/name") or chip,
+                        "label": self._read(f"{folder}/{sensor}_label") or sensor,
+                        "temperature_celsius": self._celsius(f"{folder}/{name}"),
+                    }
+                )
+        return {"zones": zones, "hwmon": hwmon}
+
+    async def read_throttling(self) -> tuple[dict[str, Any] | None, str | None]:
+        """The decoded flags, or None and why not.
+
+        A failed or missing ``vcgencmd`` (no /dev/vchiq access, no firmware
+        service, not installed) is remembered for ``VCGENCMD_RETRY_SECONDS``: it
+        is not looked for or started again on every refresh only to fail the
+        same way, and sysfs answers meanwhile.
+        """
+        ctx = self.ctx
+        problems: list[str] = []
+        failed: tuple[float, str] | None = ctx.state.get(_VCGENCMD_FAILED)
+        if failed is not None and time.monotonic() - failed[0] < VCGENCMD_RETRY_SECONDS:
+            problems.append(failed[1])
+        elif ctx.runner.which("vcgencmd") is not None:
+            try:
+                result = await ctx.runner.run(["vcgencmd", "get_throttled"], timeout=2)
+            except CommandError as exc:
+                problem = f"vcgencmd get_throttled failed ({exc.message})"
+            else:
+                match = _VCGENCMD.search(result.text)
+                if match:
+                    ctx.state.pop(_VCGENCMD_FAILED, None)
+                    return decode_throttled(int(match.group(1), 16), "vcgencmd"), None
+                problem = f"vcgencmd get_throttled printed {result.text.strip()[:80]!r}"
+            ctx.state[_VCGENCMD_FAILED] = (time.monotonic(), problem)
+            problems.append(problem)
+        else:
+            # Looked for again after VCGENCMD_RETRY_SECONDS, not on every refresh.
+            ctx.state[_VCGENCMD_FAILED] = (time.monotonic(), "no vcgencmd")
+            problems.append("no vcgencmd")
+        for path in SYSFS_THROTTLED:
+            text = await asyncio.to_thread(self._read, path)
+            if text:
+                try:
+                    return decode_throttled(int(text, 16), "sysfs"), None
+                except ValueError:
+                    problems.append(f"{path} holds {text[:40]!r}")
+        problems.append("no firmware get_throttled file in /sys (not a Raspberry Pi?)")
+        return None, "; ".join(problems)
+
+    async def sensors(self) -> dict[str, list[dict[str, Any]]]:
+        return await self.ctx.cache.get("sensors", self.read_sensors)
+
+    async def throttling(self) -> tuple[dict[str, Any] | None, str | None]:
+        return await self.ctx.cache.get("throttling", self.read_throttling)
+
+    async def report(self) -> dict[str, Any]:
+        found, (flags, reason) = await asyncio.gather(self.sensors(), self.throttling())
+        return {**found, "throttling": flags, "throttling_reason": reason}
+
+    async def status(self) -> Status:
+        found = await self.sensors()
+        if not found["zones"] and not found["hwmon"]:
+            return Status.unavailable(
+                f"no thermal zone in {THERMAL} and no hwmon temperature sensor in {HWMON}"
             )
-            for flag, on in flags[key].items():
-                family.add_metric([flag], 1 if on else 0)
-            families.append(family)
-    return families
+        return Status.ok(zones=len(found["zones"]), hwmon_sensors=len(found["hwmon"]))
+
+    async def system_fields(self) -> dict[str, Any]:
+        for zone in (await self.sensors())["zones"]:
+            if zone["zone"] == "thermal_zone0" and zone["temperature_celsius"] is not None:
+                return {"systemTemperature": round(zone["temperature_celsius"], 2)}
+        return {}
+
+    async def samples(self) -> dict[str, float]:
+        found, (flags, _) = await asyncio.gather(self.sensors(), self.throttling())
+        out: dict[str, float] = {}
+        for zone in found["zones"]:
+            if zone["temperature_celsius"] is not None:
+                out[f"temperature.{zone['zone']}.celsius"] = zone["temperature_celsius"]
+        for sensor in found["hwmon"]:
+            if sensor["temperature_celsius"] is not None:
+                name = f"temperature.{sensor['chip']}.{_slug(sensor['label'])}.celsius"
+                out[name] = sensor["temperature_celsius"]
+        if flags is not None:
+            for flag, on in flags["now"].items():
+                out[f"throttling.{flag}"] = 1.0 if on else 0.0
+        return out
+
+    async def metrics(self) -> list[Any]:
+        from prometheus_client.core import GaugeMetricFamily
+
+        found, (flags, _) = await asyncio.gather(self.sensors(), self.throttling())
+        zones = GaugeMetricFamily(
+            "node_thermal_zone_temp", "Zone temperature in Celsius", labels=["type", "zone"]
+        )
+        for zone in found["zones"]:
+            if zone["temperature_celsius"] is not None:
+                number = zone["zone"].removeprefix("thermal_zone")
+                zones.add_metric([zone["label"], number], zone["temperature_celsius"])
+        hwmon = GaugeMetricFamily(
+            "node_hwmon_temp_celsius",
+            "Hardware monitor for temperature (input)",
+            labels=["chip", "chip_name", "sensor"],
+        )
+        for sensor in found["hwmon"]:
+            if sensor["temperature_celsius"] is not None:
+                hwmon.add_metric(
+                    [sensor["chip"], sensor["name"], sensor["label"]], sensor["temperature_celsius"]
+                )
+        families: list[Any] = [zones, hwmon]
+        if flags is not None:
+            for suffix, key, text in (
+                ("", "now", "set now"),
+                ("_since_boot", "since_boot", "set at some time since boot"),
+            ):
+                family = GaugeMetricFamily(
+                    f"raspapi_throttled{suffix}",
+                    f"1 when the Raspberry Pi firmware's throttling flag is {text}, else 0",
+                    labels=["flag"],
+                )
+                for flag, on in flags[key].items():
+                    family.add_metric([flag], 1 if on else 0)
+                families.append(family)
+        return families
+
+    async def watch_throttling(self) -> None:
+        """Publishes ``thermal.throttling`` (retained) when the firmware's flags change."""
+        ctx = self.ctx
+        flags, _ = await self.throttling()
+        if flags is None or ctx.state.get("throttling_now") == flags["now"]:
+            return
+        ctx.state["throttling_now"] = flags["now"]
+        data = {"now": flags["now"], "since_boot": flags["since_boot"], "raw": flags["raw"]}
+        ctx.events.publish("thermal.throttling", data, retain=True)
 
 
-async def watch_throttling(ctx: PluginContext) -> None:
-    """Publishes ``thermal.throttling`` (retained) when the firmware's flags change."""
-    flags, _ = await throttling(ctx)
-    if flags is None or ctx.state.get("throttling_now") == flags["now"]:
-        return
-    ctx.state["throttling_now"] = flags["now"]
-    data = {"now": flags["now"], "since_boot": flags["since_boot"], "raw": flags["raw"]}
-    ctx.events.publish("thermal.throttling", data, retain=True)
+# -- the handlers ----------------------------------------------------------------
 
 
-@hookimpl
-def raspapi_startup(ctx: PluginContext) -> None:
-    # Checked only while a GET /api/v1/events stream is open.
-    ctx.events.watch(lambda: watch_throttling(ctx), "thermal.throttling")
+async def thermal(service: Thermal, request: Request) -> JSONResponse:
+    """Temperatures of every thermal zone and hwmon sensor, and the Pi's throttling flags.
+
+    `throttling` is null on a machine without the Raspberry Pi firmware;
+    `throttling_reason` then says why.
+    """
+    return JSONResponse(await service.report())

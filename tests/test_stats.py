@@ -6,7 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from raspapi.plugins import stats as stats_module
+from raspapi.plugins.stats import schema as stats_schema
+from raspapi.plugins.stats import service as stats_module
 from starlette.testclient import TestClient
 
 from tests.conftest import KEY, MakeClient
@@ -30,7 +31,7 @@ def get(client: TestClient, path: str, **params: Any) -> Any:
 
 
 def service(client: TestClient) -> Any:
-    return client.app.state.runtime.manager.plugins["stats"].ctx.state["stats"]  # type: ignore[attr-defined]
+    return client.app.state.runtime.manager.plugins["stats"].ctx.service(stats_module.Stats)  # type: ignore[attr-defined]
 
 
 def refresh(client: TestClient, body: Any = None) -> dict[str, Any]:
@@ -51,7 +52,7 @@ def test_full_snapshot_has_v6directs_fields_in_order(client: TestClient):
         "interfaces",
         "cache_age_seconds",
     ]
-    assert not problems(body, stats_module.SNAPSHOT)
+    assert not problems(body, stats_schema.SNAPSHOT)
     assert body["timestamp_utc"] == "2024-03-11T10:11:11.250000Z"
     assert body["cache_age_seconds"] == 0.0
     node = body["node"]
@@ -188,7 +189,7 @@ def test_history_limit_and_refresh(client: TestClient, make_client: MakeClient):
         "memory_percent": 12.4,
         "swap_percent": 4.0,
     }
-    assert not problems(history, stats_module.HISTORY)
+    assert not problems(history, stats_schema.HISTORY)
     assert get(client, "/stats/history", limit=1) == history[-1:]
     for bad in ("0", "61", "x"):
         response = client.get("/stats/history", params={"limit": bad}, headers=V6)

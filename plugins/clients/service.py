@@ -1,4 +1,4 @@
-"""The ``clients`` plugin: the devices on the hotspot, and kicking or banning them.
+"""The ``clients`` plugin's domain: who is on the hotspot, kicks and bans (no Starlette).
 
 Who is there comes from three sources joined by MAC address:
 
@@ -28,22 +28,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-
 from raspapi.plugin import (
-    ApiRoute,
-    BadRequest,
     Conflict,
-    Invalid,
     NotFound,
     PluginContext,
-    Query,
-    Status,
     Unavailable,
     atomic_write,
-    hookimpl,
-    read_json,
     rfc3339,
 )
 
@@ -56,9 +46,9 @@ MAX_BAN_SECONDS = 7 * 24 * 3600
 LIFT_RETRY_SECONDS = 30.0
 LIFT_ATTEMPTS = 10
 BANS_FILE = "clients-bans.json"
-_MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
+MAC = re.compile(r"[0-9a-f]{2}(:[0-9a-f]{2}){5}")
 _ATF_COM = 0x2
-_TYPES = ("wireless", "ethernet", "unknown")
+TYPES = ("wireless", "ethernet", "unknown")
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,7 +144,7 @@ def parse_leases(text: str) -> dict[str, Lease]:
         if len(fields) < 3 or not fields[0].isdigit():
             continue
         mac = fields[1].lower()
-        if not _MAC.fullmatch(mac):
+        if not MAC.fullmatch(mac):
             continue  # the duid line, IPv6 leases (an IAID there), junk
         hostname = fields[3] if len(fields) > 3 else "*"
         client_id = fields[4] if len(fields) > 4 else "*"
@@ -174,7 +164,7 @@ def parse_neighbours(text: str) -> list[Neighbour]:
         except ValueError:
             continue
         mac = fields[3].lower()
-        if flags & _ATF_COM and _MAC.fullmatch(mac) and mac != "00:00:00:00:00:00":
+        if flags & _ATF_COM and MAC.fullmatch(mac) and mac != "00:00:00:00:00:00":
             out.append(Neighbour(fields[0], mac, fields[5]))
     return out
 
@@ -193,7 +183,7 @@ def join(
     clients: dict[str, Client] = {}
     for station in stations:
         mac = str(station.get("mac", "")).lower()
-        if not _MAC.fullmatch(mac) or mac in clients:
+        if not MAC.fullmatch(mac) or mac in clients:
             continue
         lease = leases.get(mac)
         ip = lease.ip if lease else ip_of.get(mac)
@@ -312,56 +302,10 @@ class Clients:
         }
         return leases, neighbours, wireless
 
-    # -- RaspAP --
+    # -- requests --
 
-    async def legacy_all(self, request: Request) -> Response:
-        """Clients on the hotspot, as RaspAP's RestAPI answers (counts agree with the list).
-
-        Wireless: the access point's stations. Ethernet: devices with a DHCP
-        lease seen on a wired interface. Unknown: devices with a lease still in
-        the neighbour table of a wireless interface but no longer associated.
-        """
-        snapshot = await self.snapshot()
-        return _json(snapshot.render(("legacy",), lambda: legacy_body(snapshot.clients)))
-
-    async def legacy_interface(self, request: Request) -> Response:
-        """Clients on one interface, as RaspAP's RestAPI answers (unknown: 0 and [])."""
-        interface = request.path_params["wireless_interface"]
-        snapshot = await self.snapshot()
-        return _json(
-            snapshot.render(
-                ("legacy", interface),
-                lambda: legacy_interface_body(snapshot.select(interface, None)),
-            )
-        )
-
-    # -- v1 --
-
-    async def list_clients(self, request: Request) -> Response:
-        """Every client: Wi-Fi stations with signal and traffic, and wired clients.
-
-        `rx_*` and `tx_*` are counted by the access point: `rx_bytes` is what it
-        received from the station. Bit rates in kbit/s.
-        """
-        interface = INTERFACE.parse(request)
-        kind = CONNECTION_TYPE.parse(request)
-        snapshot = await self.snapshot()
-        return _json(
-            snapshot.render(
-                ("v1", interface, kind), lambda: v1_body(snapshot.select(interface, kind))
-            )
-        )
-
-    async def kick(self, request: Request) -> JSONResponse:
-        """Disconnect a station; with `ban_seconds`, also keep it out for that long.
-
-        The station is deauthenticated. A ban adds the MAC to the access
-        points' deny list and lifts it automatically when it runs out (or with
-        `DELETE /api/v1/clients/bans/{mac}`). A MAC that is not connected can
-        be banned, not kicked (404).
-        """
-        mac = _mac(request.path_params["mac"])
-        ban_seconds = _ban_seconds(await _optional_json(request))
+    async def kick(self, mac: str, ban_seconds: int | None) -> dict[str, Any]:
+        """Deauthenticate ``mac`` if connected; with ``ban_seconds``, ban it too."""
         stations = {str(s.get("mac", "")).lower() for s in await self.ctx.hooks.stations()}
         connected = mac in stations
         if not connected and ban_seconds is None:
@@ -375,26 +319,21 @@ class Clients:
         self.ctx.logger.info(
             "kicked %s%s", mac, f", banned for {ban_seconds} s" if ban_seconds else ""
         )
-        return JSONResponse(
-            {
-                "mac": mac,
-                "deauthenticated": connected,
-                "ban": ban.view(time.time()) if ban else None,
-            }
-        )
+        return {
+            "mac": mac,
+            "deauthenticated": connected,
+            "ban": ban.view(time.time()) if ban else None,
+        }
 
-    async def list_bans(self, request: Request) -> JSONResponse:
-        """MACs kept off the access points, and when each ban is lifted."""
-        # Under the lock: a ban being lifted right now (its DEL_MAC sent, not
+    async def list_bans(self) -> dict[str, Any]:
+        # Under the lock: a ban being lifted right now (its DELMAC sent, not
         # yet forgotten) is never listed half-way.
         async with self._bans_lock:
             now = time.time()
             bans = sorted(self.bans.values(), key=lambda b: b.expires_at)
-        return JSONResponse({"bans": [b.view(now) for b in bans]})
+        return {"bans": [b.view(now) for b in bans]}
 
-    async def delete_ban(self, request: Request) -> JSONResponse:
-        """Lift a ban now."""
-        mac = _mac(request.path_params["mac"])
+    async def delete_ban(self, mac: str) -> dict[str, Any]:
         async with self._bans_lock:
             if mac not in self.bans:
                 raise NotFound(f"{mac} is not banned", code="not_banned")
@@ -403,7 +342,7 @@ class Clients:
             await self._save_bans()
         self._wake.set()
         self.ctx.logger.info("ban of %s lifted by request", mac)
-        return JSONResponse({"mac": mac, "lifted": True})
+        return {"mac": mac, "lifted": True}
 
     # -- bans --
 
@@ -472,7 +411,7 @@ class Clients:
                 ban = Ban(mac, float(entry["banned_at"]), float(entry["expires_at"]))
             except (KeyError, TypeError, ValueError):
                 continue
-            if _MAC.fullmatch(mac) and len(bans) < MAX_BANS:
+            if MAC.fullmatch(mac) and len(bans) < MAX_BANS:
                 bans[mac] = ban
         return bans
 
@@ -492,208 +431,12 @@ class Clients:
 # -- helpers ---------------------------------------------------------------------------
 
 
-def _json(body: bytes) -> Response:
-    return Response(body, media_type="application/json")
-
-
 def _is_wireless(sysdir: Path) -> bool:
     return (sysdir / "wireless").exists() or (sysdir / "phy80211").exists()
 
 
 def _counts(clients: list[Client]) -> dict[str, int]:
-    counts = dict.fromkeys(_TYPES, 0)
+    counts = dict.fromkeys(TYPES, 0)
     for client in clients:
         counts[client.connection_type] += 1
     return counts
-
-
-def _mac(raw: str) -> str:
-    mac = raw.lower()
-    if not _MAC.fullmatch(mac):
-        raise Invalid("mac", "expected a MAC address like aa:bb:cc:dd:ee:ff")
-    return mac
-
-
-async def _optional_json(request: Request) -> Any:
-    try:
-        return await read_json(request, max_bytes=4096)
-    except BadRequest as exc:
-        if exc.code == "body_missing":
-            return {}
-        raise
-
-
-def _ban_seconds(body: Any) -> int | None:
-    if not isinstance(body, dict):
-        raise Invalid("body", "expected a JSON object")
-    for name in body:
-        if name != "ban_seconds":
-            raise Invalid(name, "unknown field; the only field is ban_seconds")
-    value = body.get("ban_seconds")
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise Invalid("ban_seconds", "expected a whole number of seconds")
-    if not 1 <= value <= MAX_BAN_SECONDS:
-        raise Invalid("ban_seconds", f"must be 1 to {MAX_BAN_SECONDS} (7 days)")
-    return value
-
-
-# -- hooks -------------------------------------------------------------------------------
-
-INTERFACE = Query("interface", str, description="Only clients on this interface.")
-CONNECTION_TYPE = Query(
-    "connection_type", str, choices=_TYPES, description="Only clients connected this way."
-)
-
-_STR = {"type": "string"}
-_STR_OR_NULL = {"type": ["string", "null"]}
-_INT_OR_NULL = {"type": ["integer", "null"]}
-_LEGACY_ITEM: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "timestamp": {"type": "integer", "description": "lease expiry (epoch); 0 without one"},
-        "mac_address": _STR,
-        "ip_address": _STR,
-        "hostname": _STR,
-        "client_id": _STR,
-        "connection_type": {"enum": list(_TYPES)},
-    },
-}
-LEGACY_ALL: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "active_clients_amount": {"type": "integer"},
-        "active_wireless_clients_amount": {"type": "integer"},
-        "active_ethernet_clients_amount": {"type": "integer"},
-        "active_clients": {"type": "array", "items": _LEGACY_ITEM},
-    },
-}
-LEGACY_INTERFACE: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "active_clients_amount": {"type": "integer"},
-        "active_clients": {"type": "array", "items": _LEGACY_ITEM},
-    },
-}
-CLIENT: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "mac": _STR,
-        "ip": _STR_OR_NULL,
-        "hostname": _STR_OR_NULL,
-        "interface": _STR_OR_NULL,
-        "connection_type": {"enum": list(_TYPES)},
-        "signal_dbm": _INT_OR_NULL,
-        "rx_bytes": _INT_OR_NULL,
-        "tx_bytes": _INT_OR_NULL,
-        "rx_bitrate_kbps": _INT_OR_NULL,
-        "tx_bitrate_kbps": _INT_OR_NULL,
-        "connected_seconds": _INT_OR_NULL,
-        "inactive_ms": _INT_OR_NULL,
-        "authorized": {"type": ["boolean", "null"]},
-        "lease_expires_at": {"type": ["string", "null"], "format": "date-time"},
-    },
-}
-LIST: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "count": {"type": "integer"},
-        "counts": {
-            "type": "object",
-            "properties": {t: {"type": "integer"} for t in _TYPES},
-        },
-        "clients": {"type": "array", "items": CLIENT},
-    },
-}
-BAN: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "mac": _STR,
-        "banned_at": {"type": "string", "format": "date-time"},
-        "expires_at": {"type": "string", "format": "date-time"},
-        "remaining_seconds": {"type": "integer"},
-    },
-}
-KICK_BODY: dict[str, Any] = {
-    "type": "object",
-    "additionalProperties": False,
-    "properties": {
-        "ban_seconds": {"type": "integer", "minimum": 1, "maximum": MAX_BAN_SECONDS},
-    },
-}
-KICK: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "mac": _STR,
-        "deauthenticated": {"type": "boolean"},
-        "ban": {**BAN, "type": ["object", "null"]},
-    },
-}
-BANS: dict[str, Any] = {
-    "type": "object",
-    "properties": {"bans": {"type": "array", "items": BAN}},
-}
-LIFTED: dict[str, Any] = {
-    "type": "object",
-    "properties": {"mac": _STR, "lifted": {"type": "boolean"}},
-}
-
-
-def _service(ctx: PluginContext) -> Clients:
-    return ctx.service(Clients)
-
-
-@hookimpl
-def raspapi_legacy_routes(ctx: PluginContext) -> list[ApiRoute]:
-    clients = _service(ctx)
-    return [
-        ApiRoute("/clients", clients.legacy_all, methods=["GET"], response=LEGACY_ALL),
-        ApiRoute(
-            "/clients/{wireless_interface}",
-            clients.legacy_interface,
-            methods=["GET"],
-            response=LEGACY_INTERFACE,
-        ),
-    ]
-
-
-@hookimpl
-def raspapi_routes(ctx: PluginContext) -> list[ApiRoute]:
-    clients = _service(ctx)
-    return [
-        ApiRoute(
-            "/",
-            clients.list_clients,
-            methods=["GET"],
-            response=LIST,
-            query=[INTERFACE, CONNECTION_TYPE],
-        ),
-        ApiRoute(
-            "/{mac}/kick",
-            clients.kick,
-            methods=["POST"],
-            scope="control",
-            body=KICK_BODY,
-            response=KICK,
-        ),
-        ApiRoute("/bans", clients.list_bans, methods=["GET"], response=BANS),
-        ApiRoute(
-            "/bans/{mac}", clients.delete_ban, methods=["DELETE"], scope="control", response=LIFTED
-        ),
-    ]
-
-
-@hookimpl
-async def raspapi_startup(ctx: PluginContext) -> None:
-    await _service(ctx).start()
-
-
-@hookimpl
-async def raspapi_shutdown(ctx: PluginContext) -> None:
-    await _service(ctx).stop()
-
-
-@hookimpl
-def raspapi_status(ctx: PluginContext) -> Status:
-    return Status.ok(bans=len(_service(ctx).bans))

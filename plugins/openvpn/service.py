@@ -1,4 +1,4 @@
-"""OpenVPN client profiles: RaspAP's /openvpn routes, a v1 view, and switching profiles.
+"""The ``openvpn`` plugin's domain: the client profiles folder and switching (no Starlette).
 
 RaspAP keeps each uploaded profile as ``<name>_client.conf`` (and its
 credentials as ``<name>_login.conf``) in /etc/openvpn/client/, and points the
@@ -21,24 +21,18 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-
 from raspapi.plugin import (
     ApiError,
-    ApiRoute,
     CommandError,
     CommandNotFound,
     CommandTimeout,
     Conflict,
     NotFound,
     PluginContext,
-    Status,
     Systemd,
     Unavailable,
     describe_failure,
     fsync_dir,
-    hookimpl,
 )
 
 FOLDER = "/etc/openvpn/client"
@@ -199,26 +193,19 @@ class OpenVpn:
 
     # -- RaspAP ----------------------------------------------------------------
 
-    async def legacy_overview(self, request: Request) -> JSONResponse:
-        """OpenVPN client configs and logins, and the active ones.
-
-        RaspAP's shape: ``client_configs`` is a count as a string; a missing
-        ``client.conf`` or ``login.conf`` link gives "" (RaspAP answered 500).
-        """
+    async def legacy_overview(self) -> dict[str, Any]:
         folder = await self.read()
-        return JSONResponse(
-            {
-                "client_configs": str(folder.regular_files),
-                "client_config_names": [
-                    {"config": e} for e in folder.entries if e != CONFIG_LINK and "_client" in e
-                ],
-                "client_config_active": link_name(folder.config) or "",
-                "client_login_names": [
-                    {"login": e} for e in folder.entries if e != CONFIG_LINK and "_login" in e
-                ],
-                "client_login_active": link_name(folder.login) or "",
-            }
-        )
+        return {
+            "client_configs": str(folder.regular_files),
+            "client_config_names": [
+                {"config": e} for e in folder.entries if e != CONFIG_LINK and "_client" in e
+            ],
+            "client_config_active": link_name(folder.config) or "",
+            "client_login_names": [
+                {"login": e} for e in folder.entries if e != CONFIG_LINK and "_login" in e
+            ],
+            "client_login_active": link_name(folder.login) or "",
+        }
 
     def _resolve(self, name: str) -> Path | None:
         """The regular file ``name`` in the folder, following links that stay in it."""
@@ -261,15 +248,8 @@ class OpenVpn:
             )
         return data.decode("utf-8", "replace").strip().split("\n")
 
-    async def legacy_config(self, request: Request) -> JSONResponse:
-        """The lines of one OpenVPN client config (admin keys only: it holds keys).
-
-        ``config`` is a file name in /etc/openvpn/client/ (``client.conf`` is
-        the active one); anything else answers a JSON 404.
-        """
-        name: str = request.path_params["config"]
-        lines = await asyncio.to_thread(self._config_lines, name)
-        return JSONResponse({"client_config": lines})
+    async def config_lines(self, name: str) -> list[str]:
+        return await asyncio.to_thread(self._config_lines, name)
 
     # -- v1 --------------------------------------------------------------------
 
@@ -292,14 +272,6 @@ class OpenVpn:
             "service": service,
             "service_error": service_error,
         }
-
-    async def overview(self, request: Request) -> JSONResponse:
-        """Profiles, the active one, and the state of the OpenVPN client service.
-
-        ``service`` is ``openvpn-client@client.service`` as systemd reports it;
-        null (with ``service_error`` saying why) when systemctl cannot answer.
-        """
-        return JSONResponse(await self.state())
 
     def _switch(self, name: str) -> list[str]:
         """Point client.conf (and login.conf, when the profile has one) at ``name``."""
@@ -333,15 +305,8 @@ class OpenVpn:
         fsync_dir(folder)
         return done
 
-    async def activate(self, request: Request) -> JSONResponse:
-        """Make a profile the active one and restart the OpenVPN client.
-
-        Switches the ``client.conf`` link (and ``login.conf``, when the profile
-        has a ``<name>_login.conf``) atomically, then restarts
-        ``openvpn-client@client.service``. Answers with the new state. When the
-        restart fails the error says so, and that the links were switched.
-        """
-        name: str = request.path_params["name"]
+    async def activate(self, name: str) -> dict[str, Any]:
+        """Switch to profile ``name``, restart the unit, and return the new state."""
         async with self.lock:
             done = await asyncio.to_thread(self._switch, name)
             self.ctx.cache.invalidate()
@@ -359,7 +324,7 @@ class OpenVpn:
                 status = 504 if isinstance(exc, CommandTimeout) else 502
                 raise ApiError(detail, code="restart_failed", status_code=status) from None
             self.ctx.cache.invalidate()
-        return JSONResponse(await self.state())
+        return await self.state()
 
 
 def _is_regular(path: Path) -> bool:
@@ -386,101 +351,3 @@ def replace_symlink(link: Path, target: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-
-
-# -- plugin state and hooks ------------------------------------------------------
-
-
-def _openvpn(ctx: PluginContext) -> OpenVpn:
-    return ctx.service(OpenVpn)
-
-
-_STRING = {"type": "string"}
-_NULLABLE_STRING = {"type": ["string", "null"]}
-UNIT_SCHEMA: dict[str, Any] = {
-    "type": ["object", "null"],
-    "properties": {
-        "unit": _STRING,
-        "load_state": _STRING,
-        "active_state": _STRING,
-        "sub_state": _STRING,
-        "unit_file_state": _STRING,
-        "main_pid": {"type": ["integer", "null"]},
-        "active_since": {**_NULLABLE_STRING, "description": "as systemctl prints it"},
-        "memory_bytes": {"type": ["integer", "null"]},
-    },
-}
-STATE_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "profiles": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "name": _STRING,
-                    "config": _STRING,
-                    "has_login": {"type": "boolean"},
-                    "active": {"type": "boolean"},
-                },
-            },
-        },
-        "active_profile": _NULLABLE_STRING,
-        "active_config": {**_NULLABLE_STRING, "description": "what client.conf points to"},
-        "active_login": {**_NULLABLE_STRING, "description": "what login.conf points to"},
-        "service": UNIT_SCHEMA,
-        "service_error": _NULLABLE_STRING,
-    },
-}
-LEGACY_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {
-        "client_configs": {**_STRING, "description": "a count, as a string"},
-        "client_config_names": {
-            "type": "array",
-            "items": {"type": "object", "properties": {"config": _STRING}},
-        },
-        "client_config_active": _STRING,
-        "client_login_names": {
-            "type": "array",
-            "items": {"type": "object", "properties": {"login": _STRING}},
-        },
-        "client_login_active": _STRING,
-    },
-}
-CONFIG_SCHEMA: dict[str, Any] = {
-    "type": "object",
-    "properties": {"client_config": {"type": "array", "items": _STRING}},
-}
-
-
-@hookimpl
-def raspapi_legacy_routes(ctx: PluginContext) -> list[ApiRoute]:
-    api = _openvpn(ctx)
-    return [
-        ApiRoute("/openvpn", api.legacy_overview, response=LEGACY_SCHEMA),
-        ApiRoute("/openvpn/{config}", api.legacy_config, scope="admin", response=CONFIG_SCHEMA),
-    ]
-
-
-@hookimpl
-def raspapi_routes(ctx: PluginContext) -> list[ApiRoute]:
-    api = _openvpn(ctx)
-    return [
-        ApiRoute("/", api.overview, response=STATE_SCHEMA),
-        ApiRoute(
-            "/profiles/{name}/activate",
-            api.activate,
-            methods=["POST"],
-            scope="control",
-            response=STATE_SCHEMA,
-        ),
-    ]
-
-
-@hookimpl
-async def raspapi_status(ctx: PluginContext) -> Status:
-    folder = await _openvpn(ctx).read()
-    if not folder.exists:
-        return Status.unavailable(f"no {FOLDER} folder: the OpenVPN client is not installed")
-    return Status.ok(profiles=len(folder.profiles()), active=folder.active_profile())

@@ -1,4 +1,4 @@
-"""The ``stats`` plugin: the V6Direct RASPAPI telemetry API, for its clients.
+"""The ``stats`` plugin's domain: the V6Direct RASPAPI figures, read as psutil does.
 
 ``GET /stats`` (a full snapshot), ``/stats/cpu``, ``/stats/memory``,
 ``/stats/network?interface=``, ``/stats/node``, ``/stats/history?limit=`` and
@@ -29,19 +29,10 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-
 from raspapi.plugin import (
-    ApiRoute,
-    BadRequest,
     CommandError,
-    Invalid,
     PluginContext,
-    Query,
     Store,
-    hookimpl,
-    read_json,
     transaction,
 )
 
@@ -58,7 +49,6 @@ NODE_ASN = "AS213413"
 #: Hardware sensors psutil is asked for, in V6Direct's order.
 TEMPERATURE_SENSORS = ("cpu_thermal", "coretemp", "cpu-thermal", "thermal_zone0")
 MAX_LINES = 4096
-MAX_REASON = 500
 
 MIGRATIONS = ["CREATE TABLE history (id INTEGER PRIMARY KEY AUTOINCREMENT, sample TEXT NOT NULL);"]
 
@@ -411,68 +401,6 @@ class Stats:
         )
         return [json.loads(row[0]) for row in reversed(rows)]
 
-    # -- handlers ------------------------------------------------------------------
-
-    async def full(self, request: Request) -> JSONResponse:
-        """Full system snapshot (V6Direct RASPAPI), cached for 30 s."""
-        return JSONResponse(await self.get())
-
-    async def cpu(self, request: Request) -> JSONResponse:
-        """CPU metrics (V6Direct RASPAPI): use, per core, frequency, temperature, load."""
-        return JSONResponse((await self.get())["cpu"])
-
-    async def memory(self, request: Request) -> JSONResponse:
-        """Memory and swap (V6Direct RASPAPI), in MB of 10^6 bytes."""
-        return JSONResponse((await self.get())["memory"])
-
-    async def network(self, request: Request) -> JSONResponse:
-        """Per-interface traffic counters and addresses (V6Direct RASPAPI).
-
-        `interface` filters to one; an unknown one answers 404.
-        """
-        interfaces = (await self.get())["interfaces"]
-        wanted = INTERFACE.parse(request)
-        if wanted:
-            interfaces = [i for i in interfaces if i["name"] == wanted]
-            if not interfaces:
-                return JSONResponse(
-                    {"detail": f"Interface '{wanted[:64]}' not found."}, status_code=404
-                )
-        return JSONResponse(interfaces)
-
-    async def node(self, request: Request) -> JSONResponse:
-        """Node information (V6Direct RASPAPI): host name, platform, boot time, uptime."""
-        return JSONResponse((await self.get())["node"])
-
-    async def recent(self, request: Request) -> JSONResponse:
-        """The last samples (V6Direct RASPAPI): one per snapshot, at most 60 kept."""
-        return JSONResponse(await self.history(LIMIT.parse(request) or HISTORY_SAMPLES))
-
-    async def refresh(self, request: Request) -> JSONResponse:
-        """Take a new snapshot now (V6Direct RASPAPI); `full` also clears the history."""
-        try:
-            body = await read_json(request)
-        except BadRequest as exc:
-            if exc.code != "body_missing":
-                raise
-            body = {}  # V6Direct needs a body; none means the defaults here
-        if not isinstance(body, dict):
-            raise Invalid("body", "expected a JSON object with reason and full")
-        reason = body.get("reason")
-        if reason is not None and (not isinstance(reason, str) or len(reason) > MAX_REASON):
-            raise Invalid("reason", f"must be a string of at most {MAX_REASON} characters")
-        full = _boolean(body.get("full", False))
-        snapshot = await self.get(force=True, clear=full)
-        return JSONResponse(
-            {
-                "success": True,
-                # V6Direct's wording, spelling included: its clients may match it.
-                "message": f"Cache refreshed sucessfully.{' Reason: ' + reason if reason else ''}",
-                "cleared_history": full,
-                "new_snapshot_timestamp": snapshot["timestamp_utc"],
-            }
-        )
-
 
 #: V6Direct's SystemSnapshots, in its order.
 SNAPSHOT_KEYS = (
@@ -495,181 +423,3 @@ def _remember(conn: sqlite3.Connection, sample: dict[str, Any], clear: bool) -> 
             "DELETE FROM history WHERE id NOT IN (SELECT id FROM history ORDER BY id DESC LIMIT ?)",
             (HISTORY_SAMPLES,),
         )
-
-
-def _boolean(value: Any) -> bool:
-    """What pydantic accepts as a bool (V6Direct's ``full``)."""
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int) and value in (0, 1):
-        return bool(value)
-    if isinstance(value, str) and value.lower() in _BOOLEANS:
-        return _BOOLEANS[value.lower()]
-    raise Invalid("full", "must be true or false")
-
-
-_BOOLEANS = {
-    "true": True,
-    "1": True,
-    "yes": True,
-    "on": True,
-    "y": True,
-    "t": True,
-    "false": False,
-    "0": False,
-    "no": False,
-    "off": False,
-    "n": False,
-    "f": False,
-}
-
-INTERFACE = Query("interface", str, description="Filter by interface name e.g. `eth0`, `wg0`")
-LIMIT = Query(
-    "limit",
-    int,
-    default=HISTORY_SAMPLES,
-    minimum=1,
-    maximum=HISTORY_SAMPLES,
-    description="Number of samples to return (max 60)",
-)
-
-# -- V6Direct's response models, as JSON schemas -------------------------------------
-
-_NUM = {"type": "number"}
-_NUM_OR_NULL = {"type": ["number", "null"]}
-_INT = {"type": "integer"}
-_STR = {"type": "string"}
-
-
-def _object(properties: dict[str, Any]) -> dict[str, Any]:
-    return {"type": "object", "required": list(properties), "properties": properties}
-
-
-CPU = _object(
-    {
-        "usage_percent": _NUM,
-        "per_core": {"type": "array", "items": _NUM},
-        "frequency_mhz": _NUM_OR_NULL,
-        "temperature_celcius": _NUM_OR_NULL,
-        "load_avg_1m": _NUM,
-        "load_avg_5m": _NUM,
-        "load_avg_15m": _NUM,
-    }
-)
-MEMORY = _object(
-    {
-        k: _NUM
-        for k in (
-            "total_mb",
-            "available_mb",
-            "used_mb",
-            "percent",
-            "swap_total_mb",
-            "swap_used_mb",
-            "swap_percent",
-        )
-    }
-)
-DISK = _object(
-    {"mountpoint": _STR, "total_gb": _NUM, "used_gb": _NUM, "free_gb": _NUM, "percent": _NUM}
-)
-INTERFACE_SCHEMA = _object(
-    {
-        "name": _STR,
-        **{
-            k: _INT
-            for k in (
-                "bytes_sent",
-                "bytes_recv",
-                "packets_sent",
-                "packets_recv",
-                "errors_in",
-                "errors_out",
-                "drop_in",
-                "drop_out",
-            )
-        },
-        "addresses": {"type": "array", "items": _STR},
-    }
-)
-NODE = _object(
-    {
-        "hostname": _STR,
-        "platform": _STR,
-        "architecture": _STR,
-        "python_version": _STR,
-        "boot_time_utc": _STR,
-        "uptime_seconds": _INT,
-        "node_role": _STR,
-        "network_name": _STR,
-        "asn": _STR,
-    }
-)
-SNAPSHOT = _object(
-    {
-        "timestamp_utc": _STR,
-        "node": NODE,
-        "cpu": CPU,
-        "memory": MEMORY,
-        "disks": {"type": "array", "items": DISK},
-        "interfaces": {"type": "array", "items": INTERFACE_SCHEMA},
-        "cache_age_seconds": _NUM,
-    }
-)
-HISTORY = {
-    "type": "array",
-    "items": _object(
-        {"timestamp_utc": _STR, "cpu_percent": _NUM, "memory_percent": _NUM, "swap_percent": _NUM}
-    ),
-}
-REFRESH_BODY = {
-    "type": "object",
-    "properties": {
-        "reason": {"type": ["string", "null"], "description": "Optional reason for forced refresh"},
-        "full": {"type": "boolean", "default": False, "description": "Also clears the history"},
-    },
-}
-REFRESH = _object(
-    {"success": {"type": "boolean"}, "message": _STR, "cleared_history": {"type": "boolean"}}
-    | {"new_snapshot_timestamp": _STR}
-)
-
-
-def _stats(ctx: PluginContext) -> Stats:
-    stats = ctx.state.get("stats")
-    if stats is None:
-        stats = ctx.state["stats"] = Stats(ctx)
-    assert isinstance(stats, Stats)
-    return stats
-
-
-@hookimpl
-def raspapi_legacy_routes(ctx: PluginContext) -> list[ApiRoute]:
-    stats = _stats(ctx)
-    return [
-        ApiRoute("/stats", stats.full, methods=["GET"], response=SNAPSHOT),
-        ApiRoute("/stats/cpu", stats.cpu, methods=["GET"], response=CPU),
-        ApiRoute("/stats/memory", stats.memory, methods=["GET"], response=MEMORY),
-        ApiRoute(
-            "/stats/network",
-            stats.network,
-            methods=["GET"],
-            query=[INTERFACE],
-            response={"type": "array", "items": INTERFACE_SCHEMA},
-        ),
-        ApiRoute("/stats/node", stats.node, methods=["GET"], response=NODE),
-        ApiRoute("/stats/history", stats.recent, methods=["GET"], query=[LIMIT], response=HISTORY),
-        ApiRoute(
-            "/stats/refresh",
-            stats.refresh,
-            methods=["POST"],
-            scope="control",
-            body=REFRESH_BODY,
-            response=REFRESH,
-        ),
-    ]
-
-
-@hookimpl
-async def raspapi_startup(ctx: PluginContext) -> None:
-    await asyncio.to_thread(_stats(ctx).prime)
