@@ -383,14 +383,14 @@ class Usage:
             "limit_bytes": quota.limit,
             "period": period.key,
             "action": quota.action,
-            "until_at": _rfc3339(period.until),
+            "until_at": rfc3339(period.until),
             "quota": "device" if quota.target == mac else "default",
         }
         self.ctx.events.publish("usage.quota_exceeded", data)
         what = "blocked" if quota.action == "block" else "noted"
         detail = (
             f"{mac} used {used} of {quota.limit} bytes ({period.key}): {what} "
-            f"until {_rfc3339(period.until)}" + (f"; could not block: {failure}" if failure else "")
+            f"until {rfc3339(period.until)}" + (f"; could not block: {failure}" if failure else "")
         )
         self.ctx.audit("usage.quota_exceeded", detail)
         self.ctx.logger.warning("quota exceeded: %s", detail)
@@ -448,8 +448,8 @@ class Usage:
             "resets_on_day": quota.resets_on_day,
             "action": quota.action,
             "period": period.key,
-            "resets_at": _rfc3339(period.until),
-            "updated_at": _rfc3339(quota.updated_at),
+            "resets_at": rfc3339(period.until),
+            "updated_at": rfc3339(quota.updated_at),
         }
 
     async def quota_states(self, now: float) -> list[dict[str, Any]]:
@@ -475,7 +475,7 @@ class Usage:
                     "used_bytes": used,
                     "limit_bytes": quota.limit,
                     "period": period.key,
-                    "resets_at": _rfc3339(period.until),
+                    "resets_at": rfc3339(period.until),
                     "state": (
                         ("blocked" if block.action == "block" else "exceeded") if block else "ok"
                     ),
@@ -514,7 +514,7 @@ class Usage:
         steps: dict[str, list[dict[str, Any]]] = {m: [] for m in macs}
         for device, bucket, hostname, rx, tx in rows:
             at = bucket if step == "hour" else self.day_start(date.fromisoformat(bucket))
-            steps[device].append({"start_at": _rfc3339(at), **_bytes(rx, tx)})
+            steps[device].append({"start_at": rfc3339(at), **_bytes(rx, tx)})
             if hostname and not names.get(device):
                 names[device] = hostname
         return [
@@ -531,10 +531,6 @@ class Usage:
         if key not in self._warned and len(self._warned) < 1000:
             self._warned.add(key)
             self.ctx.logger.warning("%s", message)
-
-
-def _rfc3339(ts: float) -> str:
-    return rfc3339(ts) or ""
 
 
 def _bytes(rx: int, tx: int) -> dict[str, int]:
