@@ -9,9 +9,7 @@ to admin keys.
 
 from __future__ import annotations
 
-import functools
 import re
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,18 +18,20 @@ from starlette.responses import JSONResponse
 
 from raspapi.plugin import ApiRoute, PluginContext, Status, hookimpl, is_admin
 
+from ._handlers import bind
+
 # -- hooks -------------------------------------------------------------------------
 
 
 @hookimpl
 def raspapi_legacy_routes(ctx: PluginContext) -> list[ApiRoute]:
     service = ctx.service(Ddns)
-    return [ApiRoute("/ddns", _bind(legacy_ddns, service), methods=["GET"], response=LEGACY_SCHEMA)]
+    return [ApiRoute("/ddns", bind(legacy_ddns, service), methods=["GET"], response=LEGACY_SCHEMA)]
 
 
 @hookimpl
 def raspapi_routes(ctx: PluginContext) -> list[ApiRoute]:
-    return [ApiRoute("/", _bind(ddns, ctx.service(Ddns)), methods=["GET"], response=API_SCHEMA)]
+    return [ApiRoute("/", bind(ddns, ctx.service(Ddns)), methods=["GET"], response=API_SCHEMA)]
 
 
 @hookimpl
@@ -276,10 +276,3 @@ async def ddns(service: Ddns, request: Request) -> JSONResponse:
             "hosts": config.host_names,
         }
     )
-
-
-def _bind(
-    handler: Callable[[Ddns, Request], Awaitable[JSONResponse]], service: Ddns
-) -> Callable[[Request], Awaitable[JSONResponse]]:
-    """``handler`` as a Starlette endpoint (keeping its name and docstring)."""
-    return functools.update_wrapper(functools.partial(handler, service), handler)

@@ -10,11 +10,9 @@ plugin is unavailable (503) while the file is absent or invalid.
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import stat
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -31,19 +29,21 @@ from raspapi.plugin import (
     rfc3339,
 )
 
+from ._handlers import bind
+
 # -- hooks -------------------------------------------------------------------
 
 
 @hookimpl
 def raspapi_legacy_routes(ctx: PluginContext) -> list[ApiRoute]:
     fw = ctx.service(Firewall)
-    return [ApiRoute("/firewall", _bind(legacy_firewall, fw), methods=["GET"], response=RAW)]
+    return [ApiRoute("/firewall", bind(legacy_firewall, fw), methods=["GET"], response=RAW)]
 
 
 @hookimpl
 def raspapi_routes(ctx: PluginContext) -> list[ApiRoute]:
     fw = ctx.service(Firewall)
-    return [ApiRoute("/", _bind(firewall, fw), methods=["GET"], response=DETAILED)]
+    return [ApiRoute("/", bind(firewall, fw), methods=["GET"], response=DETAILED)]
 
 
 @hookimpl
@@ -168,10 +168,3 @@ async def firewall(fw: Firewall, request: Request) -> Response:
     ).encode()
     # The rules are already encoded: splice them in rather than encode them again.
     return Response(head[:-1] + b',"rules":' + rules.body + b"}", media_type="application/json")
-
-
-def _bind(
-    handler: Callable[[Firewall, Request], Awaitable[Response]], fw: Firewall
-) -> Callable[[Request], Awaitable[Response]]:
-    """``handler`` as a Starlette endpoint (keeping its name and docstring)."""
-    return functools.update_wrapper(functools.partial(handler, fw), handler)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from raspapi.plugin import ApiRoute, PluginContext, Status, hookimpl
 
 from .._dnsmasq import DNSMASQ_CONF, DNSMASQ_DIR
+from .._handlers import bind
 from . import api
 from .schema import API_SCHEMA, LEGACY_SCHEMA
 from .service import Dhcp
@@ -18,15 +19,13 @@ from .service import Dhcp
 
 @hookimpl
 def raspapi_legacy_routes(ctx: PluginContext) -> list[ApiRoute]:
-    legacy = api.bind(api.legacy_dhcp, ctx.service(Dhcp))
+    legacy = bind(api.legacy_dhcp, ctx.service(Dhcp))
     return [ApiRoute("/dhcp", legacy, methods=["GET"], response=LEGACY_SCHEMA)]
 
 
 @hookimpl
 def raspapi_routes(ctx: PluginContext) -> list[ApiRoute]:
-    return [
-        ApiRoute("/", api.bind(api.dhcp, ctx.service(Dhcp)), methods=["GET"], response=API_SCHEMA)
-    ]
+    return [ApiRoute("/", bind(api.dhcp, ctx.service(Dhcp)), methods=["GET"], response=API_SCHEMA)]
 
 
 @hookimpl

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Awaitable, Callable
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -25,10 +22,3 @@ async def dhcp(service: Dhcp, request: Request) -> JSONResponse:
     an infinite lease, `hostname` and `client_id` null when unknown).
     """
     return JSONResponse(await service.api())
-
-
-def bind(
-    handler: Callable[[Dhcp, Request], Awaitable[JSONResponse]], service: Dhcp
-) -> Callable[[Request], Awaitable[JSONResponse]]:
-    """``handler`` as a Starlette endpoint (keeping its name and docstring)."""
-    return functools.update_wrapper(functools.partial(handler, service), handler)

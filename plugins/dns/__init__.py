@@ -12,6 +12,7 @@ from __future__ import annotations
 from raspapi.plugin import ApiRoute, PluginContext, Status, hookimpl
 
 from .._dnsmasq import DNSMASQ_CONF, DNSMASQ_DIR
+from .._handlers import bind
 from . import api, schema
 from .service import Dns
 
@@ -24,25 +25,25 @@ def raspapi_legacy_routes(ctx: PluginContext) -> list[ApiRoute]:
     return [
         ApiRoute(
             "/dns/domains",
-            api.bind(api.legacy_domains, dns),
+            bind(api.legacy_domains, dns),
             methods=_GET,
             response=schema.LEGACY_DOMAINS,
         ),
         ApiRoute(
             "/dns/hostnames",
-            api.bind(api.legacy_hostnames, dns),
+            bind(api.legacy_hostnames, dns),
             methods=_GET,
             response=schema.LEGACY_HOSTNAMES,
         ),
         ApiRoute(
             "/dns/upstream",
-            api.bind(api.legacy_upstream, dns),
+            bind(api.legacy_upstream, dns),
             methods=_GET,
             response=schema.LEGACY_UPSTREAM,
         ),
         ApiRoute(
             "/dns/logs",
-            api.bind(api.legacy_logs, dns),
+            bind(api.legacy_logs, dns),
             methods=_GET,
             query=[schema.LOG_LIMIT],
             response=schema.LEGACY_LOGS,
@@ -57,28 +58,28 @@ def raspapi_routes(ctx: PluginContext) -> list[ApiRoute]:
     return [
         ApiRoute(
             "/",
-            api.bind(api.summary, dns),
+            bind(api.summary, dns),
             methods=_GET,
             query=[schema.SUMMARY_LOG_LIMIT],
             response=schema.SUMMARY,
         ),
         ApiRoute(
             "/domains",
-            api.bind(api.domains, dns),
+            bind(api.domains, dns),
             methods=_GET,
             query=paged,
             response=schema.page_schema("domains"),
         ),
         ApiRoute(
             "/hostnames",
-            api.bind(api.hostnames, dns),
+            bind(api.hostnames, dns),
             methods=_GET,
             query=paged,
             response=schema.page_schema("hostnames"),
         ),
         ApiRoute(
             "/logs",
-            api.bind(api.logs, dns),
+            bind(api.logs, dns),
             methods=_GET,
             query=[schema.LOG_LIMIT],
             response=schema.LOGS,

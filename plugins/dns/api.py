@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Awaitable, Callable
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -70,10 +67,3 @@ async def logs(service: Dns, request: Request) -> Response:
     limit = LOG_LIMIT.parse(request) or LOG_DEFAULT
     entries = await service.log_tail(limit)
     return JSONResponse({"log_file": LOG_FILE, "entries": [e.api() for e in entries]})
-
-
-def bind(
-    handler: Callable[[Dns, Request], Awaitable[Response]], service: Dns
-) -> Callable[[Request], Awaitable[Response]]:
-    """``handler`` as a Starlette endpoint (keeping its name and docstring)."""
-    return functools.update_wrapper(functools.partial(handler, service), handler)

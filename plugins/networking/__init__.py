@@ -20,6 +20,7 @@ from typing import Any
 
 from raspapi.plugin import ApiRoute, PluginContext, Status, hookimpl
 
+from .._handlers import bind
 from . import api, telemetry
 from .schema import LEGACY_SCHEMA, ONE_SCHEMA, OVERVIEW_SCHEMA
 from .service import Networking, self_check
@@ -27,7 +28,7 @@ from .service import Networking, self_check
 
 @hookimpl
 def raspapi_legacy_routes(ctx: PluginContext) -> list[ApiRoute]:
-    legacy = api.bind(api.legacy, ctx.service(Networking))
+    legacy = bind(api.legacy, ctx.service(Networking))
     return [ApiRoute("/networking", legacy, response=LEGACY_SCHEMA)]
 
 
@@ -35,8 +36,8 @@ def raspapi_legacy_routes(ctx: PluginContext) -> list[ApiRoute]:
 def raspapi_routes(ctx: PluginContext) -> list[ApiRoute]:
     networking = ctx.service(Networking)
     return [
-        ApiRoute("/", api.bind(api.overview, networking), response=OVERVIEW_SCHEMA),
-        ApiRoute("/{interface}", api.bind(api.one, networking), response=ONE_SCHEMA),
+        ApiRoute("/", bind(api.overview, networking), response=OVERVIEW_SCHEMA),
+        ApiRoute("/{interface}", bind(api.one, networking), response=ONE_SCHEMA),
     ]
 
 

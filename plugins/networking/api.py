@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-from collections.abc import Awaitable, Callable
-
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
@@ -34,10 +31,3 @@ async def one(service: Networking, request: Request) -> JSONResponse:
     """One interface: addresses, MAC, MTU, state, speed, counters and rates."""
     name: str = request.path_params["interface"]
     return JSONResponse(await service.one(name))
-
-
-def bind(
-    handler: Callable[[Networking, Request], Awaitable[JSONResponse]], service: Networking
-) -> Callable[[Request], Awaitable[JSONResponse]]:
-    """``handler`` as a Starlette endpoint (keeping its name and docstring)."""
-    return functools.update_wrapper(functools.partial(handler, service), handler)
