@@ -318,7 +318,7 @@ def test_the_key_flusher_sleeps_until_a_key_is_used(tmp_path: Path, loop_name: s
 def test_psutil_lists_the_addresses_ip_lists() -> None:
     """On the machine itself the networking plugin reads addresses through psutil
     (getifaddrs): the same as ``ip -j address show`` prints, scope included."""
-    from raspapi.plugins.networking import parse_ip_addresses, psutil_addresses
+    from raspapi.plugins.networking.service import parse_ip_addresses, psutil_addresses
 
     if shutil.which("ip") is None:
         pytest.fail("ip (iproute2) is needed to compare with")
@@ -346,7 +346,7 @@ def test_psutil_lists_the_addresses_ip_lists() -> None:
 def test_addresses_of_the_machine_itself_start_no_program(
     settings: Settings, loop_name: str
 ) -> None:
-    from raspapi.plugins.networking import read_addresses
+    from raspapi.plugins.networking.service import read_addresses
 
     from tests.conftest import run_on
 
