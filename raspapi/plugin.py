@@ -45,7 +45,7 @@ from raspapi.http.errors import (
     Unavailable,
 )
 from raspapi.http.routing import ApiRoute, Query, parse_int, read_json
-from raspapi.http.timefmt import parse_rfc3339, parse_when, rfc3339
+from raspapi.http.timefmt import parse_rfc3339, parse_when, rfc3339, rfc3339_ms
 from raspapi.security.audit import note
 from raspapi.security.auth import Principal, is_admin, key_from_headers, principal
 from raspapi.security.keystore import KeyStore
@@ -105,5 +105,6 @@ __all__ = [
     "principal",
     "read_json",
     "rfc3339",
+    "rfc3339_ms",
     "transaction",
 ]

@@ -38,6 +38,16 @@ def rfc3339(epoch: float | None, *, lenient: bool = False) -> str | None:
     return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def rfc3339_ms(ms: int) -> str:
+    """Milliseconds since the epoch: ``1700000000123`` ->
+    ``"2023-11-14T22:13:20.123Z"``; a whole second has no ``.000``
+    (``1700000000000`` -> ``"2023-11-14T22:13:20Z"``). Out of range raises as
+    :func:`rfc3339` does."""
+    moment = datetime.fromtimestamp(ms / 1000, UTC)
+    spec = "seconds" if ms % 1000 == 0 else "milliseconds"
+    return moment.isoformat(timespec=spec).replace("+00:00", "Z")
+
+
 def parse_rfc3339(text: str) -> float:
     """An RFC 3339 timestamp with a time zone (``Z`` or ``+02:00``) as epoch seconds.
 
