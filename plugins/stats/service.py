@@ -1,18 +1,7 @@
 """The ``stats`` plugin's domain: the V6Direct RASPAPI figures, read as psutil does.
 
-``GET /stats`` (a full snapshot), ``/stats/cpu``, ``/stats/memory``,
-``/stats/network?interface=``, ``/stats/node``, ``/stats/history?limit=`` and
-``POST /stats/refresh``, with V6Direct's field names, units (MB and GB of
-10^6 and 10^9 bytes), rounding and its 30-second cache. Every figure is read
-as psutil (which V6Direct uses) computes it, from /proc and /sys under the
-root, in a thread; interface addresses come from ``ip -j address show``.
-
-Differences, on purpose: CPU use is measured since the previous snapshot
-instead of by blocking the request for half a second; the 60-sample history
-is kept in the state folder's SQLite instead of ``history.json`` in the
-working folder; ``POST /stats/refresh`` needs the ``control`` scope (it
-clears the history when ``full`` is true); a wrong key gets RaspAP's 403 body.
-V6Direct's ``/`` and ``/health`` are not copied (raspapi has its own).
+What is served and where it differs from V6Direct on purpose: the package's
+docstring.
 """
 
 from __future__ import annotations
