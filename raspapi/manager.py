@@ -276,7 +276,7 @@ class PluginManager:
             if not isinstance(route, Route):
                 raise TypeError(f"expected starlette Route objects, got {type(route).__name__}")
             api = ApiRoute.from_route(route)
-            path = api.path if legacy else prefix + ("" if api.path == "/" else api.path)
+            path = api.path if legacy else _namespaced(prefix, api.path)
             for method in sorted(api.methods or {"GET"}):
                 owner = taken.get((method, path))
                 if owner is not None:
@@ -526,6 +526,18 @@ class PluginManager:
             log.error(
                 "plugin %r raised in %s: %s", plugin.name, where, _describe(exc), exc_info=exc
             )
+
+
+def _namespaced(prefix: str, path: str) -> str:
+    """A plugin route's path under its namespace: ``"/"`` is the namespace itself,
+    and ``"/.csv"`` a sibling of it (``/api/v1/usage.csv``): Starlette paths
+    start with ``/``, and a first segment starting with a dot is never a
+    resource name."""
+    if path == "/":
+        return prefix
+    if path.startswith("/."):
+        return prefix + path[1:]
+    return prefix + path
 
 
 def _given(module: ModuleType) -> Callable[[], object]:

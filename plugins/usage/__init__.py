@@ -36,6 +36,7 @@ def _service(ctx: PluginContext) -> Usage:
 def raspapi_routes(ctx: PluginContext) -> list[ApiRoute]:
     api = Api(_service(ctx))
     ranged: list[Query[Any]] = [schema.SINCE, schema.UNTIL, schema.STEP, schema.TOP]
+    # "/.csv" is the namespace's sibling: GET /api/v1/usage.csv.
     csv = ApiRoute(
         "/.csv",
         api.report_csv,
@@ -44,9 +45,6 @@ def raspapi_routes(ctx: PluginContext) -> list[ApiRoute]:
         response=schema.CSV,
         media_types=("text/csv",),
     )
-    # Served at /api/v1/usage.csv: the core appends a route's path to the
-    # namespace, and Starlette only builds routes that start with "/".
-    csv.path = ".csv"
     target: dict[str, Any] = {"scope": "control", "response": schema.QUOTA}
     return [
         ApiRoute("/", api.report, methods=["GET"], query=ranged, response=schema.REPORT),
