@@ -219,6 +219,8 @@ class PluginManager:
     def _impls(self, hook: str) -> Iterator[tuple[Plugin, str]]:
         """The loaded plugins implementing ``hook``, in pluggy's call order."""
         for impl in getattr(self.pm.hook, hook).get_hookimpls():
+            if _wraps(impl):
+                continue  # a wrapper runs around the others' calls, not as one
             plugin = self.plugins.get(impl.plugin_name)
             if plugin is not None and plugin.loaded:
                 yield plugin, hook
@@ -226,15 +228,21 @@ class PluginManager:
     def _caller(self, plugin: Plugin, hook: str) -> Any:
         """Pluggy's caller of ``hook`` restricted to ``plugin``: each plugin is
         called on its own (one raising or slow never stops another), and the call
-        still goes through pluggy, so hookwrappers and add_hookcall_monitoring
-        apply."""
+        still goes through pluggy, so add_hookcall_monitoring applies and every
+        plugin's wrappers of the hook wrap it (only the others' plain
+        implementations are left out)."""
         key = (hook, plugin.name)
         caller = self._callers.get(key)
         if caller is None:
+            plain = {
+                impl.plugin
+                for impl in getattr(self.pm.hook, hook).get_hookimpls()
+                if not _wraps(impl)
+            }
             others = [
                 p.module
                 for p in self.plugins.values()
-                if p is not plugin and p.module is not None and self.pm.is_registered(p.module)
+                if p is not plugin and p.module is not None and p.module in plain
             ]
             caller = self._callers[key] = self.pm.subset_hook_caller(hook, others)
         return caller
@@ -538,6 +546,11 @@ def _namespaced(prefix: str, path: str) -> str:
     if path.startswith("/."):
         return prefix + path[1:]
     return prefix + path
+
+
+def _wraps(impl: pluggy.HookImpl) -> bool:
+    """A new-style (``wrapper=True``) or old-style (``hookwrapper=True``) wrapper."""
+    return bool(impl.wrapper or impl.hookwrapper)
 
 
 def _given(module: ModuleType) -> Callable[[], object]:
