@@ -16,6 +16,8 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
+from socket import AF_INET, AF_INET6
 from typing import Any
 
 from raspapi.plugin import (
@@ -261,6 +263,23 @@ def parse_addresses(text: str) -> dict[str, list[str]]:
     return out
 
 
+def psutil_addresses() -> dict[str, list[str]]:
+    """The running machine's addresses as V6Direct lists them, from
+    psutil.net_if_addrs() itself (blocking: a thread): the MAC, then IPv4, then
+    IPv6 that is not link-local, per interface."""
+    import psutil  # on first use: nothing reads addresses before /stats/network
+
+    out: dict[str, list[str]] = {}
+    for name, entries in list(psutil.net_if_addrs().items())[:MAX_LINES]:
+        by_family: dict[int, list[str]] = {psutil.AF_LINK: [], AF_INET: [], AF_INET6: []}
+        for entry in entries:
+            address = entry.address.split("%", 1)[0]
+            if entry.family in by_family and address and not address.startswith("fe80"):
+                by_family[entry.family].append(address)
+        out[name] = [*by_family[psutil.AF_LINK], *by_family[AF_INET], *by_family[AF_INET6]]
+    return out
+
+
 def _utc(epoch: float) -> str:
     """What V6Direct's ``datetime.utcfromtimestamp(...).isoformat() + "Z"`` prints."""
     return datetime.fromtimestamp(epoch, UTC).replace(tzinfo=None).isoformat() + "Z"
@@ -334,6 +353,9 @@ class Stats:
         }
 
     async def _addresses(self) -> dict[str, list[str]]:
+        if self.ctx.settings.root == Path("/"):
+            # The machine itself: psutil, as V6Direct, without starting `ip`.
+            return await asyncio.to_thread(psutil_addresses)
         try:
             result = await self.ctx.runner.run(
                 ["ip", "-j", "address", "show"], timeout=5, max_output=4 << 20
