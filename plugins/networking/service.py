@@ -25,11 +25,10 @@ import re
 import socket
 import time
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from raspapi.plugin import CommandError, NotFound, PluginContext, Status
+from raspapi.plugin import CommandError, NotFound, PluginContext, Status, rfc3339
 
 SYS_NET = "/sys/class/net"
 PROC_NET_DEV = "/proc/net/dev"
@@ -285,7 +284,7 @@ async def take_snapshot(ctx: PluginContext) -> Snapshot:
         ctx.cache.get("addresses", functools.partial(read_addresses, ctx), ttl=addresses_ttl),
     )
     merged = tuple(replace(link, addresses=tuple(addresses.get(link.name, ()))) for link in links)
-    now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    now = rfc3339(time.time())
     return Snapshot(time.monotonic(), now, merged, error)
 
 
