@@ -1,17 +1,6 @@
-"""Network interfaces: addresses, link state, traffic counters and rates.
+"""The networking plugin's domain: links, addresses, counters and rates (no Starlette).
 
-RaspAP's ``GET /networking`` (each throughput label filled from the counter its
-name says) and ``/api/v1/networking``.
-
-Sources, all under the root: ``/sys/class/net/<iface>/`` for the link
-attributes, ``/proc/net/dev`` for the counters (one read for every interface;
-``/sys/class/net/<iface>/statistics/`` when an interface is missing there), and
-the addresses. /sys holds no address, and /proc/net/fib_trie names no
-interface and gives no prefix length per address (nor secondary addresses
-apart): on the machine itself (root ``/``) psutil reads them through
-getifaddrs(3), without starting a program; under any other root (a fixture
-machine) ``ip -j address show`` found there is asked, as getifaddrs can only
-see the running kernel.
+Where each figure comes from: the package's docstring.
 """
 
 from __future__ import annotations
