@@ -219,6 +219,8 @@ class PluginManager:
     def _impls(self, hook: str) -> Iterator[tuple[Plugin, str]]:
         """The loaded plugins implementing ``hook``, in pluggy's call order."""
         for impl in getattr(self.pm.hook, hook).get_hookimpls():
+            if _wraps(impl):
+                continue  # a wrapper runs around the others' calls, not as one
             plugin = self.plugins.get(impl.plugin_name)
             if plugin is not None and plugin.loaded:
                 yield plugin, hook
@@ -226,15 +228,21 @@ class PluginManager:
     def _caller(self, plugin: Plugin, hook: str) -> Any:
         """Pluggy's caller of ``hook`` restricted to ``plugin``: each plugin is
         called on its own (one raising or slow never stops another), and the call
-        still goes through pluggy, so hookwrappers and add_hookcall_monitoring
-        apply."""
+        still goes through pluggy, so add_hookcall_monitoring applies and every
+        plugin's wrappers of the hook wrap it (only the others' plain
+        implementations are left out)."""
         key = (hook, plugin.name)
         caller = self._callers.get(key)
         if caller is None:
+            plain = {
+                impl.plugin
+                for impl in getattr(self.pm.hook, hook).get_hookimpls()
+                if not _wraps(impl)
+            }
             others = [
                 p.module
                 for p in self.plugins.values()
-                if p is not plugin and p.module is not None and self.pm.is_registered(p.module)
+                if p is not plugin and p.module is not None and p.module in plain
             ]
             caller = self._callers[key] = self.pm.subset_hook_caller(hook, others)
         return caller
@@ -276,7 +284,7 @@ class PluginManager:
             if not isinstance(route, Route):
                 raise TypeError(f"expected starlette Route objects, got {type(route).__name__}")
             api = ApiRoute.from_route(route)
-            path = api.path if legacy else prefix + ("" if api.path == "/" else api.path)
+            path = api.path if legacy else _namespaced(prefix, api.path)
             for method in sorted(api.methods or {"GET"}):
                 owner = taken.get((method, path))
                 if owner is not None:
@@ -526,6 +534,23 @@ class PluginManager:
             log.error(
                 "plugin %r raised in %s: %s", plugin.name, where, _describe(exc), exc_info=exc
             )
+
+
+def _namespaced(prefix: str, path: str) -> str:
+    """A plugin route's path under its namespace: ``"/"`` is the namespace itself,
+    and ``"/.csv"`` a sibling of it (``/api/v1/usage.csv``): Starlette paths
+    start with ``/``, and a first segment starting with a dot is never a
+    resource name."""
+    if path == "/":
+        return prefix
+    if path.startswith("/."):
+        return prefix + path[1:]
+    return prefix + path
+
+
+def _wraps(impl: pluggy.HookImpl) -> bool:
+    """A new-style (``wrapper=True``) or old-style (``hookwrapper=True``) wrapper."""
+    return bool(impl.wrapper or impl.hookwrapper)
 
 
 def _given(module: ModuleType) -> Callable[[], object]:

@@ -12,10 +12,8 @@ import contextlib
 import os
 import select
 import shutil
-import socket
 import subprocess
 import tempfile
-import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -24,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import FIXTURE_ROOT
+from tests.scripted_ctrl import ScriptedPeer
 
 #: A station as hostapd 2.10 (nl80211) describes it after STA-FIRST / STA-NEXT.
 STATION_TEMPLATE = """\
@@ -59,7 +58,7 @@ ht_caps_info=0x016e
 """
 
 
-class ScriptedHostapd:
+class ScriptedHostapd(ScriptedPeer):
     """A hostapd control socket at ``path`` that answers like hostapd 2.10.
 
     ``stations`` (MAC to template values) is what STA-FIRST/STA-NEXT walk;
@@ -68,6 +67,8 @@ class ScriptedHostapd:
     it send that many unsolicited ``<3>...`` messages before each reply;
     ``silent`` makes it never answer.
     """
+
+    thread_name = "scripted-hostapd"
 
     def __init__(
         self,
@@ -90,10 +91,7 @@ class ScriptedHostapd:
         self.events = 0
         self.silent = False
         self.refuse: set[str] = set()
-        self._sock: socket.socket | None = None
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
+        self._init_peer()
 
     # -- script ------------------------------------------------------------------
 
@@ -112,39 +110,6 @@ class ScriptedHostapd:
         }
         with self._lock:
             self.stations[mac.lower()] = {**defaults, **values}
-
-    def sent(self, verb: str) -> list[str]:
-        """The commands received that start with ``verb``."""
-        with self._lock:
-            return [c for c in self.commands if c.split(" ", 1)[0] == verb]
-
-    # -- life cycle ------------------------------------------------------------
-
-    def start(self) -> ScriptedHostapd:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        sock.bind(str(self.path))
-        self._sock = sock
-        self._thread = threading.Thread(target=self._serve, name="scripted-hostapd", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        if self._sock is not None:
-            self._sock.close()
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
-
-    def __enter__(self) -> ScriptedHostapd:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def _serve(self) -> None:
         assert self._sock is not None

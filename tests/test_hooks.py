@@ -234,3 +234,43 @@ def test_ctx_hooks_gather_calls_any_hook(tmp_path: Path):
         assert {name: panel.title for name, panel in found.items()} == {"one": "one", "two": "two"}
         with pytest.raises(ValueError, match="not a hook"):
             client.portal.call(hooks.gather, "raspapi_nothing")  # type: ignore[union-attr]
+
+
+def test_a_plugins_wrapper_wraps_every_plugins_call(tmp_path: Path):
+    """A ``wrapper=True`` implementation (a tracing or caching plugin) runs around
+    each other plugin's call, and is not called as a contribution itself."""
+    from raspapi.testing import make_app
+    from tests.test_testing import module_from
+
+    panel = """
+    from raspapi.plugin import Panel, hookimpl
+
+    @hookimpl
+    async def raspapi_admin_panels(ctx):
+        return Panel(ctx.name)
+
+    @hookimpl
+    def raspapi_startup(ctx):
+        ctx.state["hooks"] = ctx.hooks
+    """
+    spy = """
+    from raspapi.plugin import hookimpl
+
+    SEEN = []
+
+    @hookimpl(wrapper=True)
+    def raspapi_admin_panels(ctx):
+        SEEN.append(ctx.name)
+        return (yield)
+    """
+    modules = []
+    for name, source in (("one", panel), ("two", panel), ("spy", spy)):
+        module = module_from(tmp_path, name, source)
+        module.__name__ = name
+        modules.append(module)
+    with make_app(plugins=modules, root=tmp_path) as client:
+        manager = client.app.state.runtime.manager  # type: ignore[attr-defined]
+        hooks = manager.plugins["one"].ctx.state["hooks"]
+        found = client.portal.call(hooks.gather, "raspapi_admin_panels")  # type: ignore[union-attr]
+    assert sorted(found) == ["one", "two"]
+    assert sorted(modules[2].SEEN) == ["one", "two"]

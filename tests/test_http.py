@@ -98,6 +98,10 @@ def test_openapi_document(client: TestClient):
                 # JSON, or the type the route really sends (text/csv, text/event-stream).
                 schema = content.get("application/json", content[route.media_types[0]])["schema"]
                 assert schema, f"{route.path} documents its response schema"
+            # Docstrings are dedented (inspect.cleandoc) whether the handler is a
+            # function or a method: no description line keeps the source's indent.
+            for line in operation.get("description", "").splitlines():
+                assert not line.startswith("    "), (route.path, line)
 
 
 def test_docs_are_served_from_bundled_assets(client: TestClient):

@@ -50,6 +50,22 @@ def test_dropin_plugin_serves_under_its_namespace(settings: Settings, make_clien
     assert str(state["source"]).startswith("file ")
 
 
+def test_a_route_path_starting_with_a_dot_is_the_namespaces_sibling(
+    settings: Settings, make_client: MakeClient
+):
+    dropin(
+        settings,
+        "greeter",
+        HEALTHY.replace(
+            '[ApiRoute("/", hello)]', '[ApiRoute("/", hello), ApiRoute("/.txt", hello)]'
+        ),
+    )
+    client = make_client()
+    assert client.get("/api/v1/greeter.txt", headers=AUTH).json() == {"hello": "world"}
+    assert client.get("/api/v1/greeter/.txt", headers=AUTH).status_code == 404
+    assert "/api/v1/greeter.txt" in client.get("/openapi.json").json()["paths"]
+
+
 def test_plugin_raising_at_import_is_failed_and_the_rest_serves(
     settings: Settings, make_client: MakeClient
 ):

@@ -252,3 +252,16 @@ def test_documented_in_openapi(client: TestClient):
     assert "post" in paths["/stats/refresh"]
     params = paths["/stats/history"]["get"]["parameters"]
     assert params[0]["name"] == "limit" and params[0]["schema"]["maximum"] == 60
+
+
+def test_on_the_machine_itself_addresses_come_from_psutil_as_ip_lists_them():
+    """Root "/": psutil (what V6Direct calls) instead of starting `ip`; the same
+    addresses, in the same order, as `ip -j address show` on this machine."""
+    import shutil
+    import subprocess
+
+    ip = shutil.which("ip")
+    if ip is None:
+        pytest.skip("no ip here to compare with")
+    text = subprocess.run([ip, "-j", "address", "show"], capture_output=True, check=True).stdout
+    assert stats_module.psutil_addresses() == stats_module.parse_addresses(text.decode())

@@ -15,9 +15,7 @@ import contextlib
 import os
 import select
 import shutil
-import socket
 import subprocess
-import threading
 import time
 import uuid
 from collections import Counter
@@ -26,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+
+from tests.scripted_ctrl import ScriptedPeer
 
 #: SCAN_RESULTS as wpa_supplicant 2.10 prints them: mixed security, a hidden
 #: network (empty SSID), UTF-8 and a quote in SSIDs (printf-escaped, \xNN).
@@ -79,8 +79,10 @@ def escape(raw: bytes) -> str:
 
 
 @dataclass
-class ScriptedWpa:
+class ScriptedWpa(ScriptedPeer):
     """A wpa_supplicant control socket at ``path`` for one interface."""
+
+    thread_name = "scripted-wpa"
 
     path: Path
     interface: str = "wlan1"
@@ -100,10 +102,7 @@ class ScriptedWpa:
         self._next_id = 0
         self._attached: set[str] = set()
         self._due: list[tuple[float, str]] = []
-        self._sock: socket.socket | None = None
-        self._thread: threading.Thread | None = None
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
+        self._init_peer()
 
     # -- script ------------------------------------------------------------------
 
@@ -123,38 +122,6 @@ class ScriptedWpa:
         assert ap is not None
         self.current, self.state = net_id, "COMPLETED"
         self._bssid = ap.bssid
-
-    def sent(self, verb: str) -> list[str]:
-        with self._lock:
-            return [c for c in self.commands if c.split(" ", 1)[0] == verb]
-
-    # -- life cycle ----------------------------------------------------------------
-
-    def start(self) -> ScriptedWpa:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        sock.bind(str(self.path))
-        self._sock = sock
-        self._thread = threading.Thread(target=self._serve, name="scripted-wpa", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        if self._sock is not None:
-            self._sock.close()
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
-
-    def __enter__(self) -> ScriptedWpa:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def _serve(self) -> None:
         assert self._sock is not None

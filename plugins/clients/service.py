@@ -1,19 +1,6 @@
 """The ``clients`` plugin's domain: who is on the hotspot, kicks and bans (no Starlette).
 
-Who is there comes from three sources joined by MAC address:
-
-- Wi-Fi stations, from whichever plugin runs the access points
-  (``ctx.hooks.stations()``; the ``hostapd`` plugin), with signal, traffic,
-  bit rates and connected time;
-- the kernel's neighbour table (``/proc/net/arp``): a device with a DHCP lease
-  seen on a wired interface is an ``ethernet`` client; one seen on a wireless
-  interface without being a station (it has just left) is ``unknown``;
-- dnsmasq's leases (``/var/lib/misc/dnsmasq.leases``): IP, host name, client id.
-
-RaspAP's ``GET /clients`` counts and lists from this one joined view, so its
-counts always agree with its list. Kicks and bans go through
-``ctx.hooks.station_action()``; a ban is lifted by a timer, and bans are kept
-in the state folder so a restart still lifts them on time.
+The sources it joins and what RaspAP expects of them: the package's docstring.
 """
 
 from __future__ import annotations

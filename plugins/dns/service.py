@@ -305,10 +305,10 @@ def _logged_at(match: re.Match[str], now: datetime) -> str | None:
                 when = when.replace(year=now.year - 1)
         else:
             when = datetime.fromisoformat(match.group("time"))
-        moment = when.astimezone(UTC)
+        epoch = when.astimezone(UTC).timestamp()
     except (ValueError, OverflowError, OSError):
         return None
-    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+    return rfc3339(epoch, lenient=True)
 
 
 def tail_lines(fh: IO[bytes], size: int, max_lines: int, max_bytes: int) -> list[bytes]:

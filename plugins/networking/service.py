@@ -1,17 +1,6 @@
-"""Network interfaces: addresses, link state, traffic counters and rates.
+"""The networking plugin's domain: links, addresses, counters and rates (no Starlette).
 
-RaspAP's ``GET /networking`` (each throughput label filled from the counter its
-name says) and ``/api/v1/networking``.
-
-Sources, all under the root: ``/sys/class/net/<iface>/`` for the link
-attributes, ``/proc/net/dev`` for the counters (one read for every interface;
-``/sys/class/net/<iface>/statistics/`` when an interface is missing there), and
-the addresses. /sys holds no address, and /proc/net/fib_trie names no
-interface and gives no prefix length per address (nor secondary addresses
-apart): on the machine itself (root ``/``) psutil reads them through
-getifaddrs(3), without starting a program; under any other root (a fixture
-machine) ``ip -j address show`` found there is asked, as getifaddrs can only
-see the running kernel.
+Where each figure comes from: the package's docstring.
 """
 
 from __future__ import annotations
@@ -25,11 +14,10 @@ import re
 import socket
 import time
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from raspapi.plugin import CommandError, NotFound, PluginContext, Status
+from raspapi.plugin import CommandError, NotFound, PluginContext, Status, rfc3339
 
 SYS_NET = "/sys/class/net"
 PROC_NET_DEV = "/proc/net/dev"
@@ -285,7 +273,7 @@ async def take_snapshot(ctx: PluginContext) -> Snapshot:
         ctx.cache.get("addresses", functools.partial(read_addresses, ctx), ttl=addresses_ttl),
     )
     merged = tuple(replace(link, addresses=tuple(addresses.get(link.name, ()))) for link in links)
-    now = datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    now = rfc3339(time.time())
     return Snapshot(time.monotonic(), now, merged, error)
 
 

@@ -5,7 +5,8 @@
 ``POST /stats/refresh``, with V6Direct's field names, units (MB and GB of
 10^6 and 10^9 bytes), rounding and its 30-second cache. Every figure is read
 as psutil (which V6Direct uses) computes it, from /proc and /sys under the
-root, in a thread; interface addresses come from ``ip -j address show``.
+root, in a thread; interface addresses come from psutil.net_if_addrs() on the
+machine itself, and from ``ip -j address show`` under a fixture root.
 
 Differences, on purpose: CPU use is measured since the previous snapshot
 instead of by blocking the request for half a second; the 60-sample history

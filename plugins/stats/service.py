@@ -1,18 +1,7 @@
 """The ``stats`` plugin's domain: the V6Direct RASPAPI figures, read as psutil does.
 
-``GET /stats`` (a full snapshot), ``/stats/cpu``, ``/stats/memory``,
-``/stats/network?interface=``, ``/stats/node``, ``/stats/history?limit=`` and
-``POST /stats/refresh``, with V6Direct's field names, units (MB and GB of
-10^6 and 10^9 bytes), rounding and its 30-second cache. Every figure is read
-as psutil (which V6Direct uses) computes it, from /proc and /sys under the
-root, in a thread; interface addresses come from ``ip -j address show``.
-
-Differences, on purpose: CPU use is measured since the previous snapshot
-instead of by blocking the request for half a second; the 60-sample history
-is kept in the state folder's SQLite instead of ``history.json`` in the
-working folder; ``POST /stats/refresh`` needs the ``control`` scope (it
-clears the history when ``full`` is true); a wrong key gets RaspAP's 403 body.
-V6Direct's ``/`` and ``/health`` are not copied (raspapi has its own).
+What is served and where it differs from V6Direct on purpose: the package's
+docstring.
 """
 
 from __future__ import annotations
@@ -27,6 +16,8 @@ import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
+from socket import AF_INET, AF_INET6
 from typing import Any
 
 from raspapi.plugin import (
@@ -272,6 +263,23 @@ def parse_addresses(text: str) -> dict[str, list[str]]:
     return out
 
 
+def psutil_addresses() -> dict[str, list[str]]:
+    """The running machine's addresses as V6Direct lists them, from
+    psutil.net_if_addrs() itself (blocking: a thread): the MAC, then IPv4, then
+    IPv6 that is not link-local, per interface."""
+    import psutil  # on first use: nothing reads addresses before /stats/network
+
+    out: dict[str, list[str]] = {}
+    for name, entries in list(psutil.net_if_addrs().items())[:MAX_LINES]:
+        by_family: dict[int, list[str]] = {psutil.AF_LINK: [], AF_INET: [], AF_INET6: []}
+        for entry in entries:
+            address = entry.address.split("%", 1)[0]
+            if entry.family in by_family and address and not address.startswith("fe80"):
+                by_family[entry.family].append(address)
+        out[name] = [*by_family[psutil.AF_LINK], *by_family[AF_INET], *by_family[AF_INET6]]
+    return out
+
+
 def _utc(epoch: float) -> str:
     """What V6Direct's ``datetime.utcfromtimestamp(...).isoformat() + "Z"`` prints."""
     return datetime.fromtimestamp(epoch, UTC).replace(tzinfo=None).isoformat() + "Z"
@@ -345,6 +353,9 @@ class Stats:
         }
 
     async def _addresses(self) -> dict[str, list[str]]:
+        if self.ctx.settings.root == Path("/"):
+            # The machine itself: psutil, as V6Direct, without starting `ip`.
+            return await asyncio.to_thread(psutil_addresses)
         try:
             result = await self.ctx.runner.run(
                 ["ip", "-j", "address", "show"], timeout=5, max_output=4 << 20

@@ -23,8 +23,8 @@ from raspapi.plugin import (
     hookimpl,
 )
 
-from . import schema, telemetry
-from .api import Api
+from .._handlers import bind
+from . import api, schema, telemetry
 from .service import Usage
 
 
@@ -34,35 +34,45 @@ def _service(ctx: PluginContext) -> Usage:
 
 @hookimpl
 def raspapi_routes(ctx: PluginContext) -> list[ApiRoute]:
-    api = Api(_service(ctx))
+    usage = _service(ctx)
     ranged: list[Query[Any]] = [schema.SINCE, schema.UNTIL, schema.STEP, schema.TOP]
+    # "/.csv" is the namespace's sibling: GET /api/v1/usage.csv.
     csv = ApiRoute(
         "/.csv",
-        api.report_csv,
+        bind(api.report_csv, usage),
         methods=["GET"],
         query=ranged,
         response=schema.CSV,
         media_types=("text/csv",),
     )
-    # Served at /api/v1/usage.csv: the core appends a route's path to the
-    # namespace, and Starlette only builds routes that start with "/".
-    csv.path = ".csv"
     target: dict[str, Any] = {"scope": "control", "response": schema.QUOTA}
     return [
-        ApiRoute("/", api.report, methods=["GET"], query=ranged, response=schema.REPORT),
-        csv,
-        ApiRoute("/quotas", api.list_quotas, methods=["GET"], response=schema.QUOTAS),
         ApiRoute(
-            "/quotas/{target}", api.put_quota, methods=["PUT"], body=schema.QUOTA_BODY, **target
+            "/", bind(api.report, usage), methods=["GET"], query=ranged, response=schema.REPORT
+        ),
+        csv,
+        ApiRoute("/quotas", bind(api.list_quotas, usage), methods=["GET"], response=schema.QUOTAS),
+        ApiRoute(
+            "/quotas/{target}",
+            bind(api.put_quota, usage),
+            methods=["PUT"],
+            body=schema.QUOTA_BODY,
+            **target,
         ),
         ApiRoute(
             "/quotas/{target}",
-            api.delete_quota,
+            bind(api.delete_quota, usage),
             methods=["DELETE"],
             scope="control",
             response=schema.DELETED,
         ),
-        ApiRoute("/{mac}", api.device, methods=["GET"], query=ranged[:3], response=schema.ONE),
+        ApiRoute(
+            "/{mac}",
+            bind(api.device, usage),
+            methods=["GET"],
+            query=ranged[:3],
+            response=schema.ONE,
+        ),
     ]
 
 

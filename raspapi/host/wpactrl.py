@@ -81,7 +81,51 @@ def parse_event(text: str) -> CtrlEvent | None:
     return CtrlEvent(int(found.group(1)), found.group(2).rstrip("\n"))
 
 
-class ControlSocket:
+class _Connection:
+    """What a request socket and an event monitor share: the daemon they talk
+    to, our own bound end, one request-and-reply exchange, and closing."""
+
+    #: How messages call the daemon, unless ``program`` says otherwise.
+    PROGRAM = "hostapd"
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        name: str | None = None,
+        timeout: float = 2.0,
+        program: str | None = None,
+    ) -> None:
+        self.path = path
+        self.name = name or str(path)
+        self.timeout = timeout
+        self.program = program or self.PROGRAM
+        self._sock: socket.socket | None = None
+        self._dir: str | None = None
+
+    def close(self) -> None:
+        sock, self._sock = self._sock, None
+        directory, self._dir = self._dir, None
+        _discard(sock, directory)
+
+    async def _send_and_reply(self, command: str) -> str:
+        """Send ``command`` and read its reply, skipping event messages (``<3>...``)."""
+        sock = self._sock
+        if sock is None:
+            raise CtrlUnavailable(f"cannot reach {self.program} on {self.name}")
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.sock_sendall(sock, command.encode())
+            for _ in range(MAX_EVENTS + 1):
+                text = (await loop.sock_recv(sock, MAX_REPLY)).decode("utf-8", errors="replace")
+                if not text.startswith("<"):
+                    return text
+        except OSError as exc:
+            raise unavailable(exc, self.program, self.name) from None
+        raise CtrlError(f"{self.program} sent only event messages on {self.name}")
+
+
+class ControlSocket(_Connection):
     """One control socket, asked one request at a time.
 
     ``path`` is where the socket is on this machine; ``name`` is how messages
@@ -98,14 +142,9 @@ class ControlSocket:
         *,
         name: str | None = None,
         timeout: float = 2.0,
-        program: str = "hostapd",
+        program: str | None = None,
     ) -> None:
-        self.path = path
-        self.name = name or str(path)
-        self.timeout = timeout
-        self.program = program
-        self._sock: socket.socket | None = None
-        self._dir: str | None = None
+        super().__init__(path, name=name, timeout=timeout, program=program)
         self._lock = asyncio.Lock()
 
     async def request(self, command: str, *, timeout: float | None = None) -> str:
@@ -158,28 +197,10 @@ class ControlSocket:
             reply = await self.request(f"STA-NEXT {station.mac}")
         return out
 
-    def close(self) -> None:
-        sock, self._sock = self._sock, None
-        directory, self._dir = self._dir, None
-        _discard(sock, directory)
-
     async def _exchange(self, command: str) -> str:
-        loop = asyncio.get_running_loop()
         if self._sock is None:
             await asyncio.to_thread(self._open)
-        sock = self._sock
-        if sock is None:
-            raise CtrlUnavailable(f"cannot reach {self.program} on {self.name}")
-        try:
-            await loop.sock_sendall(sock, command.encode())
-            for _ in range(MAX_EVENTS + 1):
-                data = await loop.sock_recv(sock, MAX_REPLY)
-                text = data.decode("utf-8", errors="replace")
-                if not text.startswith("<"):
-                    return text
-        except OSError as exc:
-            raise unavailable(exc, self.program, self.name) from None
-        raise CtrlError(f"{self.program} sent only event messages on {self.name}")
+        return await self._send_and_reply(command)
 
     def _open(self) -> None:
         # Sets both fields itself: if the waiting request was cancelled
@@ -187,7 +208,7 @@ class ControlSocket:
         self._sock, self._dir = connect(self.path, self.program, self.name)
 
 
-class EventMonitor:
+class EventMonitor(_Connection):
     """An attached control connection: ``async with EventMonitor(...) as events``.
 
     Entering opens a connection of its own and sends ``ATTACH``; leaving sends
@@ -197,20 +218,17 @@ class EventMonitor:
     outcome you wait for, so its event cannot be missed.
     """
 
+    PROGRAM = "wpa_supplicant"
+
     def __init__(
         self,
         path: Path,
         *,
         name: str | None = None,
         timeout: float = 2.0,
-        program: str = "wpa_supplicant",
+        program: str | None = None,
     ) -> None:
-        self.path = path
-        self.name = name or str(path)
-        self.timeout = timeout
-        self.program = program
-        self._sock: socket.socket | None = None
-        self._dir: str | None = None
+        super().__init__(path, name=name, timeout=timeout, program=program)
         #: Every event read so far (bounded), oldest first.
         self.seen: list[CtrlEvent] = []
 
@@ -265,25 +283,6 @@ class EventMonitor:
             if match(event):
                 return event
         return None
-
-    def close(self) -> None:
-        sock, self._sock = self._sock, None
-        directory, self._dir = self._dir, None
-        _discard(sock, directory)
-
-    async def _send_and_reply(self, command: str) -> str:
-        sock = self._sock
-        assert sock is not None
-        loop = asyncio.get_running_loop()
-        try:
-            await loop.sock_sendall(sock, command.encode())
-            for _ in range(MAX_EVENTS + 1):
-                text = (await loop.sock_recv(sock, MAX_REPLY)).decode("utf-8", errors="replace")
-                if not text.startswith("<"):
-                    return text
-        except OSError as exc:
-            raise unavailable(exc, self.program, self.name) from None
-        raise CtrlError(f"{self.program} sent only event messages on {self.name}")
 
 
 def connect(path: Path, program: str, name: str) -> tuple[socket.socket, str]:

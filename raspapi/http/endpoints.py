@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ from raspapi import __version__
 from raspapi.daemon.runtime import Runtime
 from raspapi.http import openapi
 from raspapi.http.routing import ApiRoute
+from raspapi.http.timefmt import rfc3339
 
 DESCRIPTION = (
     "A fast, plugin-based control daemon for Raspberry Pi access points, and a "
@@ -90,9 +90,7 @@ async def ready(request: Request) -> JSONResponse:
     body = {
         "status": "ready" if runtime.ready else "starting",
         "version": __version__,
-        "started_at": datetime.fromtimestamp(runtime.started_at, UTC)
-        .isoformat(timespec="seconds")
-        .replace("+00:00", "Z"),
+        "started_at": rfc3339(runtime.started_at),
         "plugins": plugins,
     }
     return JSONResponse(body, status_code=200 if runtime.ready else 503)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import re
@@ -131,7 +132,8 @@ class ApiRoute(Route):
             path, endpoint, methods=methods, name=name, include_in_schema=include_in_schema
         )
         self.scope = scope
-        doc = (endpoint.__doc__ or "").strip()
+        # cleandoc: a method's and a function's docstring read the same.
+        doc = inspect.cleandoc(endpoint.__doc__ or "")
         self.summary = summary or (doc.splitlines()[0] if doc else self.name)
         self.description = "\n".join(doc.splitlines()[1:]).strip() if doc else ""
         self.response = response
