@@ -60,8 +60,10 @@ def keys(make_client: MakeClient) -> Keys:
 
 def sensors(client: TestClient) -> Any:
     """The plugin's service object in the running app."""
+    from raspapi.plugins.sensors.service import Sensors
+
     runtime = client.app.state.runtime  # type: ignore[attr-defined]
-    return runtime.manager.plugins["sensors"].ctx.state["sensors"]
+    return runtime.manager.plugins["sensors"].ctx.service(Sensors)
 
 
 def create(k: Keys, **body: Any) -> dict[str, Any]:
