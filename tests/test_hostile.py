@@ -178,7 +178,7 @@ def test_shuffled_field_orders_share_one_statement_per_field_set(app: TestClient
             f"{API}/series/{series}/points", json={"points": [point]}, headers=headers
         )
         assert response.status_code == 201, response.text
-    db = app.app.state.runtime.manager.plugins["sensors"].ctx.state["sensors"].database()  # type: ignore[attr-defined]
+    db = app.app.state.runtime.manager.plugins["sensors"].ctx.state["__service__"].database()  # type: ignore[attr-defined]
     assert len(db._sql) <= 2  # one per roll-up level: every batch named the same set
     rows = app.get(f"{API}/series/{series}/points?limit=100", headers=AUTH).json()
     points = rows["points"]

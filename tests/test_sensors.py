@@ -60,8 +60,10 @@ def keys(make_client: MakeClient) -> Keys:
 
 def sensors(client: TestClient) -> Any:
     """The plugin's service object in the running app."""
+    from raspapi.plugins.sensors.service import Sensors
+
     runtime = client.app.state.runtime  # type: ignore[attr-defined]
-    return runtime.manager.plugins["sensors"].ctx.state["sensors"]
+    return runtime.manager.plugins["sensors"].ctx.service(Sensors)
 
 
 def create(k: Keys, **body: Any) -> dict[str, Any]:
@@ -334,16 +336,74 @@ def test_batch_size_is_bounded_by_configuration(
     assert response.status_code == 413
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("MAX_BATCH", "lots"),
+        ("MAX_BATCH", "0"),
+        ("MAX_SERIES", "100001"),
+        ("RETENTION_DAYS", "0.001"),
+        ("MAX_FUTURE_SECONDS", "-1"),
+        ("PRUNE_INTERVAL", "nan"),
+    ],
+)
 def test_a_bad_setting_fails_the_plugin_with_its_name(
-    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch, name: str, value: str
 ):
-    monkeypatch.setenv("RASPAPI_SENSORS_MAX_BATCH", "lots")
+    monkeypatch.setenv(f"RASPAPI_SENSORS_{name}", value)
     client = make_client()
     plugin = client.get("/ready", headers=AUTH).json()["plugins"]["sensors"]
     assert plugin["state"] == "failed"
-    assert "RASPAPI_SENSORS_MAX_BATCH" in plugin["reason"]
+    assert f"RASPAPI_SENSORS_{name}" in plugin["reason"]
     response = client.get(f"{API}/series", headers=AUTH)
     assert response.status_code == 503
+
+
+def test_settings_at_their_bounds_are_taken(make_client: MakeClient):
+    from raspapi.plugins.sensors.config import Config
+
+    options = {
+        "RASPAPI_SENSORS_MAX_BATCH": "10000",
+        "RASPAPI_SENSORS_MAX_SERIES": "1",
+        "RASPAPI_SENSORS_RETENTION_DAYS": "0.01",
+        "RASPAPI_SENSORS_MAX_FUTURE_SECONDS": "0",
+        "RASPAPI_SENSORS_PRUNE_INTERVAL": "86400",
+        "RASPAPI_SENSORS_PUBLIC_READ": "on",
+    }
+    client = make_client(rate_limits=(), options=options)
+    assert sensors(client).config == Config(
+        max_batch=10_000,
+        max_series=1,
+        retention_days=0.01,
+        max_future_seconds=0.0,
+        prune_interval=86400.0,
+        public_read=True,
+    )
+    assert client.post(f"{API}/series", json={}, headers=AUTH).json()["retention_days"] == 0.01
+    assert client.post(f"{API}/series", json={}, headers=AUTH).status_code == 409
+
+
+def test_query_times_take_every_form_and_name_the_field():
+    from raspapi.plugins.sensors.validate import query_time
+
+    from raspapi.plugin import Invalid
+
+    now = 1_900_000_000.0
+    assert query_time("since", "now", now) == now
+    assert query_time("since", " -7d ", now) == now - 7 * 86400
+    assert query_time("since", "-1.5h", now) == now - 5400
+    assert query_time("since", "1700000000.5", now) == 1700000000.5
+    assert query_time("since", "0", now) == 0
+    assert query_time("since", "2023-11-14T23:13:20+01:00", now) == 1700000000
+    # Unix seconds before 1970 were always taken ("from the very start").
+    assert query_time("since", "-5", now) == -5
+    assert query_time("since", "-0.5", now) == -0.5
+    for text in ("yesterday", "2030-01-01T00:00:00", "nan", "-inf", "1e11", "-1e11", "-5x", ""):
+        with pytest.raises(Invalid) as error:
+            query_time("until", text, now)
+        assert error.value.field == "until", text
+    with pytest.raises(Invalid, match="zone"):
+        query_time("since", "2030-01-01T00:00:00", now)
 
 
 def test_a_series_has_at_most_16_fields(keys: Keys):

@@ -6,6 +6,10 @@ max per step) or as CSV with a ``read`` key. The routes of timeseries-api
 (``/series``, ``/series/new``, ``/point/new``...) are served too, so sketches
 written for it post here unchanged (see ``compat.py``).
 
+Layout: the hooks here; ``service.py`` the domain (no HTTP), ``api.py`` and
+``compat.py`` the thin handlers, ``schema.py`` the schemas and query
+parameters, ``validate.py`` the input checks, ``store.py`` the SQLite tables.
+
 Points live in ``sensors.db`` in the state folder (SQLite, WAL), clustered by
 series and time, with 10-second and 5-minute rollups written in each batch's
 own transaction; a batch is stored whole or not at all. A background task
@@ -18,44 +22,36 @@ from typing import Any
 
 from raspapi.plugin import ApiRoute, PluginContext, Status, hookimpl
 
-from . import schema
-from .compat import Compat
-from .service import CURSOR, FIELDS, LIMIT, ORDER, SINCE, STEP, STEPS, UNTIL, Sensors
-
-
-def _sensors(ctx: PluginContext) -> Sensors:
-    sensors = ctx.state.get("sensors")
-    if sensors is None:
-        sensors = ctx.state["sensors"] = Sensors(ctx)
-    assert isinstance(sensors, Sensors)
-    return sensors
+from .._handlers import bind
+from . import api, compat, schema
+from .service import Sensors
 
 
 @hookimpl
 def raspapi_routes(ctx: PluginContext) -> list[ApiRoute]:
-    s = _sensors(ctx)
+    s = ctx.service(Sensors)
     return [
-        ApiRoute("/series", s.list_series, methods=["GET"], response=schema.SERIES_LIST),
+        ApiRoute("/series", bind(api.list_series, s), methods=["GET"], response=schema.SERIES_LIST),
         ApiRoute(
             "/series",
-            s.create_series,
+            bind(api.create_series, s),
             methods=["POST"],
             scope="ingest",
             body=schema.CREATE,
             response=schema.SERIES,
             status_code=201,
         ),
-        ApiRoute("/series/{id}", s.get_series, methods=["GET"], response=schema.SERIES),
+        ApiRoute("/series/{id}", bind(api.get_series, s), methods=["GET"], response=schema.SERIES),
         ApiRoute(
             "/series/{id}",
-            s.delete_series,
+            bind(api.delete_series, s),
             methods=["DELETE"],
             scope="ingest",
             response=schema.DELETED,
         ),
         ApiRoute(
             "/series/{id}/points",
-            s.push,
+            bind(api.push, s),
             methods=["POST"],
             scope="ingest",
             body=schema.PUSH,
@@ -64,16 +60,16 @@ def raspapi_routes(ctx: PluginContext) -> list[ApiRoute]:
         ),
         ApiRoute(
             "/series/{id}/points",
-            s.points,
+            bind(api.points, s),
             methods=["GET"],
-            query=[SINCE, UNTIL, STEP, STEPS, FIELDS, LIMIT, CURSOR, ORDER],
+            query=[*schema.POINTS_QUERY, schema.LIMIT, schema.CURSOR, schema.ORDER],
             response=schema.POINTS,
         ),
         ApiRoute(
             "/series/{id}/points.csv",
-            s.export,
+            bind(api.export, s),
             methods=["GET"],
-            query=[SINCE, UNTIL, STEP, STEPS, FIELDS],
+            query=schema.POINTS_QUERY,
             response=schema.CSV,
             media_types=("text/csv",),
         ),
@@ -82,22 +78,88 @@ def raspapi_routes(ctx: PluginContext) -> list[ApiRoute]:
 
 @hookimpl
 def raspapi_legacy_routes(ctx: PluginContext) -> list[ApiRoute]:
-    return Compat(_sensors(ctx)).routes()
+    """timeseries-api's routes (``compat.py``)."""
+    s = ctx.service(Sensors)
+    # timeseries-api's readers (its viewer, its plotter, its own test) send no key.
+    reads = None if s.config.public_read else "read"
+    return [
+        ApiRoute(
+            "/series",
+            bind(compat.list_series, s),
+            methods=["GET"],
+            scope=reads,
+            response=schema.COMPAT_SERIES_LIST,
+        ),
+        ApiRoute(
+            "/series/new",
+            bind(compat.new_series, s),
+            methods=["PUT"],
+            scope=None,
+            status_code=201,
+            body=schema.COMPAT_NEW_SERIES,
+            response=schema.COMPAT_NEW_SERIES_ID,
+        ),
+        ApiRoute(
+            "/series/{id}",
+            bind(compat.get_series, s),
+            methods=["GET"],
+            scope=reads,
+            response=schema.COMPAT_POINTS,
+        ),
+        ApiRoute(
+            "/series/{id}",
+            bind(compat.delete_series, s),
+            methods=["DELETE"],
+            scope=None,
+            status_code=204,
+            body=schema.COMPAT_AUTH,
+        ),
+        ApiRoute(
+            "/point/new",
+            bind(compat.new_point, s),
+            methods=["PUT"],
+            scope=None,
+            status_code=201,
+            body=schema.COMPAT_NEW_POINT,
+            response=schema.COMPAT_NEW_POINT_ID,
+        ),
+        ApiRoute(
+            "/point/{id}",
+            bind(compat.get_point, s),
+            methods=["GET"],
+            scope=reads,
+            response=schema.COMPAT_POINT,
+        ),
+        ApiRoute(
+            "/point/{id}",
+            bind(compat.delete_point, s),
+            methods=["DELETE"],
+            scope=None,
+            status_code=204,
+            body=schema.COMPAT_AUTH,
+        ),
+        ApiRoute(
+            "/points/count",
+            bind(compat.count, s),
+            methods=["GET"],
+            response=schema.COMPAT_COUNT,
+        ),
+    ]
 
 
 @hookimpl
 async def raspapi_startup(ctx: PluginContext) -> None:
-    await _sensors(ctx).start()
+    await ctx.service(Sensors).start()
 
 
 @hookimpl
 async def raspapi_shutdown(ctx: PluginContext) -> None:
-    await _sensors(ctx).stop()
+    await ctx.service(Sensors).stop()
 
 
 @hookimpl
 def raspapi_status(ctx: PluginContext) -> Status:
-    s = _sensors(ctx)
+    s = ctx.service(Sensors)
     if s.db is None:
         return Status.unavailable("the sensors store is not open yet")
     return Status.ok(
@@ -112,7 +174,7 @@ def raspapi_status(ctx: PluginContext) -> Status:
 def raspapi_metrics(ctx: PluginContext) -> list[Any]:
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-    s = _sensors(ctx)
+    s = ctx.service(Sensors)
     return [
         GaugeMetricFamily(
             "raspapi_sensors_series", "Sensor series stored", value=len(s.db.series) if s.db else 0

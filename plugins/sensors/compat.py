@@ -25,10 +25,15 @@ seconds; otherwise the server's time, as there); field values are numbers
 Errors are ``{"message": ...}`` as flask-restful's, plus raspapi's
 ``detail`` and ``code``. Timestamps are ISO 8601 in UTC with ``+00:00``
 (timeseries-api's were the server's local time without a zone).
+
+This module is the adapter: the handlers (Starlette) and the answers in
+timeseries-api's shapes; the work is in ``service.py``, the schemas in
+``schema.py``. A handler's docstring is its route's OpenAPI description.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -39,7 +44,6 @@ from starlette.responses import JSONResponse, Response
 
 from raspapi.plugin import (
     ApiError,
-    ApiRoute,
     BadRequest,
     Forbidden,
     Invalid,
@@ -58,10 +62,13 @@ from .store import Series
 MAX_SERIES_POINTS = 10_000
 _ID_MAX = (1 << 63) - 1
 _NAMES = {"description": "desc", "device_description": "device_desc"}
-Handler = Callable[[Request], Awaitable[Response]]
+Handler = Callable[[Sensors, Request], Awaitable[Response]]
 
 
 def _iso(ms: int) -> str:
+    # Not the public rfc3339_ms on purpose: timeseries-api's timestamps are
+    # datetime.isoformat() with microseconds and no "Z", and the sketches and
+    # viewers written for it parse exactly that (here in UTC, with "+00:00").
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="microseconds")
 
 
@@ -74,14 +81,15 @@ def _error(exc: ApiError) -> JSONResponse:
 
 
 def _answer(handler: Handler) -> Handler:
-    async def wrapped(request: Request) -> Response:
+    """Errors in flask-restful's shape: ``{"message": ...}``."""
+
+    @functools.wraps(handler)
+    async def wrapped(sensors: Sensors, request: Request) -> Response:
         try:
-            return await handler(request)
+            return await handler(sensors, request)
         except ApiError as exc:
             return _error(exc)
 
-    wrapped.__doc__ = handler.__doc__
-    wrapped.__name__ = handler.__name__
     return wrapped
 
 
@@ -99,285 +107,181 @@ def _throttled(refused: Response) -> ApiError:
     return ApiError(detail, code="rate_limited", status_code=429, headers={"Retry-After": retry})
 
 
-class Compat:
-    def __init__(self, sensors: Sensors) -> None:
-        self.sensors = sensors
-
-    async def _writer(
-        self, request: Request, *, body_required: bool
-    ) -> tuple[Principal, dict[str, Any]]:
-        """The caller, from ``token`` in the JSON body (or a key header), with ``ingest``."""
-        try:
-            body = await read_json(request)
-        except BadRequest as exc:
-            if body_required or exc.code != "body_missing":
-                raise
-            body = {}
-        if not isinstance(body, dict):
-            raise BadRequest("the body must be a JSON object", code="body_invalid")
-        token = body.get("token")
-        if token is None:
-            token = key_from_headers(request.scope["headers"])
-        runtime = request.app.state.runtime
-        # A token in the body is a key like any other: the failed-auth throttle of
-        # the core's guard applies to it too.
-        limiter = runtime.limiter
-        if limiter is not None and (refused := limiter.before_auth(request.scope)) is not None:
+async def _writer(request: Request, *, body_required: bool) -> tuple[Principal, dict[str, Any]]:
+    """The caller, from ``token`` in the JSON body (or a key header), with ``ingest``."""
+    try:
+        body = await read_json(request)
+    except BadRequest as exc:
+        if body_required or exc.code != "body_missing":
+            raise
+        body = {}
+    if not isinstance(body, dict):
+        raise BadRequest("the body must be a JSON object", code="body_invalid")
+    token = body.get("token")
+    if token is None:
+        token = key_from_headers(request.scope["headers"])
+    runtime = request.app.state.runtime
+    # A token in the body is a key like any other: the failed-auth throttle of
+    # the core's guard applies to it too.
+    limiter = runtime.limiter
+    if limiter is not None and (refused := limiter.before_auth(request.scope)) is not None:
+        raise _throttled(refused)
+    if not token:
+        raise Forbidden("Authentication token is required for access.", code="unauthorized")
+    caller = runtime.auth.authenticate(token) if isinstance(token, str) else None
+    if caller is None:
+        if limiter is not None and (refused := limiter.auth_failed(request.scope)) is not None:
             raise _throttled(refused)
-        if not token:
-            raise Forbidden("Authentication token is required for access.", code="unauthorized")
-        caller = runtime.auth.authenticate(token) if isinstance(token, str) else None
-        if caller is None:
-            if limiter is not None and (refused := limiter.auth_failed(request.scope)) is not None:
-                raise _throttled(refused)
-            raise Forbidden("the token is not a valid key", code="unauthorized")
-        if "ingest" not in caller.scopes:
-            raise Forbidden("this key lacks the 'ingest' scope", code="missing_scope")
-        return caller, body
+        raise Forbidden("the token is not a valid key", code="unauthorized")
+    if "ingest" not in caller.scopes:
+        raise Forbidden("this key lacks the 'ingest' scope", code="missing_scope")
+    return caller, body
 
-    def _series(self, text: str) -> Series:
-        series_id = _number_id(text, "Series")
-        found = self.sensors.database().series.get(series_id)
-        if found is None:
-            raise NotFound(f"Series {series_id} doesn't exist", code="unknown_series")
-        return found
 
-    # -- series --
+def _series(sensors: Sensors, text: str) -> Series:
+    series_id = _number_id(text, "Series")
+    found = sensors.find(series_id)
+    if found is None:
+        raise NotFound(f"Series {series_id} doesn't exist", code="unknown_series")
+    return found
 
-    async def list_series(self, request: Request) -> Response:
-        """timeseries-api: every series by id, with its point count."""
-        everything = sorted(tuple(self.sensors.database().series.values()), key=lambda s: s.id)
-        counts = await self.sensors.counts()
-        return JSONResponse(
-            {
-                str(s.id): {
-                    "id": s.id,
-                    "device_id": s.device_id,
-                    "device_desc": s.device_description,
-                    "desc": s.description or None,
-                    "timestamp": _iso(round(s.created_at * 1000)),
-                    "user": s.owner_name,
-                    "count": counts.get(s.id, (0, None, None))[0],
-                }
-                for s in everything
+
+def _point(series: Series, row: tuple[Any, ...]) -> dict[str, Any]:
+    """``row`` is (id, ts, v0, v1, ...) in the series' slot order."""
+    return {
+        "id": row[0],
+        "series_id": series.id,
+        "fields": {
+            name: value
+            for name, value in zip(series.fields, row[2:], strict=False)
+            if value is not None
+        },
+        "timestamp": _iso(row[1]),
+    }
+
+
+# -- series --
+
+
+@_answer
+async def list_series(sensors: Sensors, request: Request) -> Response:
+    """timeseries-api: every series by id, with its point count."""
+    everything = sorted(tuple(sensors.database().series.values()), key=lambda s: s.id)
+    counts = await sensors.counts()
+    return JSONResponse(
+        {
+            str(s.id): {
+                "id": s.id,
+                "device_id": s.device_id,
+                "device_desc": s.device_description,
+                "desc": s.description or None,
+                "timestamp": _iso(round(s.created_at * 1000)),
+                "user": s.owner_name,
+                "count": counts.get(s.id, (0, None, None))[0],
             }
-        )
+            for s in everything
+        }
+    )
 
-    async def new_series(self, request: Request) -> Response:
-        """timeseries-api: create a series (token, device_id, device_desc, desc); answers its id."""
-        caller, body = await self._writer(request, body_required=True)
-        for name in ("device_id", "device_desc"):
-            if body.get(name) is None:
-                raise BadRequest(f"{name}: is required", code="invalid", field=name)
-        try:
-            series = await self.sensors.create(
-                caller,
-                {
-                    "description": body.get("desc"),
-                    "device_description": body.get("device_desc"),
-                    "device_id": body.get("device_id"),
-                },
-            )
-        except Invalid as exc:  # in timeseries-api's names
-            name = _NAMES.get(exc.field or "", exc.field or "body")
-            problem = exc.detail.split(": ", 1)[-1]
-            raise Invalid(name, problem) from None
-        return JSONResponse(series.id, status_code=201)
 
-    async def get_series(self, request: Request) -> Response:
-        """timeseries-api: the points of a series, oldest first (the newest 10 000 at most)."""
-        series = self._series(request.path_params["id"])
-        slots = list(range(len(series.fields)))
-        rows = await self.sensors.read(
-            lambda r: r.raw(series.id, slots, 0, 1 << 62, None, MAX_SERIES_POINTS, True)
-        )
-        counts = await self.sensors.counts([series.id])
-        rows.reverse()
-        return JSONResponse(
-            [self._point(series, row) for row in rows],
-            headers={"X-Total-Count": str(counts.get(series.id, (0,))[0])},
-        )
-
-    async def delete_series(self, request: Request) -> Response:
-        """timeseries-api: delete a series and its points (its owner's token, or an admin's)."""
-        caller, _ = await self._writer(request, body_required=False)
-        series = self._series(request.path_params["id"])
-        await self.sensors.delete(caller, series.id)
-        return Response(status_code=204)
-
-    # -- points --
-
-    async def new_point(self, request: Request) -> Response:
-        """timeseries-api: add a point (token, series_id, fields[, timestamp]); answers its id."""
-        caller, body = await self._writer(request, body_required=True)
-        given = body.get("series_id")
-        raw_id = parse_int(given.strip() if isinstance(given, str) else given, low=0, high=_ID_MAX)
-        if raw_id is None:
-            raise BadRequest("series_id: must be a series id", code="invalid", field="series_id")
-        if raw_id not in self.sensors.database().series:
-            raise NotFound(f"Series {raw_id} not found", code="unknown_series")
-        point: dict[str, Any] = {"fields": body.get("fields")}
-        if body.get("timestamp") is not None:
-            point["timestamp"] = body["timestamp"]
-        try:
-            batch = await self.sensors.ingest(
-                caller,
-                raw_id,
-                [point],
-                where="",
-                time_key="timestamp",
-                coerce=validate.lenient_number,
-            )
-        except Forbidden:
-            raise Forbidden("Permission denied", code="not_owner") from None
-        return JSONResponse(batch.rows[0][1], status_code=201)
-
-    async def get_point(self, request: Request) -> Response:
-        """timeseries-api: one point."""
-        point_id = _number_id(request.path_params["id"], "Point")
-        row = await self.sensors.read(lambda r: r.point(point_id))
-        series = self.sensors.database().series.get(row[0]) if row is not None else None
-        if row is None or series is None:
-            raise NotFound(f"Point {point_id} doesn't exist", code="unknown_point")
-        return JSONResponse(self._point(series, (row[2], row[1], *row[3:])))
-
-    async def delete_point(self, request: Request) -> Response:
-        """timeseries-api: delete a point (its series' owner's token, or an admin's)."""
-        caller, _ = await self._writer(request, body_required=False)
-        point_id = _number_id(request.path_params["id"], "Point")
-        try:
-            await self.sensors.delete_point(caller, point_id)
-        except NotFound:
-            raise NotFound(f"Point {point_id} doesn't exist", code="unknown_point") from None
-        return Response(status_code=204)
-
-    async def count(self, request: Request) -> Response:
-        """timeseries-api: the number of points in every series."""
-        return JSONResponse(await self.sensors.read(lambda r: r.total_points()))
-
-    @staticmethod
-    def _point(series: Series, row: tuple[Any, ...]) -> dict[str, Any]:
-        """``row`` is (id, ts, v0, v1, ...) in the series' slot order."""
-        return {
-            "id": row[0],
-            "series_id": series.id,
-            "fields": {
-                name: value
-                for name, value in zip(series.fields, row[2:], strict=False)
-                if value is not None
+@_answer
+async def new_series(sensors: Sensors, request: Request) -> Response:
+    """timeseries-api: create a series (token, device_id, device_desc, desc); answers its id."""
+    caller, body = await _writer(request, body_required=True)
+    for name in ("device_id", "device_desc"):
+        if body.get(name) is None:
+            raise BadRequest(f"{name}: is required", code="invalid", field=name)
+    try:
+        series = await sensors.create(
+            caller,
+            {
+                "description": body.get("desc"),
+                "device_description": body.get("device_desc"),
+                "device_id": body.get("device_id"),
             },
-            "timestamp": _iso(row[1]),
-        }
+        )
+    except Invalid as exc:  # in timeseries-api's names
+        name = _NAMES.get(exc.field or "", exc.field or "body")
+        problem = exc.detail.split(": ", 1)[-1]
+        raise Invalid(name, problem) from None
+    return JSONResponse(series.id, status_code=201)
 
-    def routes(self) -> list[ApiRoute]:
-        token = {"type": "string", "description": "A raspapi key with the ingest scope."}
-        point = {
-            "type": "object",
-            "properties": {
-                "id": {"type": "integer"},
-                "series_id": {"type": "integer"},
-                "fields": {"type": "object", "additionalProperties": {"type": "number"}},
-                "timestamp": {"type": "string", "format": "date-time"},
-            },
-        }
-        auth_body = {
-            "type": "object",
-            "properties": {"token": token},
-            "description": "The token may be sent in a key header instead.",
-        }
-        # timeseries-api's readers (its viewer, its plotter, its own test) send no key.
-        reads = None if self.sensors.config.public_read else "read"
-        return [
-            ApiRoute(
-                "/series",
-                _answer(self.list_series),
-                methods=["GET"],
-                scope=reads,
-                response={
-                    "type": "object",
-                    "additionalProperties": {
-                        "type": "object",
-                        "properties": {
-                            "id": {"type": "integer"},
-                            "device_id": {"type": "string"},
-                            "device_desc": {"type": "string"},
-                            "desc": {"type": ["string", "null"]},
-                            "timestamp": {"type": "string", "format": "date-time"},
-                            "user": {"type": "string"},
-                            "count": {"type": "integer"},
-                        },
-                    },
-                },
-            ),
-            ApiRoute(
-                "/series/new",
-                _answer(self.new_series),
-                methods=["PUT"],
-                scope=None,
-                status_code=201,
-                body={
-                    "type": "object",
-                    "required": ["token", "device_id", "device_desc"],
-                    "properties": {
-                        "token": token,
-                        "device_id": {"type": "string", "maxLength": validate.DEVICE_ID_MAX},
-                        "device_desc": {"type": "string", "maxLength": validate.TEXT_MAX},
-                        "desc": {"type": "string", "maxLength": validate.TEXT_MAX},
-                    },
-                },
-                response={"type": "integer", "description": "The new series' id."},
-            ),
-            ApiRoute(
-                "/series/{id}",
-                _answer(self.get_series),
-                methods=["GET"],
-                scope=reads,
-                response={"type": "array", "items": point},
-            ),
-            ApiRoute(
-                "/series/{id}",
-                _answer(self.delete_series),
-                methods=["DELETE"],
-                scope=None,
-                status_code=204,
-                body=auth_body,
-            ),
-            ApiRoute(
-                "/point/new",
-                _answer(self.new_point),
-                methods=["PUT"],
-                scope=None,
-                status_code=201,
-                body={
-                    "type": "object",
-                    "required": ["token", "series_id", "fields"],
-                    "properties": {
-                        "token": token,
-                        "series_id": {"type": "integer"},
-                        "fields": {"type": "object", "additionalProperties": {"type": "number"}},
-                        "timestamp": {
-                            "type": ["string", "number"],
-                            "description": "RFC 3339 with a zone, or Unix seconds; default now.",
-                        },
-                    },
-                },
-                response={"type": "integer", "description": "The new point's id."},
-            ),
-            ApiRoute(
-                "/point/{id}", _answer(self.get_point), methods=["GET"], scope=reads, response=point
-            ),
-            ApiRoute(
-                "/point/{id}",
-                _answer(self.delete_point),
-                methods=["DELETE"],
-                scope=None,
-                status_code=204,
-                body=auth_body,
-            ),
-            ApiRoute(
-                "/points/count",
-                _answer(self.count),
-                methods=["GET"],
-                response={"type": "integer"},
-            ),
-        ]
+
+@_answer
+async def get_series(sensors: Sensors, request: Request) -> Response:
+    """timeseries-api: the points of a series, oldest first (the newest 10 000 at most)."""
+    series = _series(sensors, request.path_params["id"])
+    rows = await sensors.newest(series, MAX_SERIES_POINTS)
+    counts = await sensors.counts([series.id])
+    return JSONResponse(
+        [_point(series, row) for row in rows],
+        headers={"X-Total-Count": str(counts.get(series.id, (0,))[0])},
+    )
+
+
+@_answer
+async def delete_series(sensors: Sensors, request: Request) -> Response:
+    """timeseries-api: delete a series and its points (its owner's token, or an admin's)."""
+    caller, _ = await _writer(request, body_required=False)
+    series = _series(sensors, request.path_params["id"])
+    await sensors.delete(caller, series.id)
+    return Response(status_code=204)
+
+
+# -- points --
+
+
+@_answer
+async def new_point(sensors: Sensors, request: Request) -> Response:
+    """timeseries-api: add a point (token, series_id, fields[, timestamp]); answers its id."""
+    caller, body = await _writer(request, body_required=True)
+    given = body.get("series_id")
+    raw_id = parse_int(given.strip() if isinstance(given, str) else given, low=0, high=_ID_MAX)
+    if raw_id is None:
+        raise BadRequest("series_id: must be a series id", code="invalid", field="series_id")
+    if sensors.find(raw_id) is None:
+        raise NotFound(f"Series {raw_id} not found", code="unknown_series")
+    point: dict[str, Any] = {"fields": body.get("fields")}
+    if body.get("timestamp") is not None:
+        point["timestamp"] = body["timestamp"]
+    try:
+        batch = await sensors.ingest(
+            caller,
+            raw_id,
+            [point],
+            where="",
+            time_key="timestamp",
+            coerce=validate.lenient_number,
+        )
+    except Forbidden:
+        raise Forbidden("Permission denied", code="not_owner") from None
+    return JSONResponse(batch.rows[0][1], status_code=201)
+
+
+@_answer
+async def get_point(sensors: Sensors, request: Request) -> Response:
+    """timeseries-api: one point."""
+    point_id = _number_id(request.path_params["id"], "Point")
+    row = await sensors.point(point_id)
+    series = sensors.find(row[0]) if row is not None else None
+    if row is None or series is None:
+        raise NotFound(f"Point {point_id} doesn't exist", code="unknown_point")
+    return JSONResponse(_point(series, (row[2], row[1], *row[3:])))
+
+
+@_answer
+async def delete_point(sensors: Sensors, request: Request) -> Response:
+    """timeseries-api: delete a point (its series' owner's token, or an admin's)."""
+    caller, _ = await _writer(request, body_required=False)
+    point_id = _number_id(request.path_params["id"], "Point")
+    try:
+        await sensors.delete_point(caller, point_id)
+    except NotFound:
+        raise NotFound(f"Point {point_id} doesn't exist", code="unknown_point") from None
+    return Response(status_code=204)
+
+
+@_answer
+async def count(sensors: Sensors, request: Request) -> Response:
+    """timeseries-api: the number of points in every series."""
+    return JSONResponse(await sensors.total_points())

@@ -3,11 +3,16 @@ the process environment (as the core's own settings)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
+
+from raspapi.plugin import PluginContext
 
 #: Value columns of the points table: the most fields a series (and a point) can have.
 SLOTS = 16
+#: Steps one query may answer.
+MAX_STEPS = 10_000
+#: Raw points per page of a JSON answer.
+MAX_LIMIT = 10_000
 
 
 @dataclass(frozen=True)
@@ -32,37 +37,20 @@ class Config:
         return 4096 + self.max_batch * 1536
 
     @classmethod
-    def load(cls, option: Callable[[str], str | None]) -> Config:
-        """From ``option`` (the core's ``Settings.option``: the environment, then the
-        ``.env`` file); ValueError names a bad one."""
-
-        def number(name: str, default: float, low: float, high: float) -> float:
-            raw = (option(f"RASPAPI_SENSORS_{name}") or "").strip()
-            if not raw:
-                return default
-            try:
-                value = float(raw)
-            except ValueError:
-                value = float("nan")
-            if not low <= value <= high:
-                raise ValueError(
-                    f"RASPAPI_SENSORS_{name}={raw!r} is not a number from {low:g} to {high:g}"
-                )
-            return value
-
-        def flag(name: str) -> bool:
-            raw = (option(f"RASPAPI_SENSORS_{name}") or "").strip().lower()
-            if raw in ("", "0", "false", "no", "off"):
-                return False
-            if raw in ("1", "true", "yes", "on"):
-                return True
-            raise ValueError(f"RASPAPI_SENSORS_{name}={raw[:32]!r} is not true or false")
-
+    def load(cls, ctx: PluginContext) -> Config:
+        """From the plugin's options (``ctx.option``: the environment, then the ``.env``
+        file); OptionError names a bad one."""
         return cls(
-            public_read=flag("PUBLIC_READ"),
-            max_batch=int(number("MAX_BATCH", cls.max_batch, 1, 10_000)),
-            max_series=int(number("MAX_SERIES", cls.max_series, 1, 100_000)),
-            retention_days=number("RETENTION_DAYS", cls.retention_days, 0.01, 36500),
-            max_future_seconds=number("MAX_FUTURE_SECONDS", cls.max_future_seconds, 0, 86400),
-            prune_interval=number("PRUNE_INTERVAL", cls.prune_interval, 0.1, 86400),
+            public_read=ctx.option("public_read", bool, cls.public_read),
+            max_batch=ctx.option("max_batch", int, cls.max_batch, min=1, max=10_000),
+            max_series=ctx.option("max_series", int, cls.max_series, min=1, max=100_000),
+            retention_days=ctx.option(
+                "retention_days", float, cls.retention_days, min=0.01, max=36500
+            ),
+            max_future_seconds=ctx.option(
+                "max_future_seconds", float, cls.max_future_seconds, min=0, max=86400
+            ),
+            prune_interval=ctx.option(
+                "prune_interval", float, cls.prune_interval, min=0.1, max=86400
+            ),
         )

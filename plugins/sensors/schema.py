@@ -1,10 +1,13 @@
-"""JSON schemas of the ``/api/v1/sensors`` requests and answers (for ``/openapi.json``)."""
+"""JSON schemas of the plugin's requests and answers (for ``/openapi.json``), and the
+query parameters of ``/api/v1/sensors``: first the v1 routes, then timeseries-api's."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from .config import SLOTS
+from raspapi.plugin import Query
+
+from .config import MAX_LIMIT, MAX_STEPS, SLOTS
 from .validate import DEVICE_ID_MAX, TEXT_MAX, UNIT_MAX
 
 _TIME = {"type": ["string", "null"], "format": "date-time"}
@@ -167,3 +170,101 @@ POINTS: dict[str, Any] = {
     },
 }
 CSV: dict[str, Any] = {"type": "string", "contentMediaType": "text/csv"}
+
+# -- query parameters of GET /series/{id}/points and points.csv --------------------------
+
+SINCE = Query(
+    "since",
+    str,
+    description="From: RFC 3339, Unix seconds, or -7d/-12h/-30m (default -24h; a CSV export "
+    "without `step`: the first point).",
+)
+UNTIL = Query(
+    "until", str, description="To (excluded): RFC 3339, Unix seconds, or -1h (default now)."
+)
+STEP = Query(
+    "step",
+    float,
+    minimum=0.001,
+    maximum=366 * 86400,
+    description="Seconds per step: min, avg and max of each field per step, steps aligned on "
+    f"multiples of `step` since the Unix epoch (at most {MAX_STEPS} steps). Without it: the "
+    "points themselves.",
+)
+STEPS = Query(
+    "steps",
+    int,
+    minimum=1,
+    maximum=MAX_STEPS,
+    description="Instead of `step`: about this many steps. The step is the range divided by "
+    "it, rounded up to whole seconds (to 10 s from 100 s, to 5 minutes from 3000 s) so that "
+    "rollups serve it.",
+)
+FIELDS = Query("fields", str, description="Comma-separated field names (default: every field).")
+LIMIT = Query(
+    "limit", int, default=1000, minimum=1, maximum=MAX_LIMIT, description="Points per page."
+)
+CURSOR = Query("cursor", str, description="`next_cursor` of the previous page.")
+ORDER = Query("order", str, default="asc", choices=("asc", "desc"), description="By time.")
+#: What both the JSON and the CSV reads take.
+POINTS_QUERY: list[Query[Any]] = [SINCE, UNTIL, STEP, STEPS, FIELDS]
+
+# -- timeseries-api's routes (compat.py) --------------------------------------------------
+
+_TOKEN = {"type": "string", "description": "A raspapi key with the ingest scope."}
+COMPAT_POINT: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "integer"},
+        "series_id": {"type": "integer"},
+        "fields": {"type": "object", "additionalProperties": {"type": "number"}},
+        "timestamp": {"type": "string", "format": "date-time"},
+    },
+}
+COMPAT_POINTS: dict[str, Any] = {"type": "array", "items": COMPAT_POINT}
+COMPAT_AUTH: dict[str, Any] = {
+    "type": "object",
+    "properties": {"token": _TOKEN},
+    "description": "The token may be sent in a key header instead.",
+}
+COMPAT_SERIES_LIST: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": {
+        "type": "object",
+        "properties": {
+            "id": {"type": "integer"},
+            "device_id": {"type": "string"},
+            "device_desc": {"type": "string"},
+            "desc": {"type": ["string", "null"]},
+            "timestamp": {"type": "string", "format": "date-time"},
+            "user": {"type": "string"},
+            "count": {"type": "integer"},
+        },
+    },
+}
+COMPAT_NEW_SERIES: dict[str, Any] = {
+    "type": "object",
+    "required": ["token", "device_id", "device_desc"],
+    "properties": {
+        "token": _TOKEN,
+        "device_id": {"type": "string", "maxLength": DEVICE_ID_MAX},
+        "device_desc": {"type": "string", "maxLength": TEXT_MAX},
+        "desc": {"type": "string", "maxLength": TEXT_MAX},
+    },
+}
+COMPAT_NEW_SERIES_ID: dict[str, Any] = {"type": "integer", "description": "The new series' id."}
+COMPAT_NEW_POINT: dict[str, Any] = {
+    "type": "object",
+    "required": ["token", "series_id", "fields"],
+    "properties": {
+        "token": _TOKEN,
+        "series_id": {"type": "integer"},
+        "fields": {"type": "object", "additionalProperties": {"type": "number"}},
+        "timestamp": {
+            "type": ["string", "number"],
+            "description": "RFC 3339 with a zone, or Unix seconds; default now.",
+        },
+    },
+}
+COMPAT_NEW_POINT_ID: dict[str, Any] = {"type": "integer", "description": "The new point's id."}
+COMPAT_COUNT: dict[str, Any] = {"type": "integer"}

@@ -1,5 +1,6 @@
 """The sensors service: its stores, the series in memory, the retention task, and the
-``/api/v1/sensors`` handlers."""
+queries the ``/api/v1/sensors`` and timeseries-api routes answer (no HTTP here: the
+handlers are in ``api.py`` and ``compat.py``)."""
 
 from __future__ import annotations
 
@@ -13,9 +14,6 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response, StreamingResponse
-
 from raspapi.plugin import (
     ApiError,
     Forbidden,
@@ -24,66 +22,28 @@ from raspapi.plugin import (
     NotFound,
     PluginContext,
     Principal,
-    Query,
     Store,
     Unavailable,
     parse_int,
-    principal,
-    read_json,
     rfc3339,
+    rfc3339_ms,
 )
 
 from . import validate
-from .config import Config
+from .config import MAX_STEPS, Config
 from .store import MIGRATIONS, Aggregate, Reader, SensorDB, Series
 from .validate import Batch
 
 T = TypeVar("T")
 
-#: Steps one query may answer.
-MAX_STEPS = 10_000
-#: Raw points per page of a JSON answer, and per read of a CSV export.
-MAX_LIMIT = 10_000
+#: Raw points per read of a CSV export.
 CSV_PAGE = 5_000
 #: Read connections (threads): SQLite releases the GIL while it scans.
 READERS = max(1, min(4, os.cpu_count() or 1))
-_SERIES_KEYS = frozenset(
-    {"description", "device_description", "device_id", "units", "retention_days", "owner_key_id"}
-)
-
-SINCE = Query(
-    "since",
-    str,
-    description="From: RFC 3339, Unix seconds, or -7d/-12h/-30m (default -24h; a CSV export "
-    "without `step`: the first point).",
-)
-UNTIL = Query(
-    "until", str, description="To (excluded): RFC 3339, Unix seconds, or -1h (default now)."
-)
-STEP = Query(
-    "step",
-    float,
-    minimum=0.001,
-    maximum=366 * 86400,
-    description="Seconds per step: min, avg and max of each field per step, steps aligned on "
-    f"multiples of `step` since the Unix epoch (at most {MAX_STEPS} steps). Without it: the "
-    "points themselves.",
-)
-STEPS = Query(
-    "steps",
-    int,
-    minimum=1,
-    maximum=MAX_STEPS,
-    description="Instead of `step`: about this many steps. The step is the range divided by "
-    "it, rounded up to whole seconds (to 10 s from 100 s, to 5 minutes from 3000 s) so that "
-    "rollups serve it.",
-)
-FIELDS = Query("fields", str, description="Comma-separated field names (default: every field).")
-LIMIT = Query(
-    "limit", int, default=1000, minimum=1, maximum=MAX_LIMIT, description="Points per page."
-)
-CURSOR = Query("cursor", str, description="`next_cursor` of the previous page.")
-ORDER = Query("order", str, default="asc", choices=("asc", "desc"), description="By time.")
+#: An ``until`` past any point.
+FAR = 1 << 62
+#: The default range of a JSON query: the last day.
+DAY = 86400.0
 
 
 @dataclass(frozen=True)
@@ -93,11 +53,12 @@ class Window:
 
 
 class Sensors:
-    """One per app (``ctx.state["sensors"]``)."""
+    """One per app (``ctx.service(Sensors)``); knows nothing about HTTP: it returns
+    dicts and raises the public API's errors."""
 
     def __init__(self, ctx: PluginContext) -> None:
         self.ctx = ctx
-        self.config = Config.load(ctx.settings.option)
+        self.config = Config.load(ctx)
         self.writer: Store = ctx.store(MIGRATIONS)
         #: Read connections, each with its own thread: a long scan is split among them.
         #: Opened on the first read, not before the daemon is ready.
@@ -229,8 +190,11 @@ class Sensors:
         table = [row for _, rows in answers for row in rows]
         return answers[0][0], table
 
+    def find(self, series_id: int) -> Series | None:
+        return self.database().series.get(series_id)
+
     def series(self, series_id: int) -> Series:
-        found = self.database().series.get(series_id)
+        found = self.find(series_id)
         if found is None:
             raise NotFound(f"series {series_id} does not exist", code="unknown_series")
         return found
@@ -337,7 +301,7 @@ class Sensors:
     ) -> dict[int, tuple[int, int | None, int | None]]:
         return await self.read(lambda r: r.listing(ids))
 
-    # -- v1 handlers -------------------------------------------------------------------
+    # -- answers of the /api/v1/sensors routes ------------------------------------------
 
     def describe(
         self, series: Series, counts: tuple[int, int | None, int | None]
@@ -355,11 +319,11 @@ class Sensors:
             "retention_days": series.retention_days,
             "created_at": rfc3339(series.created_at),
             "point_count": count,
-            "first_at": validate.rfc3339_ms(first) if first is not None else None,
-            "last_at": validate.rfc3339_ms(last) if last is not None else None,
+            "first_at": rfc3339_ms(first) if first is not None else None,
+            "last_at": rfc3339_ms(last) if last is not None else None,
         }
 
-    async def list_series(self, request: Request) -> JSONResponse:
+    async def listing(self) -> dict[str, Any]:
         """Every series, with its point count and first and last point time."""
         everything = tuple(self.database().series.values())
         counts = await self.counts()
@@ -367,200 +331,104 @@ class Sensors:
             self.describe(s, counts.get(s.id, (0, None, None)))
             for s in sorted(everything, key=lambda s: s.id)
         ]
-        return JSONResponse({"series": items, "max_batch": self.config.max_batch})
+        return {"series": items, "max_batch": self.config.max_batch}
 
-    async def create_series(self, request: Request) -> JSONResponse:
-        """Create a series; the key that creates it owns it (only it, or an admin, writes to it).
-
-        Body (every field optional): `description`, `device_description`,
-        `device_id`, `units` (unit hints, e.g. `{"temperature": "°C"}`),
-        `retention_days` (default from `RASPAPI_SENSORS_RETENTION_DAYS`), and,
-        for an admin key only, `owner_key_id` to create it for a device's key.
-        """
-        caller = _caller(request)
-        body = await read_json(request)
-        if not isinstance(body, dict):
-            raise Invalid("body", "must be a JSON object")
-        for key in body:
-            if key not in _SERIES_KEYS:
-                raise Invalid(
-                    str(key)[:64], f"unknown field; fields are {', '.join(sorted(_SERIES_KEYS))}"
-                )
-        series = await self.create(caller, body, request.app.state.runtime.keys)
-        return JSONResponse(self.describe(series, (0, None, None)), status_code=201)
-
-    async def get_series(self, request: Request) -> JSONResponse:
-        """One series, with its point count and first and last point time."""
-        series = self.series(_series_id(request))
+    async def one(self, series_id: int) -> dict[str, Any]:
+        series = self.series(series_id)
         counts = await self.counts([series.id])
-        return JSONResponse(self.describe(series, counts.get(series.id, (0, None, None))))
+        return self.describe(series, counts.get(series.id, (0, None, None)))
 
-    async def delete_series(self, request: Request) -> JSONResponse:
-        """Delete a series and its points (its owner's key or an admin key)."""
-        series_id = _series_id(request)
-        await self.delete(_caller(request), series_id)
-        return JSONResponse({"id": series_id, "deleted": True})
+    @staticmethod
+    def pushed(series_id: int, batch: Batch) -> dict[str, Any]:
+        return {
+            "series_id": series_id,
+            "accepted": len(batch.rows),
+            "first_id": batch.rows[0][1],
+            "first_at": rfc3339_ms(batch.first_ms),
+            "last_at": rfc3339_ms(batch.last_ms),
+        }
 
-    async def push(self, request: Request) -> JSONResponse:
-        """Add a batch of points: all of them, or (on any problem) none.
-
-        Body: `{"points": [{"at": "2030-01-31T12:00:00.250Z", "fields":
-        {"temperature": 21.5, "humidity": 40}}, ...]}`. `at` is optional (the
-        server's time), RFC 3339 with a zone or Unix seconds, never more than
-        `RASPAPI_SENSORS_MAX_FUTURE_SECONDS` ahead; `fields` holds 1 to 16 finite
-        numbers. A series has at most 16 field names over its life.
-        """
-        caller = _caller(request)
-        series_id = _series_id(request)
-        self.writable(caller, series_id)
-        body = await read_json(request, max_bytes=self.config.max_body_bytes)
-        if not isinstance(body, dict) or "points" not in body:
-            raise Invalid("points", 'the body must be {"points": [...]}')
-        if len(body) > 1:
-            extra = next(str(k) for k in body if k != "points")
-            raise Invalid(extra[:64], 'unknown field; the body is {"points": [...]}')
-        batch = await self.ingest(caller, series_id, body["points"])
-        return JSONResponse(
-            {
-                "series_id": series_id,
-                "accepted": len(batch.rows),
-                "first_id": batch.rows[0][1],
-                "first_at": validate.rfc3339_ms(batch.first_ms),
-                "last_at": validate.rfc3339_ms(batch.last_ms),
-            },
-            status_code=201,
-        )
-
-    async def points(self, request: Request) -> JSONResponse:
-        """A series' points in a time range, or with `step`, min/avg/max per step.
-
-        Without `step`: the points, oldest first (`order=desc`: newest first),
-        `limit` per page; `next_cursor` fetches the next page. With `step`
-        (seconds): one entry per step from `since` (rounded down to a multiple
-        of `step`) to `until`, each field's count, min, avg and max (nulls and
-        count 0 for a step without values). Steps that are multiples of 10 s
-        are read from rollups kept at each write, so a week or a year costs
-        a few thousand rows, not its points.
-        """
-        series = self.series(_series_id(request))
-        names, slots = _fields(series, FIELDS.parse(request))
-        stepped = self._steps_window(request)
-        if stepped is not None:
-            window, step_ms = stepped
-            source, table = await self.steps(series, slots, window, step_ms)
-            return JSONResponse(
+    async def stepped(
+        self, series: Series, names: list[str], slots: list[int], window: Window, step_ms: int
+    ) -> dict[str, Any]:
+        """Min, avg and max of each field per step."""
+        source, table = await self.steps(series, slots, window, step_ms)
+        return {
+            "series_id": series.id,
+            "start_at": rfc3339_ms(window.start),
+            "end_at": rfc3339_ms(window.end),
+            "step_seconds": step_ms / 1000,
+            "source": source,
+            "fields": names,
+            "units": {n: series.units[n] for n in names if n in series.units},
+            "steps": [
                 {
-                    "series_id": series.id,
-                    "start_at": validate.rfc3339_ms(window.start),
-                    "end_at": validate.rfc3339_ms(window.end),
-                    "step_seconds": step_ms / 1000,
-                    "source": source,
-                    "fields": names,
-                    "units": {n: series.units[n] for n in names if n in series.units},
-                    "steps": [
-                        {
-                            "at": validate.rfc3339_ms(window.start + i * step_ms),
-                            "fields": {n: _summary(a) for n, a in zip(names, row, strict=True)},
-                        }
-                        for i, row in enumerate(table)
-                    ],
+                    "at": rfc3339_ms(window.start + i * step_ms),
+                    "fields": {n: _summary(a) for n, a in zip(names, row, strict=True)},
                 }
-            )
-        now = time.time()
-        since, until = SINCE.parse(request), UNTIL.parse(request)
-        start = (
-            int(validate.query_time("since", since, now) * 1000)
-            if since
-            else int((now - 86400) * 1000)
-        )
-        end = int(validate.query_time("until", until, now) * 1000) if until else _FAR
-        limit = LIMIT.parse(request) or 1000
-        descending = ORDER.parse(request) == "desc"
-        after = _cursor(CURSOR.parse(request))
+                for i, row in enumerate(table)
+            ],
+        }
+
+    async def page(
+        self,
+        series: Series,
+        names: list[str],
+        slots: list[int],
+        span: tuple[int, int],
+        *,
+        limit: int,
+        descending: bool,
+        cursor: str | None,
+    ) -> dict[str, Any]:
+        """One page of points in ``span`` (ms, end excluded), with the next page's cursor."""
+        start, end = span
+        after = _cursor(cursor)
         rows = await self.read(
             lambda r: r.raw(series.id, slots, start, end, after, limit + 1, descending)
         )
         more = len(rows) > limit
         rows = rows[:limit]
-        return JSONResponse(
-            {
-                "series_id": series.id,
-                "fields": names,
-                "units": {n: series.units[n] for n in names if n in series.units},
-                "points": [
-                    {
-                        "id": row[0],
-                        "at": validate.rfc3339_ms(row[1]),
-                        "fields": {
-                            n: v for n, v in zip(names, row[2:], strict=True) if v is not None
-                        },
-                    }
-                    for row in rows
-                ],
-                "next_cursor": f"{rows[-1][1]}:{rows[-1][0]}" if more else None,
-            }
-        )
+        return {
+            "series_id": series.id,
+            "fields": names,
+            "units": {n: series.units[n] for n in names if n in series.units},
+            "points": [
+                {
+                    "id": row[0],
+                    "at": rfc3339_ms(row[1]),
+                    "fields": {n: v for n, v in zip(names, row[2:], strict=True) if v is not None},
+                }
+                for row in rows
+            ],
+            "next_cursor": f"{rows[-1][1]}:{rows[-1][0]}" if more else None,
+        }
 
-    def _steps_window(self, request: Request) -> tuple[Window, int] | None:
-        """The window and step (ms) of a downsampled query; None without `step`/`steps`."""
-        step, wanted = STEP.parse(request), STEPS.parse(request)
-        if step is None and wanted is None:
-            return None
-        if step is not None and wanted is not None:
-            raise Invalid("steps", "give step or steps, not both")
-        now = time.time()
-        since, until = SINCE.parse(request), UNTIL.parse(request)
-        end_s = validate.query_time("until", until, now) if until else now
-        start_s = validate.query_time("since", since, now) if since else end_s - 86400
-        if start_s >= end_s:
-            raise Invalid("since", "must be before until")
-        if step is not None:
-            step_ms = max(1, round(step * 1000))
-        else:
-            assert wanted is not None
-            step_ms = _nice(end_s - start_s, wanted)
-        start = int(start_s * 1000) // step_ms * step_ms
-        end = int(end_s * 1000)
-        count = -(-(end - start) // step_ms)
-        if count > MAX_STEPS:
-            least = math.ceil((end - start) / MAX_STEPS / 1000)
-            raise Invalid("step", f"gives {count} steps; at most {MAX_STEPS}: use {least} or more")
-        return Window(start, end), step_ms
+    async def csv_steps(
+        self, series: Series, names: list[str], slots: list[int], window: Window, step_ms: int
+    ) -> str:
+        """Min, avg and max of each field per step as CSV."""
+        _, table = await self.steps(series, slots, window, step_ms)
+        lines = [
+            ",".join(["at", *(f"{n}_{k}" for n in names for k in ("count", "min", "avg", "max"))])
+        ]
+        for i, row in enumerate(table):
+            cells = [rfc3339_ms(window.start + i * step_ms)]
+            for a in row:
+                cells += [
+                    str(a.count),
+                    _num(a.low),
+                    _num(_avg(a)),
+                    _num(a.high),
+                ]
+            lines.append(",".join(cells))
+        return "\r\n".join(lines) + "\r\n"
 
-    async def export(self, request: Request) -> Response:
-        """The points (or, with `step`, min/avg/max per step) as CSV, streamed.
-
-        Columns: `at` (RFC 3339), then one per field (with `step`:
-        `<field>_count`, `_min`, `_avg`, `_max`). Without `since`, the export
-        starts at the first point.
-        """
-        series = self.series(_series_id(request))
-        names, slots = _fields(series, FIELDS.parse(request))
-        headers = {"Content-Disposition": f'attachment; filename="series-{series.id}.csv"'}
-        stepped = self._steps_window(request)
-        if stepped is not None:
-            window, step_ms = stepped
-            _, table = await self.steps(series, slots, window, step_ms)
-            lines = [
-                ",".join(
-                    ["at", *(f"{n}_{k}" for n in names for k in ("count", "min", "avg", "max"))]
-                )
-            ]
-            for i, row in enumerate(table):
-                cells = [validate.rfc3339_ms(window.start + i * step_ms)]
-                for a in row:
-                    cells += [
-                        str(a.count),
-                        _num(a.low),
-                        _num(_avg(a)),
-                        _num(a.high),
-                    ]
-                lines.append(",".join(cells))
-            return Response("\r\n".join(lines) + "\r\n", media_type="text/csv", headers=headers)
-        now = time.time()
-        since, until = SINCE.parse(request), UNTIL.parse(request)
-        start = int(validate.query_time("since", since, now) * 1000) if since else 0
-        end = int(validate.query_time("until", until, now) * 1000) if until else _FAR
+    def csv_points(
+        self, series: Series, names: list[str], slots: list[int], span: tuple[int, int]
+    ) -> AsyncIterator[bytes]:
+        """The points in ``span`` as CSV, read a page at a time while it is sent."""
+        start, end = span
 
         def page(after: tuple[int, int] | None) -> Callable[[Reader], list[tuple[Any, ...]]]:
             return lambda r: r.raw(series.id, slots, start, end, after, CSV_PAGE)
@@ -573,47 +441,35 @@ class Sensors:
                 if not rows:
                     return
                 yield "".join(
-                    validate.rfc3339_ms(row[1]) + "," + ",".join(_num(v) for v in row[2:]) + "\r\n"
+                    rfc3339_ms(row[1]) + "," + ",".join(_num(v) for v in row[2:]) + "\r\n"
                     for row in rows
                 ).encode()
                 if len(rows) < CSV_PAGE:
                     return
                 after = (rows[-1][1], rows[-1][0])
 
-        return StreamingResponse(body(), media_type="text/csv", headers=headers)
+        return body()
+
+    # -- reads of the timeseries-api routes ----------------------------------------------
+
+    async def newest(self, series: Series, limit: int) -> list[tuple[Any, ...]]:
+        """The newest ``limit`` points of a series, oldest first: (id, ts, v0, v1, ...)."""
+        slots = list(range(len(series.fields)))
+        rows = await self.read(lambda r: r.raw(series.id, slots, 0, FAR, None, limit, True))
+        rows.reverse()
+        return rows
+
+    async def point(self, point_id: int) -> tuple[Any, ...] | None:
+        """(series_id, ts, id, v0, v1, ...) of a point, or None."""
+        return await self.read(lambda r: r.point(point_id))
+
+    async def total_points(self) -> int:
+        return await self.read(lambda r: r.total_points())
 
 
-_FAR = 1 << 62
-
-
-def _series_id(request: Request) -> int:
-    """The ``{id}`` of the path; a 404 when it cannot be a series id."""
-    text = str(request.path_params["id"])
-    series_id = parse_int(text, low=0)
-    if series_id is None or text.startswith("-"):
-        raise NotFound(f"series {text[:32]!r} does not exist", code="unknown_series")
-    return series_id
-
-
-def _caller(request: Request) -> Principal:
-    caller = principal(request)
-    if caller is None:  # the guard lets no request through without one
-        raise Forbidden("a key is required")
-    return caller
-
-
-def _owner(keys: KeyStore | None, key_id: Any) -> tuple[str, str]:
-    if not isinstance(key_id, str) or keys is None:
-        raise Invalid("owner_key_id", "must be the id of a scoped key")
-    record = keys.get(key_id)
-    if record is None or record.state(time.time()) != "active":
-        raise Invalid("owner_key_id", f"no active key has the id {key_id[:64]!r}")
-    if "ingest" not in record.principal.scopes:
-        raise Invalid("owner_key_id", f"key {key_id!r} lacks the 'ingest' scope")
-    return record.id, record.name
-
-
-def _fields(series: Series, wanted: str | None) -> tuple[list[str], list[int]]:
+def fields(series: Series, wanted: str | None) -> tuple[list[str], list[int]]:
+    """The field names a query asks for (comma-separated; None: every field) and their
+    slots."""
     if not wanted:
         names = list(series.fields)
     else:
@@ -625,6 +481,50 @@ def _fields(series: Series, wanted: str | None) -> tuple[list[str], list[int]]:
                     "fields", f"series {series.id} has no field {name[:64]!r} (it has: {known})"
                 )
     return names, [series.fields.index(n) for n in names]
+
+
+def window(
+    since: str | None, until: str | None, step: float | None, steps: int | None, now: float
+) -> tuple[Window, int] | None:
+    """The window and step (ms) of a downsampled query; None without ``step``/``steps``."""
+    if step is None and steps is None:
+        return None
+    if step is not None and steps is not None:
+        raise Invalid("steps", "give step or steps, not both")
+    end_s = validate.query_time("until", until, now) if until else now
+    start_s = validate.query_time("since", since, now) if since else end_s - DAY
+    if start_s >= end_s:
+        raise Invalid("since", "must be before until")
+    if step is not None:
+        step_ms = max(1, round(step * 1000))
+    else:
+        assert steps is not None
+        step_ms = _nice(end_s - start_s, steps)
+    start = int(start_s * 1000) // step_ms * step_ms
+    end = int(end_s * 1000)
+    count = -(-(end - start) // step_ms)
+    if count > MAX_STEPS:
+        least = math.ceil((end - start) / MAX_STEPS / 1000)
+        raise Invalid("step", f"gives {count} steps; at most {MAX_STEPS}: use {least} or more")
+    return Window(start, end), step_ms
+
+
+def span(since: str | None, until: str | None, now: float, start: int) -> tuple[int, int]:
+    """The range (ms, end excluded) of a query of points; ``start`` without ``since``."""
+    first = int(validate.query_time("since", since, now) * 1000) if since else start
+    end = int(validate.query_time("until", until, now) * 1000) if until else FAR
+    return first, end
+
+
+def _owner(keys: KeyStore | None, key_id: Any) -> tuple[str, str]:
+    if not isinstance(key_id, str) or keys is None:
+        raise Invalid("owner_key_id", "must be the id of a scoped key")
+    record = keys.get(key_id)
+    if record is None or record.state(time.time()) != "active":
+        raise Invalid("owner_key_id", f"no active key has the id {key_id[:64]!r}")
+    if "ingest" not in record.principal.scopes:
+        raise Invalid("owner_key_id", f"key {key_id!r} lacks the 'ingest' scope")
+    return record.id, record.name
 
 
 def _cursor(text: str | None) -> tuple[int, int] | None:

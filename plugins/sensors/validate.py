@@ -11,10 +11,10 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
-from raspapi.plugin import Invalid
+from raspapi.plugin import Invalid, parse_when
 
 from .config import SLOTS
 
@@ -25,8 +25,9 @@ TEXT_MAX = 200
 DEVICE_ID_MAX = 64
 UNIT_MAX = 32
 _POINT_KEYS = frozenset({"at", "fields"})
-_RELATIVE = re.compile(r"-(\d+(?:\.\d+)?)([smhdw])")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_SERIES_KEYS = frozenset(
+    {"description", "device_description", "device_id", "units", "retention_days", "owner_key_id"}
+)
 _RFC3339_HINT = "an RFC 3339 time with a zone (2030-01-31T12:00:00Z) or Unix seconds"
 
 
@@ -70,28 +71,45 @@ def check_time(ms: int, now_ms: int, max_future_ms: int) -> str | None:
 
 
 def query_time(field: str, text: str, now: float) -> float:
-    """A query's ``since``/``until``: ``now``, ``-7d``, Unix seconds or RFC 3339."""
-    text = text.strip()
-    if text == "now":
-        return now
-    match = _RELATIVE.fullmatch(text)
-    if match:
-        return now - float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    """A query's ``since``/``until`` as Unix seconds: ``now``, ``-7d``, Unix seconds or
+    RFC 3339 (the public ``parse_when``), and also Unix seconds before 1970 down to
+    ``-1e11``, which this plugin has always taken. Invalid names ``field``."""
     try:
-        value: Any = float(text)
-    except ValueError:
-        value = text
-    try:
-        return time_ms(value) / 1000
-    except ValueError as exc:
-        raise Invalid(field, f"{exc}; or a time before now such as -7d or -12h") from None
+        return parse_when(field, text, now)
+    except Invalid:
+        try:
+            seconds = float(text.strip())
+        except ValueError:
+            seconds = math.nan
+        if not -1e11 < seconds < 0:  # also NaN and infinities: parse_when's answer
+            raise
+        return seconds
 
 
-def rfc3339_ms(ms: int) -> str:
-    """``1700000000123`` -> ``2023-11-14T22:13:20.123Z`` (whole seconds without ``.000``)."""
-    moment = datetime.fromtimestamp(ms / 1000, UTC)
-    spec = "seconds" if ms % 1000 == 0 else "milliseconds"
-    return moment.isoformat(timespec=spec).replace("+00:00", "Z")
+# -- bodies ----------------------------------------------------------------------------
+
+
+def series_body(body: Any) -> dict[str, Any]:
+    """The body of ``POST /series``: an object with known fields only."""
+    if not isinstance(body, dict):
+        raise Invalid("body", "must be a JSON object")
+    for key in body:
+        if key not in _SERIES_KEYS:
+            raise Invalid(
+                str(key)[:64], f"unknown field; fields are {', '.join(sorted(_SERIES_KEYS))}"
+            )
+    return body
+
+
+def push_body(body: Any) -> Any:
+    """The points of a ``POST /series/{id}/points`` body ``{"points": [...]}`` (checked
+    by :func:`points`)."""
+    if not isinstance(body, dict) or "points" not in body:
+        raise Invalid("points", 'the body must be {"points": [...]}')
+    if len(body) > 1:
+        extra = next(str(k) for k in body if k != "points")
+        raise Invalid(extra[:64], 'unknown field; the body is {"points": [...]}')
+    return body["points"]
 
 
 # -- series ----------------------------------------------------------------------------
