@@ -73,6 +73,8 @@ class WireGuard:
         self._public_keys: dict[str, str | None] = {}
         #: The last ``wg show all dump`` output and its parse, reused while unchanged.
         self._last_dump: tuple[str, dict[str, LiveInterface]] | None = None
+        #: Each config file's parse, reused while the file is unchanged.
+        self._parsed = files.ParseCache()
 
     # -- reading -------------------------------------------------------------
 
@@ -145,7 +147,7 @@ class WireGuard:
     def _read_files(
         self, live_names: list[str]
     ) -> tuple[dict[str, files.ConfigFile], str | None, dict[str, bool]]:
-        configs, error = files.read_all(self.root, self.folder)
+        configs, error = files.read_all(self.root, self.folder, self._parsed)
         flags: dict[str, bool] = {}
         for name in live_names:
             raw = self.ctx.read_text(f"/sys/class/net/{name}/flags", limit=64)
@@ -365,6 +367,8 @@ class WireGuard:
             await asyncio.to_thread(atomic_write, path, files.encode(text), mode=0o600)
         except OSError as exc:
             raise Unavailable(f"cannot write {path.name}: {files.describe(exc)}") from None
+        finally:
+            self._parsed.forget(path)
 
     async def delete_peer(self, name: str, key: str) -> dict[str, Any]:
         """Removes peer ``key`` from ``name``'s config and running interface."""
