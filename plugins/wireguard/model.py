@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
+
+from raspapi.plugin import rfc3339
 
 from .config import PeerSection
 from .dump import LiveInterface, LivePeer
@@ -15,10 +16,6 @@ from .files import ConfigFile
 #: A peer is connected when its latest handshake is at most this old (WireGuard
 #: re-keys every 2 minutes while traffic flows, so 180 s leaves a margin).
 CONNECTED_SECONDS = 180
-
-
-def rfc3339(timestamp: float) -> str:
-    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _peer(

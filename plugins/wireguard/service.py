@@ -1,4 +1,8 @@
-"""The WireGuard plugin's work: refreshes, control actions and the RaspAP route."""
+"""The WireGuard plugin's work: refreshes, control actions and the RaspAP answer.
+
+No Starlette here: the routes (``api.py``) call into :class:`WireGuard`, which
+returns dicts and bytes and raises the public API's errors.
+"""
 
 from __future__ import annotations
 
@@ -10,59 +14,49 @@ import itertools
 import os
 import stat
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-
 from raspapi.plugin import (
     ApiError,
-    BadRequest,
     CommandError,
     CommandNotFound,
     Conflict,
     Invalid,
     NotFound,
     PluginContext,
-    Query,
     Status,
     Systemd,
     Unavailable,
     atomic_write,
-    read_json,
 )
 
 from . import files, model, peers
 from .dump import LiveInterface, parse_dump
+from .schema import NewPeer
 
-FORMAT: Query[str] = Query(
-    "format",
-    str,
-    default="json",
-    description=(
-        "json: the peer, its client config and an SVG QR code in one object; "
-        "conf: the client config as text/plain; svg or png: the QR code alone"
-    ),
-    choices=("json", "conf", "svg", "png"),
-)
-BODY_FIELDS = frozenset(
-    {
-        "name",
-        "allowed_ips",
-        "client_allowed_ips",
-        "dns",
-        "endpoint",
-        "persistent_keepalive_seconds",
-    }
-)
-_NO_STORE = {"Cache-Control": "no-store"}
 #: An answer older than this is not served while a refresh runs: it is waited for.
 _STALE_SECONDS = 10.0
 #: Where wireguard-go (and other userspace implementations) put their sockets.
 USERSPACE_SOCKETS = "/var/run/wireguard"
 #: At most this many entries of /sys/class/net or USERSPACE_SOCKETS are looked at.
 _MAX_ENTRIES = 1024
+
+
+@dataclass(frozen=True)
+class AddedPeer:
+    """A peer just added: the answer of ``POST /{interface}/peers``, and its client config."""
+
+    #: The JSON answer's fields but ``client_config`` and ``qr_svg``.
+    fields: dict[str, Any]
+    #: The client config, holding the peer's private and preshared keys: shown once.
+    client_config: str
+
+    @property
+    def public_key(self) -> str:
+        key: str = self.fields["public_key"]
+        return key
 
 
 class WireGuard:
@@ -79,6 +73,8 @@ class WireGuard:
         self._public_keys: dict[str, str | None] = {}
         #: The last ``wg show all dump`` output and its parse, reused while unchanged.
         self._last_dump: tuple[str, dict[str, LiveInterface]] | None = None
+        #: Each config file's parse, reused while the file is unchanged.
+        self._parsed = files.ParseCache()
 
     # -- reading -------------------------------------------------------------
 
@@ -151,7 +147,7 @@ class WireGuard:
     def _read_files(
         self, live_names: list[str]
     ) -> tuple[dict[str, files.ConfigFile], str | None, dict[str, bool]]:
-        configs, error = files.read_all(self.root, self.folder)
+        configs, error = files.read_all(self.root, self.folder, self._parsed)
         flags: dict[str, bool] = {}
         for name in live_names:
             raw = self.ctx.read_text(f"/sys/class/net/{name}/flags", limit=64)
@@ -201,17 +197,16 @@ class WireGuard:
 
     # -- GET -----------------------------------------------------------------
 
-    async def list_all(self, request: Request) -> Response:
-        snap = await self.snapshot()
-        return Response(snap.body, media_type="application/json")
+    async def list_body(self) -> bytes:
+        """The answer of ``GET /api/v1/wireguard``, rendered once per refresh."""
+        return (await self.snapshot()).body
 
-    async def get_interface(self, request: Request) -> Response:
-        name = peers.interface_name(request.path_params["interface"])
-        snap = await self.snapshot()
-        body = snap.bodies.get(name)
+    async def interface_body(self, name: str) -> bytes:
+        """The answer of ``GET /api/v1/wireguard/{name}``; NotFound for an unknown name."""
+        body = (await self.snapshot()).bodies.get(name)
         if body is None:
             raise NotFound(_unknown(name), code="unknown_interface")
-        return Response(body, media_type="application/json")
+        return body
 
     # -- control -------------------------------------------------------------
 
@@ -251,50 +246,12 @@ class WireGuard:
             ) from None
         return (live or {}).get(name), conf
 
-    async def add_peer(self, request: Request) -> Response:
-        """Add a peer (a phone, a laptop) and get its client config and QR code, once.
+    async def add_peer(self, name: str, peer: NewPeer, host_header: str | None) -> AddedPeer:
+        """Adds a peer to ``name``'s config and running interface (see ``api.add_peer``).
 
-        Generates the peer's key pair and a preshared key, takes the next free
-        address in the interface's subnet, appends a `[Peer]` section to
-        `/etc/wireguard/<interface>.conf` (every other byte kept) and applies it
-        to the running interface. The private and preshared keys are in this
-        answer only: they are not stored anywhere but in the config files.
+        ``host_header`` is the request's Host header: the endpoint phones connect
+        to when the body and the config's ``# Endpoint =`` comment name none.
         """
-        name = peers.interface_name(request.path_params["interface"])
-        fmt = FORMAT.parse(request)
-        body = await read_json(request)
-        if not isinstance(body, dict):
-            raise BadRequest("the body must be a JSON object", code="body_invalid")
-        for key in body:
-            if key not in BODY_FIELDS:
-                raise Invalid(
-                    str(key), f"unknown field; fields are {', '.join(sorted(BODY_FIELDS))}"
-                )
-        if "name" not in body:
-            raise Invalid("name", "is required")
-        label = peers.peer_name(body["name"])
-        extra = peers.networks(body.get("allowed_ips", []), "allowed_ips")
-        routes = peers.networks(
-            body.get("client_allowed_ips", list(peers.DEFAULT_CLIENT_ALLOWED_IPS)),
-            "client_allowed_ips",
-        )
-        if not routes:
-            raise Invalid("client_allowed_ips", "must name at least one network")
-        dns = peers.addresses(body.get("dns", []), "dns")
-        keepalive = body.get("persistent_keepalive_seconds", peers.DEFAULT_KEEPALIVE)
-        if (
-            isinstance(keepalive, bool)
-            or not isinstance(keepalive, int)
-            or not 0 <= keepalive <= 65535
-        ):
-            raise Invalid(
-                "persistent_keepalive_seconds", "must be a whole number from 0 (off) to 65535"
-            )
-        requested = body.get("endpoint")
-        if requested is not None and not isinstance(requested, str):
-            raise Invalid("endpoint", "must be a string: host or host:port")
-        wanted = peers.endpoint(requested) if requested else None
-
         await self._known(name)
         async with self._lock(name):
             live, conf = await self._fresh(name)
@@ -315,7 +272,7 @@ class WireGuard:
                 assigned = peers.allocate(section.addresses, taken)
             except peers.AllocationError as exc:
                 raise Conflict(f"{conf.file_name}: {exc}", code="no_address") from None
-            _check_overlap(extra, taken)
+            _check_overlap(peer.allowed_ips, taken)
             server_key = live.public_key if live is not None else None
             if server_key is None and section.private_key:
                 server_key = await self._public_key_of(section.private_key)
@@ -324,7 +281,7 @@ class WireGuard:
                     f"cannot tell {name}'s public key: it is down and its config has no PrivateKey",
                     code="bad_config",
                 )
-            host, port = self._endpoint(request, wanted, section.endpoint_hint)
+            host, port = self._endpoint(host_header, peer.endpoint, section.endpoint_hint)
             port = port or (live.listen_port if live else None) or section.listen_port
             if port is None:
                 raise Conflict(
@@ -336,9 +293,9 @@ class WireGuard:
                 keys = await peers.generate_keys(self.ctx.runner)
             except CommandError as exc:
                 raise Unavailable(f"cannot generate keys: {exc.message}") from None
-            allowed = [str(a.network) for a in assigned] + [str(n) for n in extra]
+            allowed = [str(a.network) for a in assigned] + [str(n) for n in peer.allowed_ips]
             old = conf.config.text
-            new = conf.config.with_peer(peers.server_block(label, keys, allowed))
+            new = conf.config.with_peer(peers.server_block(peer.name, keys, allowed))
             await self._write(conf.path, new)
             applied = False
             if live is not None:
@@ -362,42 +319,36 @@ class WireGuard:
                 applied = True
             self.invalidate()
 
-        self.ctx.logger.info("added peer %s (%s) to %s", keys.public_key, label, name)
+        self.ctx.logger.info("added peer %s (%s) to %s", keys.public_key, peer.name, name)
         text = peers.client_config(
-            name=label,
+            name=peer.name,
             keys=keys,
             address=[str(a) for a in assigned],
-            dns=dns,
+            dns=peer.dns,
             server_public_key=server_key,
             endpoint=peers.format_endpoint(host, port),
-            allowed_ips=[str(n) for n in routes],
-            keepalive=keepalive,
+            allowed_ips=[str(n) for n in peer.client_allowed_ips],
+            keepalive=peer.keepalive,
         )
-        headers = {**_NO_STORE, "X-Peer-Public-Key": keys.public_key}
-        if fmt == "conf":
-            return Response(text, status_code=201, media_type="text/plain", headers=headers)
-        if fmt == "svg":
-            svg = await asyncio.to_thread(peers.qr_svg, text)
-            return Response(svg, status_code=201, media_type="image/svg+xml", headers=headers)
-        if fmt == "png":
-            png = await asyncio.to_thread(peers.qr_png, text)
-            return Response(png, status_code=201, media_type="image/png", headers=headers)
-        svg = await asyncio.to_thread(peers.qr_svg, text)
-        answer: dict[str, Any] = {
+        fields: dict[str, Any] = {
             "interface": name,
             "public_key": keys.public_key,
-            "name": label,
+            "name": peer.name,
             "address": [str(a) for a in assigned],
             "allowed_ips": allowed,
             "endpoint": peers.format_endpoint(host, port),
             "applied": applied,
-            "client_config": text,
-            "qr_svg": svg,
         }
-        return JSONResponse(answer, status_code=201, headers=headers)
+        return AddedPeer(fields, text)
+
+    async def qr_code(self, text: str, kind: str) -> str | bytes:
+        """``text`` as a QR code: ``svg`` (a string) or ``png`` (bytes), built in a thread."""
+        if kind == "png":
+            return await asyncio.to_thread(peers.qr_png, text)
+        return await asyncio.to_thread(peers.qr_svg, text)
 
     def _endpoint(
-        self, request: Request, wanted: tuple[str, int | None] | None, hint: str | None
+        self, host_header: str | None, wanted: tuple[str, int | None] | None, hint: str | None
     ) -> tuple[str, int | None]:
         if wanted is not None:
             return wanted
@@ -406,7 +357,7 @@ class WireGuard:
                 return peers.endpoint(hint, "# Endpoint")
             except Invalid:
                 self.ctx.logger.warning("ignoring a bad '# Endpoint =' comment: %r", hint)
-        host = peers.host_from_header(request.headers.get("host"))
+        host = peers.host_from_header(host_header)
         if host is None:
             raise Invalid("endpoint", "cannot tell the host phones should connect to: pass it")
         return host, None
@@ -416,15 +367,11 @@ class WireGuard:
             await asyncio.to_thread(atomic_write, path, files.encode(text), mode=0o600)
         except OSError as exc:
             raise Unavailable(f"cannot write {path.name}: {files.describe(exc)}") from None
+        finally:
+            self._parsed.forget(path)
 
-    async def delete_peer(self, request: Request) -> Response:
-        """Remove a peer from the config file and the running interface.
-
-        The key may be standard base64 with `/` as `%2F` (or plain), or URL-safe
-        base64 (`-` and `_`); the trailing `=` may be left out.
-        """
-        name = peers.interface_name(request.path_params["interface"])
-        key = peers.public_key(request.path_params["public_key"])
+    async def delete_peer(self, name: str, key: str) -> dict[str, Any]:
+        """Removes peer ``key`` from ``name``'s config and running interface."""
         await self._known(name)
         async with self._lock(name):
             live, conf = await self._fresh(name)
@@ -449,25 +396,15 @@ class WireGuard:
                 await self._write(conf.path, new)
             self.invalidate()
         self.ctx.logger.info("removed peer %s from %s", key, name)
-        return JSONResponse(
-            {
-                "interface": name,
-                "public_key": key,
-                "removed_from_config": new is not None,
-                "removed_from_interface": in_live,
-            }
-        )
+        return {
+            "interface": name,
+            "public_key": key,
+            "removed_from_config": new is not None,
+            "removed_from_interface": in_live,
+        }
 
-    async def up(self, request: Request) -> Response:
-        """Start the interface with `systemctl start wg-quick@<interface>`."""
-        return await self._unit(request, "up")
-
-    async def down(self, request: Request) -> Response:
-        """Stop the interface with `systemctl stop wg-quick@<interface>`."""
-        return await self._unit(request, "down")
-
-    async def _unit(self, request: Request, action: str) -> Response:
-        name = peers.interface_name(request.path_params["interface"])
+    async def unit(self, name: str, action: str) -> dict[str, Any]:
+        """Starts (``up``) or stops (``down``) ``wg-quick@<name>`` with systemctl."""
         if not await asyncio.to_thread(self._has_config, name):
             raise NotFound(
                 f"no {files.CONFIG_DIR}/{name}.conf: wg-quick@{name} has nothing to "
@@ -493,9 +430,7 @@ class WireGuard:
         except CommandError:
             state = None
         self.ctx.logger.info("%s: %s", unit, "started" if action == "up" else "stopped")
-        return JSONResponse(
-            {"interface": name, "unit": unit, "action": action, "active_state": state}
-        )
+        return {"interface": name, "unit": unit, "action": action, "active_state": state}
 
     def _has_config(self, name: str) -> bool:
         try:
@@ -505,14 +440,10 @@ class WireGuard:
 
     # -- RaspAP --------------------------------------------------------------
 
-    async def legacy(self, request: Request) -> Response:
-        """RaspAP's WireGuard profiles: the file count, the names and the active one.
-
-        Works whether `wg0.conf` is a regular file, a symlink or absent; an
-        unreadable folder gives the empty answer (and the plugin's status says why).
-        """
+    async def legacy(self) -> dict[str, Any]:
+        """RaspAP's ``GET /wireguard`` answer, from the cache."""
         body: dict[str, Any] = await self.ctx.cache.get("legacy", self._legacy_body)
-        return JSONResponse(body)
+        return body
 
     def _legacy_body(self) -> dict[str, Any]:
         count = 0

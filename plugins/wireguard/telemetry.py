@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +12,12 @@ if TYPE_CHECKING:
 
 async def samples(wg: WireGuard) -> dict[str, float]:
     """``wireguard.<interface>.connected_peers``, and each live peer's
-    ``wireguard.<interface>.<public key>.rx_bytes`` and ``tx_bytes``."""
+    ``wireguard.<interface>.<public key>.rx_bytes`` and ``tx_bytes``.
+
+    Samples are of running interfaces only: with none, not even the configs
+    are read (one look at /sys and /var/run/wireguard per interval)."""
+    if not await asyncio.to_thread(wg.interfaces_exist):
+        return {}
     out: dict[str, float] = {}
     for interface in (await wg.snapshot()).interfaces:
         if not interface["up"]:
