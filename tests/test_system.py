@@ -232,7 +232,9 @@ def test_systime_at_a_fixed_instant(
 ):
     monkeypatch.setenv("TZ", tz)
     time.tzset()
-    monkeypatch.setattr(sys.modules["raspapi.plugins.system"], "clock", lambda: float(epoch))
+    monkeypatch.setattr(
+        sys.modules["raspapi.plugins.system.service"], "clock", lambda: float(epoch)
+    )
     try:
         assert legacy(ours(make_client))["systime"] == systime
     finally:

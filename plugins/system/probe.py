@@ -10,11 +10,10 @@ import struct
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from raspapi.plugin import PluginContext
+from raspapi.plugin import PluginContext, rfc3339
 
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -97,10 +96,6 @@ def systime(epoch: float) -> str:
         f"{DAYS[t.tm_wday]} {t.tm_mday:2d} {MONTHS[t.tm_mon - 1]} "
         f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} {zone} {t.tm_year}"
     )
-
-
-def rfc3339(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 # -- small files ------------------------------------------------------------------

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from raspapi.plugin import Query
+
 _STR: dict[str, Any] = {"type": "string"}
 _INT: dict[str, Any] = {"type": "integer"}
 _NUM: dict[str, Any] = {"type": "number"}
@@ -11,6 +13,17 @@ _OPT_STR: dict[str, Any] = {"type": ["string", "null"]}
 _OPT_INT: dict[str, Any] = {"type": ["integer", "null"]}
 _OPT_NUM: dict[str, Any] = {"type": ["number", "null"]}
 _TIME: dict[str, Any] = {"type": "string", "format": "date-time"}
+
+
+#: ``?limit=``: the length of each top-process list of /api/v1/system.
+LIMIT = Query(
+    "limit",
+    int,
+    default=5,
+    minimum=1,
+    maximum=50,
+    description="How many processes each top list holds.",
+)
 
 
 def _obj(props: dict[str, Any], **extra: Any) -> dict[str, Any]:
