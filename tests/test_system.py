@@ -657,6 +657,17 @@ def test_top_processes_by_cpu_and_memory(make_client: MakeClient, root: Path):
     assert (by_memory[6]["uid"], by_memory[6]["user"], by_memory[6]["threads"]) == (None, None, 0)
 
 
+def test_a_reused_pid_counts_all_its_ticks(make_client: MakeClient, root: Path):
+    client = ours(make_client, cache_ttl=0)
+    overview(client)
+    write_stat(root, add(FIXTURE_CORES, [[500, 0, 200, 300, 0, 0, 0]] * 4))
+    # pid 871 now names a new process (its 2580 ticks went back to 100): all in
+    # the interval, 100 of the 1000 ticks one CPU had, not 0.
+    bump_process(root, 871, -2150, -330)
+    shares = {p["pid"]: p["cpu_percent"] for p in overview(client)["processes"]["top_cpu"]}
+    assert shares[871] == 10.0
+
+
 def test_limit_sets_the_length_of_the_top_lists(make_client: MakeClient):
     client = ours(make_client)
     processes = overview(client)["processes"]

@@ -122,10 +122,12 @@ CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 @dataclass(frozen=True)
 class Proc:
-    """A process of the table: psutil's handle (equal for the same pid and start
-    time), its utime+stime in clock ticks, and its resident memory."""
+    """A process of the table, as one scan saw it."""
 
     process: psutil.Process
+    name: str
+    state: str
+    #: utime + stime, in clock ticks
     ticks: int
     rss: int
 
@@ -144,13 +146,19 @@ class ProcessSampler:
     between the snapshots (as ``top`` shows it: a busy 4-thread process can
     reach 400). The clock is /proc/stat's own tick count, so the figure stays
     right however long a refresh takes.
+
+    As ``psutil.process_iter`` does, a pid still listed keeps its
+    ``psutil.Process`` from the previous scan (making one reads its stat file
+    once more). A pid reused by a new process since is told by its ticks going
+    back: they are then all counted in the interval, as for any new process.
     """
 
     def __init__(self, ctx: PluginContext) -> None:
         self.ctx = ctx
         self._lock = threading.Lock()
-        self._base: tuple[float, float, dict[psutil.Process, int]] | None = None
-        self._last_pct: dict[psutil.Process, float] = {}
+        self._handles: dict[int, psutil.Process] = {}
+        self._base: tuple[float, float, dict[int, int]] | None = None
+        self._last_pct: dict[int, float] = {}
 
     def _clock(self) -> float | None:
         cpus, _ = parse_stat(read(self.ctx, "/proc/stat", 1 << 20) or "")
@@ -162,34 +170,41 @@ class ProcessSampler:
 
         failures = _failures()
         out: list[Proc] = []
+        handles: dict[int, psutil.Process] = {}
         with at_root(self.ctx):
             try:
                 pids = psutil.pids()
             except OSError:
-                return out
+                pids = []
             for pid in pids[:MAX_PROCESSES]:
                 try:
-                    process = psutil.Process(pid)
-                    with process.oneshot():
+                    process = self._handles.get(pid) or psutil.Process(pid)
+                    with process.oneshot():  # one read of stat, one of statm
                         times = process.cpu_times()
                         rss = process.memory_info().rss
+                        state = STATE_LETTERS.get(process.status(), "?")
+                        # psutil completes a name the kernel cut at 15 characters
+                        # from the command line.
+                        name = process.name()
                 except failures:
                     continue
+                handles[pid] = process
                 ticks = round((times.user + times.system) * CLOCK_TICKS)
-                out.append(Proc(process, ticks, rss))
+                out.append(Proc(process, name, state, ticks, rss))
+        self._handles = handles
         return out
 
     def prime(self) -> None:
         with self._lock:
             clock = self._clock()
-            procs = {p.process: p.ticks for p in self._scan()}
+            procs = {p.process.pid: p.ticks for p in self._scan()}
             self._base = (time.monotonic(), clock, procs) if clock is not None else None
 
     def sample(self) -> dict[str, Any]:
         with self._lock:
             now, clock = time.monotonic(), self._clock()
             procs = self._scan()
-            ticks = {p.process: p.ticks for p in procs}
+            ticks = {p.process.pid: p.ticks for p in procs}
             base = self._base
             elapsed = clock - base[1] if base is not None and clock is not None else 0.0
             interval: float | None = None
@@ -197,30 +212,35 @@ class ProcessSampler:
                 old = base[2]
                 # A process new since the baseline spent all its ticks inside the interval.
                 self._last_pct = {
-                    key: round(max(t - old.get(key, 0), 0) * 100 / elapsed, 1)
-                    for key, t in ticks.items()
+                    pid: round(_spent(t, old.get(pid)) * 100 / elapsed, 1)
+                    for pid, t in ticks.items()
                 }
                 interval = round(now - base[0], 3)
             if clock is not None and (base is None or elapsed != 0):
                 self._base = (now, clock, ticks)
-            pct = {key: self._last_pct.get(key) for key in ticks}
+            pct = {pid: self._last_pct.get(pid) for pid in ticks}
             total_kb = meminfo(self.ctx).get("MemTotal", 0)
             users = _users(self.ctx)
             rows: dict[int, dict[str, Any]] = {}
 
             def row(p: Proc) -> dict[str, Any]:
-                if p.process.pid not in rows:
-                    rows[p.process.pid] = {
-                        **_details(p.process),
-                        "cpu_percent": pct[p.process],
+                pid = p.process.pid
+                if pid not in rows:
+                    uid, threads = _owner(p.process)
+                    rows[pid] = {
+                        "pid": pid,
+                        "name": p.name,
+                        "uid": uid,
+                        "user": users.get(uid) if uid is not None else None,
+                        "state": p.state,
+                        "threads": threads,
+                        "cpu_percent": pct[pid],
                         "rss_bytes": p.rss,
                         "memory_percent": percent(p.rss, total_kb * 1024),
                     }
-                    uid = rows[p.process.pid]["uid"]
-                    rows[p.process.pid]["user"] = users.get(uid) if uid is not None else None
-                return rows[p.process.pid]
+                return rows[pid]
 
-            by_cpu = sorted(procs, key=lambda p: (-(pct[p.process] or 0.0), p.process.pid))
+            by_cpu = sorted(procs, key=lambda p: (-(pct[p.process.pid] or 0.0), p.process.pid))
             by_mem = sorted(procs, key=lambda p: (-p.rss, p.process.pid))
             return {
                 "count": len(procs),
@@ -230,31 +250,20 @@ class ProcessSampler:
             }
 
 
-def _details(process: psutil.Process) -> dict[str, Any]:
-    """pid, name, uid, user (filled in later), state and threads, in the answer's order.
+def _spent(ticks: int, before: int | None) -> int:
+    """Ticks spent since the baseline: all of them for a process new since (or a
+    reused pid, whose ticks went back)."""
+    return ticks - before if before is not None and ticks >= before else ticks
 
-    Read for the rows shown only (name and state from /proc/<pid>/stat, uid and
-    threads from /proc/<pid>/status). A process that went away meanwhile keeps
-    its row: name "" and state "X" when stat is gone, uid null and 0 threads
-    when status is.
-    """
-    failures = _failures()
-    out: dict[str, Any] = {"pid": process.pid, "name": "", "uid": None, "user": None}
-    out.update(state="X", threads=0)
+
+def _owner(process: psutil.Process) -> tuple[int | None, int]:
+    """The real uid and the thread count (from /proc/<pid>/status), read for the
+    rows shown only; (None, 0) when status cannot be read (the process went)."""
     try:
         with process.oneshot():
-            # psutil completes a name the kernel cut at 15 characters from the command line.
-            out["name"] = process.name()
-            out["state"] = STATE_LETTERS.get(process.status(), "?")
-    except failures:
-        pass
-    try:
-        with process.oneshot():
-            out["uid"] = process.uids().real
-            out["threads"] = process.num_threads()
-    except failures:
-        pass
-    return out
+            return process.uids().real, process.num_threads()
+    except _failures():
+        return None, 0
 
 
 def _users(ctx: PluginContext) -> dict[int, str]:
