@@ -82,11 +82,15 @@ _USAGE = _obj(
 _PROCESS = _obj(
     {
         "pid": _INT,
-        "name": {**_STR, "description": "the kernel's short name (comm)"},
+        "name": {
+            **_STR,
+            "description": "the kernel's name (comm); one cut at 15 characters is"
+            " completed from the command line",
+        },
         "uid": _OPT_INT,
         "user": _OPT_STR,
         "state": {**_STR, "description": "R running, S sleeping, D disk wait, Z zombie..."},
-        "threads": _INT,
+        "threads": {**_INT, "description": "0 when unknown (the process went)"},
         "cpu_percent": {
             **_OPT_NUM,
             "description": "share of one CPU over the interval (as top); null until measured",
