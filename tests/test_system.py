@@ -668,6 +668,29 @@ def test_a_reused_pid_counts_all_its_ticks(make_client: MakeClient, root: Path):
     assert shares[871] == 10.0
 
 
+def test_the_process_baseline_is_taken_off_the_start_up_path(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+):
+    import threading
+
+    from raspapi.plugins.system.sampler import ProcessSampler
+
+    release, primed = threading.Event(), threading.Event()
+    prime = ProcessSampler.prime
+
+    def slow_prime(self: ProcessSampler) -> None:
+        release.wait(10)
+        prime(self)
+        primed.set()
+
+    monkeypatch.setattr(ProcessSampler, "prime", slow_prime)
+    client = ours(make_client)  # started: the startup hooks have run
+    assert not primed.is_set()
+    release.set()
+    assert overview(client)["processes"]["count"] == 7  # waits for the baseline
+    assert primed.is_set()
+
+
 def test_limit_sets_the_length_of_the_top_lists(make_client: MakeClient):
     client = ours(make_client)
     processes = overview(client)["processes"]

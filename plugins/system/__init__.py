@@ -14,7 +14,6 @@ history samples and metrics; ``probe.py``, ``sampler.py``, ``board.py`` and
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from raspapi.plugin import ApiRoute, PluginContext, hookimpl
@@ -39,7 +38,12 @@ def raspapi_routes(ctx: PluginContext) -> list[ApiRoute]:
 
 @hookimpl
 async def raspapi_startup(ctx: PluginContext) -> None:
-    await asyncio.to_thread(ctx.service(SystemService).prime)
+    await ctx.service(SystemService).start()
+
+
+@hookimpl
+async def raspapi_shutdown(ctx: PluginContext) -> None:
+    await ctx.service(SystemService).stop()
 
 
 @hookimpl

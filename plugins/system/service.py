@@ -33,10 +33,23 @@ class SystemService:
         #: The history's own baseline: its CPU figure covers the whole interval.
         self.history_cpu = CpuSampler(ctx)
         self._warned: set[str] = set()
+        self._priming: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        """Take the first baselines: /proc/stat's now, the process table's in the background.
+
+        The process table's (psutil's import and a read of every process) is
+        kept off the start-up path; a request meanwhile waits for it.
+        """
+        await asyncio.to_thread(self.prime)
+        self._priming = asyncio.create_task(asyncio.to_thread(self.processes.prime))
+
+    async def stop(self) -> None:
+        if self._priming is not None:
+            await self._priming
 
     def prime(self) -> None:
         self.cpu.prime()
-        self.processes.prime()
         self.history_cpu.prime()
 
     # -- RaspAP ----------------------------------------------------------------
@@ -87,6 +100,8 @@ class SystemService:
 
     async def overview(self, limit: int) -> dict[str, Any]:
         """Host, OS, board, uptime, load, CPU, memory, disks, users and ``limit`` top processes."""
+        if self._priming is not None and not self._priming.done():
+            await asyncio.shield(self._priming)  # the process table's first baseline
         cache = self.ctx.cache
         info, cpu, procs = await asyncio.gather(
             cache.get("info", self._info),
