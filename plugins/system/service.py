@@ -46,7 +46,7 @@ class SystemService:
 
     async def stop(self) -> None:
         if self._priming is not None:
-            await self._priming
+            await asyncio.wait({self._priming})
 
     def prime(self) -> None:
         self.cpu.prime()
@@ -101,7 +101,8 @@ class SystemService:
     async def overview(self, limit: int) -> dict[str, Any]:
         """Host, OS, board, uptime, load, CPU, memory, disks, users and ``limit`` top processes."""
         if self._priming is not None and not self._priming.done():
-            await asyncio.shield(self._priming)  # the process table's first baseline
+            # The process table's first baseline (a failure shows in the sample itself).
+            await asyncio.wait({self._priming})
         cache = self.ctx.cache
         info, cpu, procs = await asyncio.gather(
             cache.get("info", self._info),
