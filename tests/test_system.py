@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import math
 import os
 import re
@@ -232,7 +233,9 @@ def test_systime_at_a_fixed_instant(
 ):
     monkeypatch.setenv("TZ", tz)
     time.tzset()
-    monkeypatch.setattr(sys.modules["raspapi.plugins.system"], "clock", lambda: float(epoch))
+    monkeypatch.setattr(
+        sys.modules["raspapi.plugins.system.service"], "clock", lambda: float(epoch)
+    )
     try:
         assert legacy(ours(make_client))["systime"] == systime
     finally:
@@ -621,6 +624,7 @@ def test_top_processes_by_cpu_and_memory(make_client: MakeClient, root: Path):
         "2000 (my worker) R 1 2000 2000 0 -1 4194560 10 0 0 0 80 20 0 0 20 0 1 0 9000 "
         "1000 25 0 0 0 0 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0\n",
     )  # new since the last snapshot: all its 100 ticks are in the interval, 10 %
+    write(root, "/proc/2000/statm", "1 25 0 0 0 0 0\n")  # psutil's resident pages
     body = overview(client, "?limit=50")["processes"]
     assert body["count"] == 8
     assert body["interval_seconds"] > 0
@@ -649,7 +653,42 @@ def test_top_processes_by_cpu_and_memory(make_client: MakeClient, root: Path):
         ("hostapd", "root"),
         ("dnsmasq", "dnsmasq"),
     ]
-    assert by_memory[6]["uid"] is None and by_memory[6]["user"] is None  # no status file
+    # no status file: its owner and thread count are unknown
+    assert (by_memory[6]["uid"], by_memory[6]["user"], by_memory[6]["threads"]) == (None, None, 0)
+
+
+def test_a_reused_pid_counts_all_its_ticks(make_client: MakeClient, root: Path):
+    client = ours(make_client, cache_ttl=0)
+    overview(client)
+    write_stat(root, add(FIXTURE_CORES, [[500, 0, 200, 300, 0, 0, 0]] * 4))
+    # pid 871 now names a new process (its 2580 ticks went back to 100): all in
+    # the interval, 100 of the 1000 ticks one CPU had, not 0.
+    bump_process(root, 871, -2150, -330)
+    shares = {p["pid"]: p["cpu_percent"] for p in overview(client)["processes"]["top_cpu"]}
+    assert shares[871] == 10.0
+
+
+def test_the_process_baseline_is_taken_off_the_start_up_path(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+):
+    import threading
+
+    from raspapi.plugins.system.sampler import ProcessSampler
+
+    release, primed = threading.Event(), threading.Event()
+    prime = ProcessSampler.prime
+
+    def slow_prime(self: ProcessSampler) -> None:
+        release.wait(10)
+        prime(self)
+        primed.set()
+
+    monkeypatch.setattr(ProcessSampler, "prime", slow_prime)
+    client = ours(make_client)  # started: the startup hooks have run
+    assert not primed.is_set()
+    release.set()
+    assert overview(client)["processes"]["count"] == 7  # waits for the baseline
+    assert primed.is_set()
 
 
 def test_limit_sets_the_length_of_the_top_lists(make_client: MakeClient):
@@ -697,3 +736,151 @@ def test_answers_fit_their_documented_schemas(make_client: MakeClient, root: Pat
     assert problems(body, _schema(client, "/api/v1/system")) == [
         "$.board.memory_mb: str is not ['integer', 'null']"
     ]
+
+
+# -- psutil: the process table, users and disks ------------------------------------
+
+
+def plugin_ctx(client: TestClient) -> Any:
+    return client.app.state.runtime.manager.plugins["system"].ctx  # type: ignore[attr-defined]
+
+
+def test_a_name_the_kernel_cut_is_completed_from_the_command_line(
+    make_client: MakeClient, root: Path
+):
+    # psutil's name(): a 15-character comm that starts the command's file name.
+    stat = (root / "proc/530/stat").read_text().replace("(dnsmasq)", "(wpa_supplicant_)")
+    write(root, "/proc/530/stat", stat)
+    write(root, "/proc/530/cmdline", "/usr/sbin/wpa_supplicant_ctl\0-B\0")
+    names = {
+        p["pid"]: p["name"]
+        for p in overview(ours(make_client), "?limit=50")["processes"]["top_memory"]
+    }
+    assert names[530] == "wpa_supplicant_ctl"
+    assert names[1105] == "(sd-pam)"  # short names stay the kernel's
+
+
+def test_state_letters_are_the_kernels_for_every_psutil_status():
+    from psutil import _pslinux
+    from raspapi.plugins.system.sampler import STATE_LETTERS
+
+    for letter, status in _pslinux.PROC_STATUSES.items():
+        assert STATE_LETTERS[status] == ("X" if letter == "x" else letter), status
+
+
+def test_psutil_reads_each_apps_own_root_and_is_set_back(make_client: MakeClient):
+    import psutil
+
+    fixture = ours(make_client, cache_ttl=0)
+    machine = plugin_ctx(ours(make_client, root=Path("/"))).service(system_service())
+    for _ in range(2):  # in turn: neither app's root leaks into the other's
+        assert overview(fixture)["processes"]["count"] == 7
+        assert psutil.PROCFS_PATH == "/proc"
+        before = set(psutil.pids())
+        seen = {p.process.pid for p in machine.processes._scan()}
+        assert before & set(psutil.pids()) <= seen
+        assert [d["mount_point"] for d in overview(fixture)["disks"]][:1] == ["/"]
+
+
+def test_the_process_table_of_the_machine_is_psutils():
+    import psutil
+    from raspapi.plugins.system.sampler import CLOCK_TICKS
+
+    with make_machine_app() as client:
+        sampler = plugin_ctx(client).service(system_service()).processes
+        before = set(psutil.pids())
+        procs = {p.process.pid: p for p in sampler._scan()}
+        after = set(psutil.pids())
+    assert before & after <= set(procs) <= before | after
+    mine = psutil.Process()
+    times = mine.cpu_times()
+    assert procs[os.getpid()].process == mine
+    assert procs[os.getpid()].ticks <= round((times.user + times.system) * CLOCK_TICKS)
+
+
+def test_users_of_the_machine_are_psutils_and_match_the_utmp_reader():
+    import psutil
+    from raspapi.plugins.system import probe
+
+    with make_machine_app() as client:
+        ctx = plugin_ctx(client)
+        ours_ = probe.users(ctx)
+        theirs = psutil.users()
+        assert [(u["user"], u["terminal"], u["pid"]) for u in ours_] == [
+            (u.name, u.terminal or "", u.pid) for u in theirs
+        ]
+        # The reader fixture machines use parses the same file the same way.
+        assert probe.root_users(ctx) == ours_
+
+
+def test_users_of_the_machine_take_the_answers_shape(monkeypatch: pytest.MonkeyPatch):
+    import psutil
+    from raspapi.plugins.system import probe
+
+    suser = collections.namedtuple("suser", "name terminal host started pid")
+    fake = [
+        suser("pi", "pts/0", "192.168.50.10", 1710068400.75, 1733),
+        suser("root", None, "", 1710065502.0, 1102),
+    ]
+    monkeypatch.setattr(psutil, "users", lambda: fake)
+    with make_machine_app() as client:
+        assert probe.users(plugin_ctx(client)) == [
+            {
+                "user": "pi",
+                "terminal": "pts/0",
+                "host": "192.168.50.10",
+                "login_at": "2024-03-10T11:00:00Z",
+                "pid": 1733,
+            },
+            {
+                "user": "root",
+                "terminal": "",
+                "host": None,
+                "login_at": "2024-03-10T10:11:42Z",
+                "pid": 1102,
+            },
+        ]
+
+
+def test_disks_of_the_machine_are_psutils():
+    import psutil
+
+    with make_machine_app() as client:
+        body = client.get("/api/v1/system").json()
+        used_disk = client.get("/system").json()["usedDisk"]
+    partitions = {p.mountpoint: p for p in psutil.disk_partitions(all=True)}
+    for disk in body["disks"]:
+        part = partitions[disk["mount_point"]]
+        assert (disk["device"], disk["fs_type"]) == (part.device, part.fstype)
+        assert disk["total_bytes"] == psutil.disk_usage(disk["mount_point"]).total
+    root = psutil.disk_usage("/")
+    assert abs(used_disk - math.ceil(root.used * 100 / (root.used + root.free))) <= 1
+
+
+def test_cpu_frequencies_of_the_machine_agree_with_psutil():
+    """Per CPU here, per cpufreq policy in psutil: the same scaling limits."""
+    import psutil
+    from raspapi.plugins.system import probe
+
+    with make_machine_app() as client:
+        ours_ = probe.cpu_frequencies(plugin_ctx(client))
+    theirs = psutil.cpu_freq(percpu=True) if hasattr(psutil, "cpu_freq") else []
+    if ours_:
+        assert {(f["min_mhz"], f["max_mhz"]) for f in ours_} == {(f.min, f.max) for f in theirs}
+    else:  # no cpufreq folder: psutil falls back to /proc/cpuinfo, without limits
+        assert all((f.min, f.max) == (0.0, 0.0) for f in theirs)
+
+
+def system_service() -> Any:
+    from raspapi.plugins.system.service import SystemService
+
+    return SystemService
+
+
+def make_machine_app() -> TestClient:
+    """The system plugin alone, reading the machine this test runs on."""
+    from raspapi.plugins import system
+
+    from raspapi.testing import make_app
+
+    return make_app(plugins=[system], root=Path("/"))

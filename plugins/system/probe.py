@@ -1,4 +1,12 @@
-"""Reads the machine's facts from /proc, /sys and /etc (blocking: call from a loader)."""
+"""Reads the machine's facts from /proc, /sys and /etc (blocking: call from a loader).
+
+psutil reads the mount table, disk usage and (on the machine itself) the
+logged-in users; the rest is read by hand where psutil has no call for it
+(board revision, device-tree model, os-release, RaspAP's version), answers
+only for the running machine (hostname, load, uptime), or does not give the
+exact figure the contract needs (``free -m``'s /proc/meminfo arithmetic,
+per-CPU frequencies: see ``cpu_frequencies``).
+"""
 
 from __future__ import annotations
 
@@ -10,11 +18,12 @@ import struct
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from raspapi.plugin import PluginContext
+from raspapi.plugin import PluginContext, rfc3339
+
+from .procfs import at_root
 
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -97,10 +106,6 @@ def systime(epoch: float) -> str:
         f"{DAYS[t.tm_wday]} {t.tm_mday:2d} {MONTHS[t.tm_mon - 1]} "
         f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} {zone} {t.tm_year}"
     )
-
-
-def rfc3339(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 # -- small files ------------------------------------------------------------------
@@ -211,23 +216,19 @@ class Mount:
     options: tuple[str, ...]
 
 
-_ESCAPE = re.compile(r"\\([0-7]{3})")
-
-
-def _unescape(field: str) -> str:
-    return _ESCAPE.sub(lambda m: chr(int(m.group(1), 8)), field)
-
-
 def mounts(ctx: PluginContext) -> list[Mount]:
-    out: list[Mount] = []
-    for line in (read(ctx, "/proc/mounts", 1 << 20) or "").splitlines()[: MAX_MOUNTS * 8]:
-        parts = line.split()
-        if len(parts) < 4:
-            continue
-        out.append(
-            Mount(_unescape(parts[0]), _unescape(parts[1]), parts[2], tuple(parts[3].split(",")))
-        )
-    return out
+    """The mount table, as psutil reads it (getmntent(3) on ``<root>/proc/self/mounts``)."""
+    import psutil
+
+    with at_root(ctx):
+        try:
+            partitions = psutil.disk_partitions(all=True)
+        except OSError:
+            return []
+    return [
+        Mount(p.device, p.mountpoint, p.fstype, tuple(p.opts.split(",")))
+        for p in partitions[:MAX_MOUNTS]
+    ]
 
 
 def is_disk(mount: Mount) -> bool:
@@ -238,12 +239,13 @@ def is_disk(mount: Mount) -> bool:
 
 def disk_usage(path: Path) -> tuple[int, int, int] | None:
     """(total, used, available) bytes of the filesystem holding ``path``, as df counts."""
+    import psutil
+
     try:
-        st = os.statvfs(path)
+        usage = psutil.disk_usage(str(path))  # statvfs(3)
     except OSError:
         return None
-    size = st.f_frsize or st.f_bsize
-    return st.f_blocks * size, (st.f_blocks - st.f_bfree) * size, st.f_bavail * size
+    return usage.total, usage.used, usage.free
 
 
 def df_percent(used: int, available: int) -> int:
@@ -254,7 +256,7 @@ def df_percent(used: int, available: int) -> int:
 
 def disks(ctx: PluginContext) -> list[dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {}
-    for mount in mounts(ctx)[:MAX_MOUNTS]:
+    for mount in mounts(ctx):
         if not is_disk(mount) or not mount.mount_point.startswith("/"):
             continue
         path = ctx.path(mount.mount_point)
@@ -285,7 +287,34 @@ def percent(part: float, whole: float) -> float:
 
 
 def users(ctx: PluginContext) -> list[dict[str, Any]]:
-    """Logged-in users from utmp, as ``who`` lists them."""
+    """Logged-in users, as ``who`` lists them.
+
+    On the machine itself psutil reads them (utmp through the C library's
+    getutent(3)). The C library only knows the running machine's utmp, so
+    under another root (a fixture machine) that root's utmp file is read here.
+    """
+    if ctx.settings.root != Path("/"):
+        return root_users(ctx)
+    import psutil
+
+    try:
+        found = psutil.users()
+    except OSError:
+        return []
+    return [
+        {
+            "user": u.name,
+            "terminal": u.terminal or "",
+            "host": u.host or None,
+            "login_at": rfc3339(u.started),
+            "pid": u.pid or 0,
+        }
+        for u in found[:MAX_UTMP_RECORDS]
+    ]
+
+
+def root_users(ctx: PluginContext) -> list[dict[str, Any]]:
+    """Logged-in users from the utmp file under the root."""
     for name in ("/run/utmp", "/var/run/utmp"):
         try:
             with open(ctx.path(name), "rb") as fh:
@@ -318,6 +347,13 @@ def _cstr(raw: bytes) -> str:
 
 
 def cpu_frequencies(ctx: PluginContext) -> list[dict[str, Any]]:
+    """Each CPU's scaling frequencies, from its own ``cpufreq`` folder.
+
+    Not psutil's ``cpu_freq(percpu=True)``: that lists one entry per cpufreq
+    policy (a single one for the four cores of a Pi), names no CPU, and
+    prefers /proc/cpuinfo's "cpu MHz" for the current figure, while this list
+    and node_exporter's ``node_cpu_scaling_frequency_hertz{cpu}`` are per CPU.
+    """
     base = ctx.path("/sys/devices/system/cpu")
     try:
         names = [e.name for e in os.scandir(base) if re.fullmatch(r"cpu\d+", e.name)]

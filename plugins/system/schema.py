@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from raspapi.plugin import Query
+
 _STR: dict[str, Any] = {"type": "string"}
 _INT: dict[str, Any] = {"type": "integer"}
 _NUM: dict[str, Any] = {"type": "number"}
@@ -11,6 +13,17 @@ _OPT_STR: dict[str, Any] = {"type": ["string", "null"]}
 _OPT_INT: dict[str, Any] = {"type": ["integer", "null"]}
 _OPT_NUM: dict[str, Any] = {"type": ["number", "null"]}
 _TIME: dict[str, Any] = {"type": "string", "format": "date-time"}
+
+
+#: ``?limit=``: the length of each top-process list of /api/v1/system.
+LIMIT = Query(
+    "limit",
+    int,
+    default=5,
+    minimum=1,
+    maximum=50,
+    description="How many processes each top list holds.",
+)
 
 
 def _obj(props: dict[str, Any], **extra: Any) -> dict[str, Any]:
@@ -69,11 +82,15 @@ _USAGE = _obj(
 _PROCESS = _obj(
     {
         "pid": _INT,
-        "name": {**_STR, "description": "the kernel's short name (comm)"},
+        "name": {
+            **_STR,
+            "description": "the kernel's name (comm); one cut at 15 characters is"
+            " completed from the command line",
+        },
         "uid": _OPT_INT,
         "user": _OPT_STR,
         "state": {**_STR, "description": "R running, S sleeping, D disk wait, Z zombie..."},
-        "threads": _INT,
+        "threads": {**_INT, "description": "0 when unknown (the process went)"},
         "cpu_percent": {
             **_OPT_NUM,
             "description": "share of one CPU over the interval (as top); null until measured",
