@@ -1,0 +1,137 @@
+"""Start-up: what the daemon imports and does before its first answer (issue 16).
+
+Every module imported at start costs about ten times as much on a Pi; these
+tests keep out of the start what no first request needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from raspapi.daemon import server
+from raspapi.daemon.sdnotify import Notifier
+from raspapi.daemon.uvicornopts import uvicorn_config
+from raspapi.settings import Settings
+from tests.test_cli import env_for
+
+#: Imported on first use, never by building the app: the asyncio storages of
+#: limits (and their decorators), the admin page's templates, /metrics, QR
+#: codes, psutil, and the service modules of plugins that import them lazily.
+NOT_AT_START = (
+    "limits.aio",
+    "limits.storage.redis",
+    "deprecated",
+    "wrapt",
+    "jinja2",
+    "prometheus_client",
+    "segno",
+    "psutil",
+    "raspapi.plugins.dhcp.service",
+    "raspapi.plugins.openvpn.service",
+)
+
+_LOADED = """
+import json, sys
+from raspapi.app import create_app
+from raspapi.settings import Settings
+app = create_app(Settings.from_env())
+assert app.state.runtime.limiter is not None
+print(json.dumps(sorted(set(sys.argv[1:]) & set(sys.modules))))
+"""
+
+
+def test_building_the_app_leaves_heavy_modules_for_later(settings: Settings):
+    proc = subprocess.run(
+        [sys.executable, "-c", _LOADED, *NOT_AT_START],
+        env=env_for(settings, RASPAPI_ENTRY_POINTS="false", RASPAPI_LOG_LEVEL="critical"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert json.loads(proc.stdout) == []
+    # The check sees an imported module: limits.util is always loaded.
+    proc = subprocess.run(
+        [sys.executable, "-c", _LOADED, "limits.util", "limits.storage.memory"],
+        env=env_for(settings, RASPAPI_ENTRY_POINTS="false", RASPAPI_LOG_LEVEL="critical"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert json.loads(proc.stdout) == ["limits.storage.memory", "limits.util"]
+
+
+_LIMITS_LATER = """
+import sys
+from raspapi.http.ratelimit import RateLimit, RateLimiter, _memory_storage
+limiter = RateLimiter([RateLimit("read", 2, 60)])
+scope = {"client": ("192.0.2.1", 1)}
+assert [limiter.check("read", scope, None) is None for _ in range(3)] == [True, True, False]
+assert "limits" not in sys.modules and "limits.aio" not in sys.modules
+import limits
+from limits.storage import MemoryStorage
+from limits.aio.storage import MemoryStorage as AsyncMemoryStorage
+assert type(limiter.storage) is MemoryStorage is _memory_storage()
+assert limits.storage.MemoryStorage is MemoryStorage
+assert limits.parse("1/minute").amount == 1
+print("ok")
+"""
+
+
+def test_limits_imported_in_full_later_shares_the_same_storage_class():
+    """Only the memory storage is loaded for the limiter; a later ``import
+    limits`` (another library, a plugin) gets the real package with it."""
+    proc = subprocess.run(
+        [sys.executable, "-c", _LIMITS_LATER],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "ok"
+
+
+def test_the_start_up_summary_waits_until_the_first_requests_are_answered(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    """The summary runs every plugin's self-check (programs among them): it
+    starts :data:`SUMMARY_DELAY` after the daemon listens, not at once."""
+    monkeypatch.setattr(server, "SUMMARY_DELAY", 0.3)
+
+    async def app(scope: object, receive: object, send: object) -> None:
+        return None
+
+    async def run() -> float:
+        config = uvicorn_config(app, "127.0.0.1", 0)
+        config.lifespan = "off"
+        config.load()
+        srv = server._Server(config, Notifier())
+        srv.lifespan = config.lifespan_class(config)  # as uvicorn's Server._serve does
+        called: list[float] = []
+
+        async def summary() -> None:
+            called.append(time.monotonic())
+
+        srv.after_startup = summary
+        await srv.startup()
+        listening = time.monotonic()
+        try:
+            await asyncio.sleep(0.1)
+            assert not called  # not at once
+            await asyncio.sleep(0.5)
+            assert called
+            return called[0] - listening
+        finally:
+            await srv.shutdown()
+
+    waited = asyncio.run(run())
+    assert 0.25 <= waited < 2.0
