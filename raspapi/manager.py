@@ -18,6 +18,7 @@ import pkgutil
 import re
 import sys
 import time
+import types
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,6 +116,33 @@ def _unknown_hook_failure(bad: list[str]) -> str:
     )
 
 
+#: What a module attribute must be to be worth pluggy's full look-up.
+_ROUTINES = (
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    types.MethodType,
+    classmethod,
+    staticmethod,
+)
+
+
+class _Pluggy(pluggy.PluginManager):
+    """pluggy's manager, quicker to register a module.
+
+    ``register`` asks ``parse_hookimpl_opts`` about every name in the plugin's
+    namespace, and pluggy looks each up with ``inspect.getattr_static``; for a
+    plugin module most names are imported classes, modules and constants,
+    which can never be hooks. Those are skipped before that look-up (about
+    750 of them over the built-in plugins, a few ms on x86 and tens on a Pi);
+    anything that may be a routine gets pluggy's own answer.
+    """
+
+    def parse_hookimpl_opts(self, plugin: object, name: str) -> Any:
+        if isinstance(plugin, ModuleType) and not isinstance(plugin.__dict__.get(name), _ROUTINES):
+            return None
+        return super().parse_hookimpl_opts(plugin, name)
+
+
 class PluginManager:
     def __init__(
         self,
@@ -126,7 +154,7 @@ class PluginManager:
         self.runner = runner
         #: When given (raspapi.testing), these modules are the only plugins.
         self.modules = None if modules is None else list(modules)
-        self.pm = pluggy.PluginManager("raspapi")
+        self.pm = _Pluggy("raspapi")
         self.pm.add_hookspecs(hookspecs)
         self.plugins: dict[str, Plugin] = {}
         self._status_cache = Cache(ttl=max(settings.cache_ttl, 2.0))

@@ -7,17 +7,23 @@ tests keep out of the start what no first request needs.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
+import pkgutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import pluggy
 import pytest
+import raspapi.plugins
 
+from raspapi import hookspecs
 from raspapi.daemon import server
 from raspapi.daemon.sdnotify import Notifier
 from raspapi.daemon.uvicornopts import uvicorn_config
+from raspapi.manager import _Pluggy
 from raspapi.settings import Settings
 from tests.test_cli import env_for
 
@@ -135,3 +141,28 @@ def test_the_start_up_summary_waits_until_the_first_requests_are_answered(
 
     waited = asyncio.run(run())
     assert 0.25 <= waited < 2.0
+
+
+def test_the_quick_registration_finds_what_pluggy_finds():
+    """The manager skips names that cannot be hooks before pluggy's look-up;
+    every built-in plugin gets the same hook implementations as with pluggy's own."""
+
+    def impls(pm: pluggy.PluginManager, module: object) -> list[tuple[str, str]]:
+        pm.add_hookspecs(hookspecs)
+        pm.register(module)
+        return sorted(
+            (caller.name, impl.function.__qualname__)
+            for caller in pm.get_hookcallers(module) or []
+            for impl in caller.get_hookimpls()
+        )
+
+    checked = 0
+    for info in pkgutil.iter_modules(raspapi.plugins.__path__):
+        if info.name.startswith("_"):
+            continue
+        module = importlib.import_module(f"raspapi.plugins.{info.name}")
+        expected = impls(pluggy.PluginManager("raspapi"), module)
+        assert expected
+        assert impls(_Pluggy("raspapi"), module) == expected
+        checked += 1
+    assert checked >= 15
