@@ -29,7 +29,8 @@ from tests.test_cli import env_for
 
 #: Imported on first use, never by building the app: the asyncio storages of
 #: limits (and their decorators), the admin page's templates, /metrics, QR
-#: codes, psutil, and the service modules of plugins that import them lazily.
+#: codes, psutil, ctypes, node_exporter's families of the system plugin, and
+#: the service modules of plugins that import them lazily.
 NOT_AT_START = (
     "limits.aio",
     "limits.storage.redis",
@@ -41,6 +42,8 @@ NOT_AT_START = (
     "psutil",
     "raspapi.plugins.dhcp.service",
     "raspapi.plugins.openvpn.service",
+    "raspapi.plugins.system.node",
+    "ctypes",
 )
 
 _LOADED = """
