@@ -42,6 +42,8 @@ NOT_AT_START = (
     "psutil",
     "raspapi.plugins.dhcp.service",
     "raspapi.plugins.openvpn.service",
+    "raspapi.plugins.networking.service",
+    "raspapi.plugins.networking.telemetry",
     "raspapi.plugins.system.node",
     "ctypes",
 )
