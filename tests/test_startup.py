@@ -43,6 +43,7 @@ NOT_AT_START = (
     "raspapi.plugins.dhcp.service",
     "raspapi.plugins.openvpn.service",
     "raspapi.plugins.networking.service",
+    "raspapi.plugins.dns.service",
     "raspapi.plugins.networking.telemetry",
     "raspapi.plugins.system.node",
     "ctypes",
