@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import importlib.metadata
+import importlib.machinery
 import importlib.util
 import inspect
 import logging
 import math
+import os
 import pkgutil
 import re
 import sys
@@ -219,8 +220,10 @@ class PluginManager:
         for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
             if not info.name.startswith("_"):
                 yield _Candidate(info.name, "builtin", _importer(f"{BUILTIN_PACKAGE}.{info.name}"))
-        if self.settings.entry_points:
-            for ep in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if self.settings.entry_points and may_declare_entry_points(ENTRY_POINT_GROUP):
+            from importlib import metadata
+
+            for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
                 dist = ep.dist.name if ep.dist is not None else "?"
                 yield _Candidate(ep.name, f"package {dist}", ep.load)
         folder = self.settings.plugins_dir
@@ -554,6 +557,46 @@ class PluginManager:
             log.error(
                 "plugin %r raised in %s: %s", plugin.name, where, _describe(exc), exc_info=exc
             )
+
+
+def may_declare_entry_points(group: str, path: Sequence[str] | None = None) -> bool:
+    """Whether an installed distribution may declare entry points in ``group``.
+
+    ``importlib.metadata`` (with ``email``, ``zipfile`` and ``csv``, a tenth of
+    a second under emulation) is imported only when the answer is yes: here
+    each distribution's ``entry_points.txt`` on ``path`` (``sys.path``) is
+    looked at for the ``[group]`` section. Anything this does not read as
+    ``importlib.metadata`` would (a zip or egg on the path, an import hook that
+    finds distributions) answers yes, and the full look-up decides.
+    """
+    if any(
+        hasattr(finder, "find_distributions") and finder is not importlib.machinery.PathFinder
+        for finder in sys.meta_path
+    ):
+        return True
+    section = f"[{group}]"
+    for entry in sys.path if path is None else path:
+        folder = entry or "."
+        try:
+            names = os.listdir(folder)
+        except NotADirectoryError:
+            return True  # a zip file on the path
+        except OSError:
+            continue
+        if folder.endswith(".egg"):
+            return True
+        for name in names:
+            if name.endswith(".egg"):
+                return True
+            if not name.endswith((".dist-info", ".egg-info")):
+                continue
+            try:
+                with open(os.path.join(folder, name, "entry_points.txt"), "rb") as file:
+                    if section.encode() in file.read():
+                        return True
+            except OSError:
+                continue
+    return False
 
 
 def _given(module: ModuleType) -> Callable[[], object]:

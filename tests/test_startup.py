@@ -23,7 +23,7 @@ from raspapi import hookspecs
 from raspapi.daemon import server
 from raspapi.daemon.sdnotify import Notifier
 from raspapi.daemon.uvicornopts import uvicorn_config
-from raspapi.manager import _Pluggy
+from raspapi.manager import _Pluggy, may_declare_entry_points
 from raspapi.settings import Settings
 from tests.test_cli import env_for
 
@@ -57,6 +57,40 @@ app = create_app(Settings.from_env())
 assert app.state.runtime.limiter is not None
 print(json.dumps(sorted(set(sys.argv[1:]) & set(sys.modules))))
 """
+
+
+def test_with_entry_points_on_and_none_declared_importlib_metadata_is_not_imported(
+    settings: Settings,
+):
+    """The default (entry-point plugins on), in this venv where no package
+    declares a raspapi plugin."""
+    assert not may_declare_entry_points("raspapi")
+    proc = subprocess.run(
+        [sys.executable, "-c", _LOADED, "importlib.metadata", "raspapi.plugins.system"],
+        env=env_for(settings, RASPAPI_ENTRY_POINTS="true", RASPAPI_LOG_LEVEL="critical"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert json.loads(proc.stdout) == ["raspapi.plugins.system"]
+
+
+def test_entry_points_are_looked_for_in_every_kind_of_distribution_folder(tmp_path: Path):
+    site = tmp_path / "site"
+    (site / "other-1.0.dist-info").mkdir(parents=True)
+    (site / "other-1.0.dist-info" / "entry_points.txt").write_text("[console_scripts]\nx = y\n")
+    (site / "plain").mkdir()
+    assert not may_declare_entry_points("raspapi", [str(site), str(tmp_path / "absent")])
+    (site / "old-1.0.egg-info").mkdir()
+    (site / "old-1.0.egg-info" / "entry_points.txt").write_text("[raspapi]\nold = old\n")
+    assert may_declare_entry_points("raspapi", [str(site)])
+    # What it cannot read, it leaves to importlib.metadata: a zip on the path, an egg.
+    archive = tmp_path / "plugins.zip"
+    archive.write_bytes(b"PK\x05\x06" + bytes(18))
+    assert may_declare_entry_points("other", [str(archive)])
+    (tmp_path / "egg" / "thing-1.0.egg").mkdir(parents=True)
+    assert may_declare_entry_points("other", [str(tmp_path / "egg")])
 
 
 def test_building_the_app_leaves_heavy_modules_for_later(settings: Settings):
