@@ -133,14 +133,21 @@ class _Pluggy(pluggy.PluginManager):
     ``register`` asks ``parse_hookimpl_opts`` about every name in the plugin's
     namespace, and pluggy looks each up with ``inspect.getattr_static``; for a
     plugin module most names are imported classes, modules and constants,
-    which can never be hooks. Those are skipped before that look-up (about
-    750 of them over the built-in plugins, a few ms on x86 and tens on a Pi);
-    anything that may be a routine gets pluggy's own answer.
+    which can never be hooks, and the rest mostly plain functions, whose
+    marker is an attribute. Both are answered from the module's ``__dict__``
+    (about 750 names over the built-in plugins, a few ms on x86 and tens on a
+    Pi); anything else that may be a routine gets pluggy's own answer.
     """
 
     def parse_hookimpl_opts(self, plugin: object, name: str) -> Any:
-        if isinstance(plugin, ModuleType) and not isinstance(plugin.__dict__.get(name), _ROUTINES):
-            return None
+        if isinstance(plugin, ModuleType):
+            value = plugin.__dict__.get(name)
+            if type(value) is types.FunctionType:
+                # What pluggy answers for a plain function: its marker's options.
+                opts = getattr(value, self.project_name + "_impl", None)
+                return opts if isinstance(opts, dict) else None
+            if not isinstance(value, _ROUTINES):
+                return None
         return super().parse_hookimpl_opts(plugin, name)
 
 
@@ -262,10 +269,11 @@ class PluginManager:
         key = (hook, plugin.name)
         caller = self._callers.get(key)
         if caller is None:
+            registered = self.pm.get_plugins()
             others = [
                 p.module
                 for p in self.plugins.values()
-                if p is not plugin and p.module is not None and self.pm.is_registered(p.module)
+                if p is not plugin and p.module is not None and p.module in registered
             ]
             caller = self._callers[key] = self.pm.subset_hook_caller(hook, others)
         return caller
