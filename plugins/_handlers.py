@@ -31,3 +31,17 @@ def bind(
         return await handler(service, request)
 
     return endpoint
+
+
+def bind_lazy(
+    handler: Callable[[S, Request], Awaitable[R]], service: Callable[[], S]
+) -> Callable[[Request], Awaitable[R]]:
+    """As :func:`bind`, with the service made by ``service()`` when a request
+    comes: a plugin whose service module is heavy to import imports it on its
+    first request, not at start."""
+
+    @functools.wraps(handler)
+    async def endpoint(request: Request) -> R:
+        return await handler(service(), request)
+
+    return endpoint

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from raspapi.app import create_app
+from raspapi.daemon.server import SUMMARY_DELAY
 from raspapi.settings import Settings
 from tests.conftest import AUTH, MakeClient
 from tests.test_cli import CLI, env_for, free_port, get
@@ -172,7 +173,9 @@ def test_an_idle_daemon_does_not_wake(settings: Settings) -> None:
     strace = _strace()
     proc, _ = _serve(settings, RASPAPI_HISTORY_INTERVAL="3600")
     try:
-        time.sleep(1.0)  # the client's connection closes; start-up work settles
+        # The client's connection closes; start-up work (the summary's
+        # self-checks, SUMMARY_DELAY after listening) settles.
+        time.sleep(SUMMARY_DELAY + 1.0)
         calls = _trace(strace, proc.pid, 3.0, "-c", "-e", "trace=epoll_wait,epoll_pwait")
         epoll = sum(
             int(line.split()[3])

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from .service import Dhcp
+if TYPE_CHECKING:
+    from .service import Dhcp
 
 
 async def legacy_dhcp(service: Dhcp, request: Request) -> JSONResponse:

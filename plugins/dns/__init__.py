@@ -9,41 +9,55 @@ its end, a bounded number of bytes.
 
 from __future__ import annotations
 
+import functools
+from typing import TYPE_CHECKING
+
 from raspapi.plugin import ApiRoute, PluginContext, Status, hookimpl
 
 from .._dnsmasq import DNSMASQ_CONF, DNSMASQ_DIR
-from .._handlers import bind
+from .._handlers import bind_lazy
 from . import api, schema
-from .service import Dns
+
+if TYPE_CHECKING:
+    from .service import Dns
+
+
+def _dns(ctx: PluginContext) -> Dns:
+    # The service module is imported on first use (a request, or the self-check
+    # after start), not while the daemon starts.
+    from .service import Dns
+
+    return ctx.service(Dns)
+
 
 _GET = ["GET"]
 
 
 @hookimpl
 def raspapi_legacy_routes(ctx: PluginContext) -> list[ApiRoute]:
-    dns = ctx.service(Dns)
+    dns = functools.partial(_dns, ctx)
     return [
         ApiRoute(
             "/dns/domains",
-            bind(api.legacy_domains, dns),
+            bind_lazy(api.legacy_domains, dns),
             methods=_GET,
             response=schema.LEGACY_DOMAINS,
         ),
         ApiRoute(
             "/dns/hostnames",
-            bind(api.legacy_hostnames, dns),
+            bind_lazy(api.legacy_hostnames, dns),
             methods=_GET,
             response=schema.LEGACY_HOSTNAMES,
         ),
         ApiRoute(
             "/dns/upstream",
-            bind(api.legacy_upstream, dns),
+            bind_lazy(api.legacy_upstream, dns),
             methods=_GET,
             response=schema.LEGACY_UPSTREAM,
         ),
         ApiRoute(
             "/dns/logs",
-            bind(api.legacy_logs, dns),
+            bind_lazy(api.legacy_logs, dns),
             methods=_GET,
             query=[schema.LOG_LIMIT],
             response=schema.LEGACY_LOGS,
@@ -53,33 +67,33 @@ def raspapi_legacy_routes(ctx: PluginContext) -> list[ApiRoute]:
 
 @hookimpl
 def raspapi_routes(ctx: PluginContext) -> list[ApiRoute]:
-    dns = ctx.service(Dns)
+    dns = functools.partial(_dns, ctx)
     paged = [schema.OFFSET, schema.LIMIT]
     return [
         ApiRoute(
             "/",
-            bind(api.summary, dns),
+            bind_lazy(api.summary, dns),
             methods=_GET,
             query=[schema.SUMMARY_LOG_LIMIT],
             response=schema.SUMMARY,
         ),
         ApiRoute(
             "/domains",
-            bind(api.domains, dns),
+            bind_lazy(api.domains, dns),
             methods=_GET,
             query=paged,
             response=schema.page_schema("domains"),
         ),
         ApiRoute(
             "/hostnames",
-            bind(api.hostnames, dns),
+            bind_lazy(api.hostnames, dns),
             methods=_GET,
             query=paged,
             response=schema.page_schema("hostnames"),
         ),
         ApiRoute(
             "/logs",
-            bind(api.logs, dns),
+            bind_lazy(api.logs, dns),
             methods=_GET,
             query=[schema.LOG_LIMIT],
             response=schema.LOGS,
@@ -89,7 +103,7 @@ def raspapi_routes(ctx: PluginContext) -> list[ApiRoute]:
 
 @hookimpl
 async def raspapi_status(ctx: PluginContext) -> Status:
-    files = await ctx.service(Dns).files()
+    files = await _dns(ctx).files()
     if not files:
         return Status.unavailable(
             f"no dnsmasq configuration ({DNSMASQ_CONF} or {DNSMASQ_DIR}/*.conf)"

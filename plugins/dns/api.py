@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from .schema import LIMIT, LOG_LIMIT, OFFSET, SUMMARY_LOG_LIMIT
-from .service import LOG_DEFAULT, LOG_FILE, Dns
+from .schema import LIMIT, LOG_DEFAULT, LOG_FILE, LOG_LIMIT, OFFSET, SUMMARY_LOG_LIMIT
+
+if TYPE_CHECKING:
+    from .service import Dns
 
 
 async def _list_body(service: Dns, request: Request, key: str) -> Response:

@@ -6,7 +6,15 @@ from typing import Any
 
 from raspapi.plugin import Query
 
-from .service import LOG_DEFAULT, LOG_MAX, MAX_LIST_BYTES, MAX_LIST_ENTRIES
+# The bounds the schemas state; service.py imports them from here (building the
+# routes does not import the service).
+LOG_FILE = "/var/log/dnsmasq.log"
+#: Bounds on an ad-block list: bytes read and entries kept (the rest is reported truncated).
+MAX_LIST_BYTES = 64 * 1024 * 1024
+MAX_LIST_ENTRIES = 2_000_000
+#: Log lines returned when not asked, and at most.
+LOG_DEFAULT = 500
+LOG_MAX = 5000
 
 OFFSET = Query("offset", int, 0, "Index of the first item.", minimum=0)
 LIMIT = Query("limit", int, 1000, "Items per page.", minimum=1, maximum=10000)

@@ -23,22 +23,16 @@ from typing import IO, Any, Generic, TypeVar
 from raspapi.plugin import PluginContext, open_regular, rfc3339
 
 from .._dnsmasq import dnsmasq_files
+from .schema import LOG_FILE, MAX_LIST_BYTES, MAX_LIST_ENTRIES
 
 DOMAINS_FILE = "/etc/raspap/adblock/domains.txt"
 HOSTNAMES_FILE = "/etc/raspap/adblock/hostnames.txt"
 RESOLV_FILE = "/run/dnsmasq/resolv.conf"
-LOG_FILE = "/var/log/dnsmasq.log"
-
-#: Bounds on an ad-block list: bytes read and entries kept (the rest is reported truncated).
-MAX_LIST_BYTES = 64 * 1024 * 1024
-MAX_LIST_ENTRIES = 2_000_000
 #: A list line longer than this is not a domain: it is skipped.
 MAX_LINE = 4096
 #: Log tails are read in these sizes (lines); each reads at most LOG_BYTES_PER_LINE per line.
 LOG_BUCKETS = (500, 5000)
 LOG_BYTES_PER_LINE = 1024
-LOG_DEFAULT = 500
-LOG_MAX = 5000
 
 T = TypeVar("T")
 Stamp = tuple[int, int, int]

@@ -16,40 +16,60 @@ see the running kernel.
 
 from __future__ import annotations
 
-from typing import Any
+import functools
+from typing import TYPE_CHECKING, Any
 
 from raspapi.plugin import ApiRoute, PluginContext, Status, hookimpl
 
-from .._handlers import bind
-from . import api, telemetry
+from .._handlers import bind_lazy
+from . import api
 from .schema import LEGACY_SCHEMA, ONE_SCHEMA, OVERVIEW_SCHEMA
-from .service import Networking, self_check
+
+if TYPE_CHECKING:
+    from .service import Networking
+
+# service.py and telemetry.py are imported on first use (a request, a sample,
+# a scrape, the self-check after start), not while the daemon starts.
+
+
+def _networking(ctx: PluginContext) -> Networking:
+    from .service import Networking
+
+    return ctx.service(Networking)
+
+
+def _self_check(ctx: PluginContext) -> Status:
+    from .service import self_check
+
+    return self_check(ctx)
 
 
 @hookimpl
 def raspapi_legacy_routes(ctx: PluginContext) -> list[ApiRoute]:
-    legacy = bind(api.legacy, ctx.service(Networking))
+    legacy = bind_lazy(api.legacy, functools.partial(_networking, ctx))
     return [ApiRoute("/networking", legacy, response=LEGACY_SCHEMA)]
 
 
 @hookimpl
 def raspapi_routes(ctx: PluginContext) -> list[ApiRoute]:
-    networking = ctx.service(Networking)
+    networking = functools.partial(_networking, ctx)
     return [
-        ApiRoute("/", bind(api.overview, networking), response=OVERVIEW_SCHEMA),
-        ApiRoute("/{interface}", bind(api.one, networking), response=ONE_SCHEMA),
+        ApiRoute("/", bind_lazy(api.overview, networking), response=OVERVIEW_SCHEMA),
+        ApiRoute("/{interface}", bind_lazy(api.one, networking), response=ONE_SCHEMA),
     ]
 
 
 @hookimpl
 async def raspapi_status(ctx: PluginContext) -> Status:
-    status: Status = await ctx.cache.get("status", lambda: self_check(ctx), ttl=10)
+    status: Status = await ctx.cache.get("status", lambda: _self_check(ctx), ttl=10)
     return status
 
 
 @hookimpl
 async def raspapi_samples(ctx: PluginContext) -> dict[str, float]:
     """``net.<interface>.rx_bytes_per_second`` and ``tx_bytes_per_second``."""
+    from . import telemetry
+
     return await telemetry.samples(ctx)
 
 
@@ -57,4 +77,6 @@ async def raspapi_samples(ctx: PluginContext) -> dict[str, float]:
 async def raspapi_metrics(ctx: PluginContext) -> list[Any]:
     """node_exporter's ``node_network_*`` counters (every /proc/net/dev column) and its
     netclass facts (up, info, MTU, speed, carrier), per interface."""
+    from . import telemetry
+
     return await telemetry.metrics(ctx)

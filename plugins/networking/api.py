@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from .service import Networking
+if TYPE_CHECKING:
+    from .service import Networking
 
 
 async def legacy(service: Networking, request: Request) -> JSONResponse:

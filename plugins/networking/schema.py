@@ -4,7 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from .service import COUNTERS
+#: The traffic counters of an interface (/sys/class/net/<name>/statistics).
+COUNTERS = (
+    "rx_bytes",
+    "rx_packets",
+    "rx_errors",
+    "rx_dropped",
+    "tx_bytes",
+    "tx_packets",
+    "tx_errors",
+    "tx_dropped",
+)
 
 _NULLABLE_INT = {"type": ["integer", "null"]}
 _NULLABLE_NUMBER = {"type": ["number", "null"]}

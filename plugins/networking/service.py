@@ -19,18 +19,10 @@ from typing import Any
 
 from raspapi.plugin import CommandError, NotFound, PluginContext, Status, rfc3339
 
+from .schema import COUNTERS
+
 SYS_NET = "/sys/class/net"
 PROC_NET_DEV = "/proc/net/dev"
-COUNTERS = (
-    "rx_bytes",
-    "rx_packets",
-    "rx_errors",
-    "rx_dropped",
-    "tx_bytes",
-    "tx_packets",
-    "tx_errors",
-    "tx_dropped",
-)
 #: Where each counter sits among the 16 numbers of a /proc/net/dev line.
 _DEV_COLUMN = {name: i for i, name in zip((0, 1, 2, 3, 8, 9, 10, 11), COUNTERS, strict=True)}
 MAX_INTERFACES = 1024

@@ -11,21 +11,36 @@ finds ``client.conf`` missing.
 
 from __future__ import annotations
 
+import functools
+from typing import TYPE_CHECKING
+
 from raspapi.plugin import ApiRoute, PluginContext, Status, hookimpl
 
-from .._handlers import bind
+from .._handlers import bind_lazy
 from . import api, schema
-from .service import FOLDER, OpenVpn
+
+if TYPE_CHECKING:
+    from .service import OpenVpn
+
+
+def _openvpn(ctx: PluginContext) -> OpenVpn:
+    # The service module is imported on first use (a request, or the self-check
+    # after start), not while the daemon starts.
+    from .service import OpenVpn
+
+    return ctx.service(OpenVpn)
 
 
 @hookimpl
 def raspapi_legacy_routes(ctx: PluginContext) -> list[ApiRoute]:
-    openvpn = ctx.service(OpenVpn)
+    openvpn = functools.partial(_openvpn, ctx)
     return [
-        ApiRoute("/openvpn", bind(api.legacy_overview, openvpn), response=schema.LEGACY_SCHEMA),
+        ApiRoute(
+            "/openvpn", bind_lazy(api.legacy_overview, openvpn), response=schema.LEGACY_SCHEMA
+        ),
         ApiRoute(
             "/openvpn/{config}",
-            bind(api.legacy_config, openvpn),
+            bind_lazy(api.legacy_config, openvpn),
             scope="admin",
             response=schema.CONFIG_SCHEMA,
         ),
@@ -34,12 +49,12 @@ def raspapi_legacy_routes(ctx: PluginContext) -> list[ApiRoute]:
 
 @hookimpl
 def raspapi_routes(ctx: PluginContext) -> list[ApiRoute]:
-    openvpn = ctx.service(OpenVpn)
+    openvpn = functools.partial(_openvpn, ctx)
     return [
-        ApiRoute("/", bind(api.overview, openvpn), response=schema.STATE_SCHEMA),
+        ApiRoute("/", bind_lazy(api.overview, openvpn), response=schema.STATE_SCHEMA),
         ApiRoute(
             "/profiles/{name}/activate",
-            bind(api.activate, openvpn),
+            bind_lazy(api.activate, openvpn),
             methods=["POST"],
             scope="control",
             response=schema.STATE_SCHEMA,
@@ -49,7 +64,9 @@ def raspapi_routes(ctx: PluginContext) -> list[ApiRoute]:
 
 @hookimpl
 async def raspapi_status(ctx: PluginContext) -> Status:
-    folder = await ctx.service(OpenVpn).read()
+    from .service import FOLDER
+
+    folder = await _openvpn(ctx).read()
     if not folder.exists:
         return Status.unavailable(f"no {FOLDER} folder: the OpenVPN client is not installed")
     return Status.ok(profiles=len(folder.profiles()), active=folder.active_profile())

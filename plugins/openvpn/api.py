@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 
-from .service import OpenVpn
+if TYPE_CHECKING:
+    from .service import OpenVpn
 
 
 async def legacy_overview(service: OpenVpn, request: Request) -> JSONResponse:

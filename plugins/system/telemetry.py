@@ -11,7 +11,7 @@ from typing import Any
 
 from raspapi.plugin import PluginContext
 
-from . import node, probe
+from . import probe
 from .sampler import CpuSampler
 
 
@@ -42,6 +42,10 @@ def samples(ctx: PluginContext, cpu: CpuSampler) -> dict[str, float]:
 def families(ctx: PluginContext) -> list[Any]:
     """node_exporter's families (``node.py``), then CPU frequencies."""
     from prometheus_client.core import GaugeMetricFamily
+
+    # node.py (its regexes, ctypes for adjtimex) serves only /metrics: imported
+    # on the first scrape, not at start.
+    from . import node
 
     out: list[Any] = list(node.families(ctx))
     spec = (

@@ -24,6 +24,11 @@ from raspapi.settings import Settings
 
 log = logging.getLogger("raspapi")
 
+#: Seconds between listening and the start-up summary. The summary runs every
+#: plugin's self-check (some start programs: ``wg pubkey``, ``systemctl``);
+#: waiting a moment lets the first requests be answered first.
+SUMMARY_DELAY = 1.0
+
 
 class _Connections(set[Any]):
     """uvicorn's set of open connections, calling ``on_add`` when one opens."""
@@ -57,7 +62,8 @@ class _Server(uvicorn.Server):
         #: Run first when stopping: ends the event streams, which would
         #: otherwise hold their connections open until the graceful timeout.
         self.before_shutdown: Callable[[], Awaitable[None]] | None = None
-        #: Run once listening, in the background: the start-up summary line.
+        #: Run once listening, in the background and :data:`SUMMARY_DELAY`
+        #: later: the start-up summary line.
         self.after_startup: Callable[[], Awaitable[None]] | None = None
         self._after: asyncio.Future[None] | None = None
 
@@ -105,7 +111,12 @@ class _Server(uvicorn.Server):
             self.notifier.ready(f"listening on {self.config.host}:{self.config.port}")
             self._watchdog = asyncio.ensure_future(self.notifier.watchdog())
             if self.after_startup is not None:
-                self._after = asyncio.ensure_future(self.after_startup())
+                self._after = asyncio.ensure_future(self._run_after_startup(self.after_startup))
+
+    @staticmethod
+    async def _run_after_startup(job: Callable[[], Awaitable[None]]) -> None:
+        await asyncio.sleep(SUMMARY_DELAY)
+        await job()
 
     async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
         self.notifier.stopping()

@@ -20,24 +20,35 @@ wrong ones.
 starts anew every 10 ms under load; each start waits for the GIL, which cost
 a quarter of a request's time here. The limiter sweeps them itself instead,
 on the event loop, every :data:`SWEEP_SECONDS`.
+
+Only ``limits``' memory storage is imported (see :func:`_memory_storage`):
+the package's own ``__init__`` imports its asyncio storages, their
+``deprecated`` decorators and ``wrapt``, a third of the daemon's import time
+on a Pi for code it never runs.
 """
 
 from __future__ import annotations
 
 import functools
+import importlib
+import importlib.util
 import ipaddress
 import math
 import re
+import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from limits.storage import MemoryStorage
 from starlette.responses import JSONResponse
 from starlette.types import Scope
 
 from raspapi.http.errors import StartupError
 from raspapi.security.auth import Principal
+
+if TYPE_CHECKING:
+    from limits.storage import MemoryStorage
 
 GROUPS = ("read", "control", "admin", "ingest", "open", "auth")
 ENV_NAME = "RASPAPI_RATE_LIMITS"
@@ -144,6 +155,40 @@ def client_address(host: str) -> str:
     return f"{network.network_address}/64"
 
 
+def _memory_storage() -> type[MemoryStorage]:
+    """``limits.storage.MemoryStorage``, importing only the modules it is made of.
+
+    ``import limits.storage.memory`` would first run ``limits/__init__.py``
+    (which imports ``limits.aio``: every asyncio storage, ``deprecated`` and
+    ``wrapt``) and ``limits/storage/__init__.py`` (the Redis, Memcached and
+    MongoDB storages). Here both packages stand as bare module objects while
+    ``limits.storage.memory`` and what it imports (``limits.storage.base``,
+    ``limits.util``, ``limits.typing``...) load, and are taken out of
+    ``sys.modules`` again: a later ``import limits`` anywhere runs the real
+    ``__init__`` files, which then find the same submodules (the same
+    ``MemoryStorage``) already loaded. tests/test_startup.py checks both.
+    """
+    loaded = sys.modules.get("limits.storage.memory")
+    if loaded is None and "limits" not in sys.modules:
+        shells: list[str] = []
+        try:
+            for name in ("limits", "limits.storage"):
+                spec = importlib.util.find_spec(name)
+                if spec is None:  # pragma: no cover - limits is a dependency
+                    raise ModuleNotFoundError(name)
+                sys.modules[name] = importlib.util.module_from_spec(spec)
+                shells.append(name)
+            setattr(sys.modules["limits"], "storage", sys.modules["limits.storage"])  # noqa: B010
+            loaded = importlib.import_module("limits.storage.memory")
+        finally:
+            for name in shells:
+                del sys.modules[name]
+    if loaded is None:
+        loaded = importlib.import_module("limits.storage.memory")
+    storage: type[MemoryStorage] = loaded.MemoryStorage
+    return storage
+
+
 class _NoTimer:
     """Stands in for MemoryStorage's expiry thread (see the module's docstring)."""
 
@@ -161,7 +206,7 @@ class RateLimiter:
     def __init__(self, limits: Iterable[RateLimit], *, max_counters: int = MAX_COUNTERS) -> None:
         self.limits = {limit.group: limit for limit in limits}
         self.max_counters = max_counters
-        self.storage = MemoryStorage()
+        self.storage = _memory_storage()()
         started = self.storage.timer
         started.cancel()
         started.join()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import inspect
 import json
 import math
@@ -12,7 +13,7 @@ from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
 from starlette.requests import ClientDisconnect, Request
-from starlette.routing import BaseRoute, Match, Route, Router
+from starlette.routing import BaseRoute, Match, Route, Router, compile_path
 from starlette.types import Message, Receive, Scope, Send
 
 from raspapi.http.errors import BadRequest, Invalid
@@ -151,22 +152,17 @@ class ApiRoute(Route):
         self.legacy = False
 
     def relocated(self, path: str, plugin: str, *, legacy: bool) -> ApiRoute:
-        route = ApiRoute(
-            path,
-            self.endpoint,
-            methods=sorted(self.methods - {"HEAD"}) if self.methods else None,
-            name=self.name,
-            scope=self.scope,
-            summary=self.summary,
-            response=self.response,
-            body=self.body,
-            query=self.query,
-            status_code=self.status_code,
-            include_in_schema=self.include_in_schema,
-            when_unavailable=self.when_unavailable,
-            media_types=self.media_types,
-        )
-        route.description = self.description
+        """This route at ``path``, owned by ``plugin``.
+
+        A copy with only the path compiled anew: building the route again
+        (the endpoint's wrapper, its inspection) cost about a third of a
+        millisecond per route at start on a Pi, for 190 routes."""
+        if not path.startswith("/"):
+            raise ValueError(f"routed paths must start with '/': {path!r}")
+        route = copy.copy(self)
+        route.path = path
+        route.path_regex, route.path_format, route.param_convertors = compile_path(path)
+        route.methods = None if self.methods is None else set(self.methods)
         route.plugin = plugin
         route.legacy = legacy
         return route
