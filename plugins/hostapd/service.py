@@ -45,6 +45,9 @@ CTRL_TIMEOUT = 2.0
 RADIO_TIMEOUT = 10.0
 #: systemctl is a fork and exec: its answer is kept a little longer.
 SERVICE_TTL = 5.0
+#: How many cache periods a scrape may be answered from the last value while
+#: the next is fetched (two: the last value is at most one period late).
+STALE_PERIODS = 2
 
 
 class Rejected(Exception):
@@ -115,9 +118,14 @@ class Hostapd:
 
     # -- reading -----------------------------------------------------------------
 
-    async def loaded(self) -> Loaded:
-        result: Loaded = await self.ctx.cache.get("config", self._read)
+    async def loaded(self, *, stale: bool = False) -> Loaded:
+        """hostapd.conf, read once per cache period; with ``stale``, the last read
+        is answered at once while the next runs (for a scrape)."""
+        result: Loaded = await self.ctx.cache.get("config", self._read, stale=self._stale(stale))
         return result
+
+    def _stale(self, stale: bool) -> float:
+        return STALE_PERIODS * self.ctx.cache.ttl if stale else 0.0
 
     def _read(self) -> Loaded:
         path = self.ctx.path(hconf.PATH)
@@ -177,12 +185,18 @@ class Hostapd:
             return False
         return True
 
+    async def up(self) -> bool:
+        """Whether hostapd answers ``STATUS``, for a scrape: the first call waits for
+        the answer; later ones get the last answer at once while the next is asked."""
+        result: bool = await self.ctx.cache.get("up", self.running, stale=self._stale(True))
+        return result
+
     async def stations(self) -> list[dict[str, Any]]:
         """Every station of every BSS in hostapd.conf: one sweep per cache period,
         and a poll never waits for it once there is a previous answer."""
         # Served stale for one more cache period at most: 2 x ttl since the sweep.
         result: list[dict[str, Any]] = await self.ctx.cache.get(
-            "stations", self._sweep, stale=2 * self.ctx.cache.ttl
+            "stations", self._sweep, stale=self._stale(True)
         )
         return result
 
@@ -521,6 +535,7 @@ class Hostapd:
 
     def _invalidate_live(self) -> None:
         self.ctx.cache.invalidate("status")
+        self.ctx.cache.invalidate("up")
         self.ctx.cache.invalidate("stations")
 
 

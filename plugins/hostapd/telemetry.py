@@ -85,10 +85,15 @@ _STATION = {
 
 async def families(hostapd: Hostapd) -> list[Any]:
     """``hostapd_up``, ``hostapd_stations`` per interface, and per station (by interface
-    and MAC) signal, traffic, bit rates, connected and inactive time."""
+    and MAC) signal, traffic, bit rates, connected and inactive time.
+
+    A scrape never waits on the control socket or hostapd.conf once it has had
+    an answer: ``STATUS``, the station sweep and the file are each served from
+    their last value while the next is fetched (within two cache periods).
+    """
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-    running = await hostapd.running()
+    running = await hostapd.up()
     out: list[Any] = [
         GaugeMetricFamily(
             "hostapd_up", "1 when hostapd answers on its control socket", value=int(running)
@@ -97,7 +102,7 @@ async def families(hostapd: Hostapd) -> list[Any]:
     if not running:
         return out
     stations = await hostapd.stations()
-    loaded = await hostapd.loaded()
+    loaded = await hostapd.loaded(stale=True)
     # The same family objects until the next sweep: /metrics renders them once.
     made: tuple[Any, Any, list[Any]] | None = hostapd.ctx.state.get("metric_families")
     if made is not None and made[0] is stations and made[1] is loaded:
