@@ -45,9 +45,12 @@ CTRL_TIMEOUT = 2.0
 RADIO_TIMEOUT = 10.0
 #: systemctl is a fork and exec: its answer is kept a little longer.
 SERVICE_TTL = 5.0
-#: How many cache periods a scrape may be answered from the last value while
-#: the next is fetched (two: the last value is at most one period late).
+#: How many cache periods a poll or a scrape may be answered from the last
+#: value while the next is fetched (two: the last value is one period late at most).
 STALE_PERIODS = 2
+#: The cache key of the Prometheus families (telemetry.py): dropped with the
+#: live state after a control action, so the next scrape asks hostapd again.
+METRICS_KEY = "metric_families"
 
 
 class Rejected(Exception):
@@ -118,14 +121,14 @@ class Hostapd:
 
     # -- reading -----------------------------------------------------------------
 
-    async def loaded(self, *, stale: bool = False) -> Loaded:
-        """hostapd.conf, read once per cache period; with ``stale``, the last read
-        is answered at once while the next runs (for a scrape)."""
-        result: Loaded = await self.ctx.cache.get("config", self._read, stale=self._stale(stale))
+    async def loaded(self) -> Loaded:
+        result: Loaded = await self.ctx.cache.get("config", self._read)
         return result
 
-    def _stale(self, stale: bool) -> float:
-        return STALE_PERIODS * self.ctx.cache.ttl if stale else 0.0
+    @property
+    def stale_seconds(self) -> float:
+        """How old a last value may be and still be answered while the next is fetched."""
+        return STALE_PERIODS * self.ctx.cache.ttl
 
     def _read(self) -> Loaded:
         path = self.ctx.path(hconf.PATH)
@@ -185,18 +188,13 @@ class Hostapd:
             return False
         return True
 
-    async def up(self) -> bool:
-        """Whether hostapd answers ``STATUS``, for a scrape: the first call waits for
-        the answer; later ones get the last answer at once while the next is asked."""
-        result: bool = await self.ctx.cache.get("up", self.running, stale=self._stale(True))
-        return result
-
-    async def stations(self) -> list[dict[str, Any]]:
+    async def stations(self, *, fresh: bool = False) -> list[dict[str, Any]]:
         """Every station of every BSS in hostapd.conf: one sweep per cache period,
-        and a poll never waits for it once there is a previous answer."""
+        and a poll never waits for it once there is a previous answer (``fresh``:
+        it does, for work that itself runs behind a poll)."""
         # Served stale for one more cache period at most: 2 x ttl since the sweep.
         result: list[dict[str, Any]] = await self.ctx.cache.get(
-            "stations", self._sweep, stale=self._stale(True)
+            "stations", self._sweep, stale=0.0 if fresh else self.stale_seconds
         )
         return result
 
@@ -535,8 +533,8 @@ class Hostapd:
 
     def _invalidate_live(self) -> None:
         self.ctx.cache.invalidate("status")
-        self.ctx.cache.invalidate("up")
         self.ctx.cache.invalidate("stations")
+        self.ctx.cache.invalidate(METRICS_KEY)
 
 
 # -- helpers -----------------------------------------------------------------------
