@@ -26,6 +26,7 @@ from raspapi.settings import Settings
 from tests import hostapd_peer
 from tests.conftest import AUTH, MakeClient
 from tests.hostapd_peer import ScriptedHostapd, ctrl_path, short_root
+from tests.test_metrics import samples, scrape, value
 
 CONF = "etc/hostapd/hostapd.conf"
 READ_KEY = "reader0123456789abcdefghijklmnop"
@@ -699,3 +700,76 @@ def test_a_read_only_file_system_is_a_clear_503(
     )
     assert peer.sent("SET") == []
     assert client.get("/api/v1/hostapd/config", headers=AUTH).json()["pending_change"] is None
+
+
+# -- metrics: a scrape answered from the last values ---------------------------------------
+
+
+class FrozenClock:
+    """The hostapd plugin's cache clock, moved by hand: expiry without sleeping."""
+
+    def __init__(self, client: TestClient) -> None:
+        manager = client.app.state.runtime.manager  # type: ignore[attr-defined]
+        self.cache = manager.plugins["hostapd"].ctx.cache
+        self.now: float = self.cache.clock()
+        self.cache.clock = lambda: self.now
+
+    def expire(self) -> None:
+        """Past the cache period, within the stale one (two periods)."""
+        self.now += self.cache.ttl * 1.01
+
+
+def stations_of(client: TestClient) -> dict[str, float]:
+    found = samples(scrape(client))
+    return {
+        dict(labels)["interface"]: v
+        for (name, labels), v in found.items()
+        if name == "hostapd_stations"
+    }
+
+
+def test_a_scrape_after_expiry_answers_hostapd_up_from_the_last_status(
+    make_client: MakeClient,
+    loop_name: str,
+    peer: ScriptedHostapd,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(hostapd_service, "CTRL_TIMEOUT", 0.3)
+    client = make_client(loop=loop_name)
+    clock = FrozenClock(client)
+    # The first scrape waits for hostapd's answer: there is no earlier one.
+    assert value(samples(scrape(client)), "hostapd_up") == 1
+    asked = peer.counts["STATUS"]
+    peer.silent = True  # hostapd hangs: a STATUS now fails after CTRL_TIMEOUT
+    clock.expire()
+    # Answered from the last STATUS: waiting would have said 0.
+    assert value(samples(scrape(client)), "hostapd_up") == 1
+    # The refresh asks hostapd behind it, and its answer is the next scrape's.
+    assert wait_for(lambda: peer.counts["STATUS"] > asked)
+    assert wait_for(lambda: value(samples(scrape(client)), "hostapd_up") == 0)
+
+
+def test_a_scrape_after_expiry_answers_from_the_last_read_of_hostapd_conf(
+    root: Path, make_client: MakeClient, peer: ScriptedHostapd
+) -> None:
+    client = make_client()
+    clock = FrozenClock(client)
+    assert stations_of(client) == {"wlan0": 0}
+    with open(root / CONF, "a") as fh:
+        fh.write("bss=wlan0_1\nssid=guest\n")
+    clock.expire()
+    # Answered from the last read of hostapd.conf while the next one runs.
+    assert stations_of(client) == {"wlan0": 0}
+    assert wait_for(lambda: stations_of(client) == {"wlan0": 0, "wlan0_1": 0})
+
+
+def test_a_scrape_after_a_restart_asks_hostapd_again(
+    root: Path, make_client: MakeClient, peer: ScriptedHostapd
+) -> None:
+    client = make_client()
+    FrozenClock(client)  # nothing expires by itself in this test
+    assert value(samples(scrape(client)), "hostapd_up") == 1
+    peer.stop()  # hostapd does not come back from the restart
+    assert client.post("/api/v1/hostapd/restart", headers=AUTH).status_code == 200
+    # The restart dropped the last answers: this scrape waits for a new one.
+    assert value(samples(scrape(client)), "hostapd_up") == 0

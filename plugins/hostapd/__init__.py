@@ -18,12 +18,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-
 from raspapi.plugin import ApiRoute, PluginContext, Status, hookimpl
 
-from . import schema, telemetry
+from . import api, telemetry
 from .service import Hostapd
 
 
@@ -33,62 +30,12 @@ def _service(ctx: PluginContext) -> Hostapd:
 
 @hookimpl
 def raspapi_legacy_routes(ctx: PluginContext) -> list[ApiRoute]:
-    hostapd = _service(ctx)
-    return [ApiRoute("/ap", hostapd.legacy_ap, methods=["GET"], response=schema.LEGACY_AP)]
+    return api.legacy_routes(_service(ctx))
 
 
 @hookimpl
 def raspapi_routes(ctx: PluginContext) -> list[ApiRoute]:
-    hostapd = _service(ctx)
-
-    async def enable(request: Request) -> JSONResponse:
-        """Enable the access point interface (hostapd's ENABLE)."""
-        return JSONResponse(await hostapd.action("enable"))
-
-    async def disable(request: Request) -> JSONResponse:
-        """Disable the access point interface (hostapd's DISABLE); hostapd keeps running."""
-        return JSONResponse(await hostapd.action("disable"))
-
-    async def reload(request: Request) -> JSONResponse:
-        """hostapd's RELOAD: apply the running configuration again (keys, beacons).
-
-        Changes made with `PATCH /api/v1/hostapd/config` are applied at once and
-        need no reload; to have hostapd read a hand-edited hostapd.conf, restart it.
-        """
-        return JSONResponse(await hostapd.action("reload"))
-
-    async def restart(request: Request) -> JSONResponse:
-        """Restart hostapd.service (systemctl); hostapd reads hostapd.conf again."""
-        return JSONResponse(await hostapd.restart())
-
-    control: dict[str, Any] = {"methods": ["POST"], "scope": "control", "response": schema.ACTION}
-    return [
-        ApiRoute("/", hostapd.overview, methods=["GET"], response=schema.OVERVIEW),
-        ApiRoute("/status", hostapd.live_status, methods=["GET"], response=schema.STATUS),
-        ApiRoute("/config", hostapd.get_config, methods=["GET"], response=schema.CONFIG),
-        ApiRoute(
-            "/config",
-            hostapd.patch_config,
-            methods=["PATCH"],
-            scope="control",
-            body=schema.PATCH_BODY,
-            response=schema.PATCH,
-            when_unavailable=True,
-        ),
-        ApiRoute(
-            "/config/confirm",
-            hostapd.confirm,
-            methods=["POST"],
-            scope="control",
-            response=schema.CONFIRM,
-            when_unavailable=True,
-        ),
-        ApiRoute("/enable", enable, **control),
-        ApiRoute("/disable", disable, **control),
-        ApiRoute("/reload", reload, **control),
-        # Restarting (and fixing the configuration) is how a stopped AP comes back.
-        ApiRoute("/restart", restart, **control, when_unavailable=True),
-    ]
+    return api.routes(_service(ctx))
 
 
 @hookimpl

@@ -10,9 +10,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-
 from raspapi.plugin import (
     ApiError,
     CommandError,
@@ -29,8 +26,6 @@ from raspapi.plugin import (
     Unavailable,
     atomic_write,
     close_all,
-    is_admin,
-    read_json,
     rfc3339,
 )
 
@@ -50,6 +45,12 @@ CTRL_TIMEOUT = 2.0
 RADIO_TIMEOUT = 10.0
 #: systemctl is a fork and exec: its answer is kept a little longer.
 SERVICE_TTL = 5.0
+#: How many cache periods a poll or a scrape may be answered from the last
+#: value while the next is fetched (two: the last value is one period late at most).
+STALE_PERIODS = 2
+#: The cache key of the Prometheus families (telemetry.py): dropped with the
+#: live state after a control action, so the next scrape asks hostapd again.
+METRICS_KEY = "metric_families"
 
 
 class Rejected(Exception):
@@ -124,6 +125,11 @@ class Hostapd:
         result: Loaded = await self.ctx.cache.get("config", self._read)
         return result
 
+    @property
+    def stale_seconds(self) -> float:
+        """How old a last value may be and still be answered while the next is fetched."""
+        return STALE_PERIODS * self.ctx.cache.ttl
+
     def _read(self) -> Loaded:
         path = self.ctx.path(hconf.PATH)
         try:
@@ -182,12 +188,13 @@ class Hostapd:
             return False
         return True
 
-    async def stations(self) -> list[dict[str, Any]]:
+    async def stations(self, *, fresh: bool = False) -> list[dict[str, Any]]:
         """Every station of every BSS in hostapd.conf: one sweep per cache period,
-        and a poll never waits for it once there is a previous answer."""
+        and a poll never waits for it once there is a previous answer (``fresh``:
+        it does, for work that itself runs behind a poll)."""
         # Served stale for one more cache period at most: 2 x ttl since the sweep.
         result: list[dict[str, Any]] = await self.ctx.cache.get(
-            "stations", self._sweep, stale=2 * self.ctx.cache.ttl
+            "stations", self._sweep, stale=0.0 if fresh else self.stale_seconds
         )
         return result
 
@@ -233,14 +240,9 @@ class Hostapd:
 
     # -- RaspAP ------------------------------------------------------------------
 
-    async def legacy_ap(self, request: Request) -> JSONResponse:
-        """Access point settings, as RaspAP's RestAPI answers them.
-
-        RaspAP's 17 keys in its order, from a real parse of
-        /etc/hostapd/hostapd.conf (comments ignored, the last line of a key
-        wins). `frequency_band` ("2.4", "5" or null) comes from the live
-        frequency. `wpa_passphrase` is shown to admin keys only ("" otherwise).
-        """
+    async def legacy_ap(self, admin: bool) -> dict[str, Any]:
+        """RaspAP's ``/ap``: its 17 keys from hostapd.conf, the band from the live
+        frequency; the passphrase for admin keys only."""
         loaded = await self.loaded()
         values = loaded.conf.values() if loaded.conf is not None else {}
         body: dict[str, Any] = {key: display(values.get(key, "")) for key in AP_KEYS}
@@ -249,14 +251,14 @@ class Hostapd:
             with contextlib.suppress(CtrlError, Unavailable):
                 band = band_of(_int((await self.live()).get("freq")))
         body["frequency_band"] = band if band in ("2.4", "5") else None
-        if not is_admin(request):
+        if not admin:
             body["wpa_passphrase"] = ""
-        return JSONResponse(body)
+        return body
 
     # -- v1 ------------------------------------------------------------------------
 
-    async def overview(self, request: Request) -> JSONResponse:
-        """The access point: live status, configuration and hostapd.service."""
+    async def overview(self, admin: bool) -> dict[str, Any]:
+        """Live status, configuration and hostapd.service, each with why it is missing."""
         status: dict[str, Any] | None = None
         status_reason = None
         try:
@@ -269,23 +271,21 @@ class Hostapd:
             service = await self.ctx.cache.get("service", self._service, ttl=SERVICE_TTL)
         except CommandError as exc:
             service_reason = str(exc)
-        return JSONResponse(
-            {
-                "status": status,
-                "status_reason": status_reason,
-                "config": await self._config_view(is_admin(request)),
-                "service": service,
-                "service_reason": service_reason,
-            }
-        )
+        return {
+            "status": status,
+            "status_reason": status_reason,
+            "config": await self.config_view(admin),
+            "service": service,
+            "service_reason": service_reason,
+        }
 
     async def _service(self) -> dict[str, Any]:
         return (await self.systemd.state(UNIT)).as_dict()
 
-    async def live_status(self, request: Request) -> JSONResponse:
-        """hostapd's live status: state, SSID, channel, frequency, stations."""
+    async def live_status(self) -> dict[str, Any]:
+        """hostapd's ``STATUS`` in our field names; raises Unavailable."""
         try:
-            return JSONResponse(await self._status_view())
+            return await self._status_view()
         except CtrlError as exc:
             raise Unavailable(str(exc)) from None
 
@@ -293,11 +293,8 @@ class Hostapd:
         conf = await self._conf()
         return summarize(await self.live(), conf)
 
-    async def get_config(self, request: Request) -> JSONResponse:
-        """hostapd.conf, parsed; secrets only for admin keys."""
-        return JSONResponse(await self._config_view(is_admin(request)))
-
-    async def _config_view(self, admin: bool) -> dict[str, Any]:
+    async def config_view(self, admin: bool) -> dict[str, Any]:
+        """hostapd.conf, parsed; secrets null unless ``admin``; raises NotFound."""
         loaded = await self.loaded()
         if loaded.conf is None:
             raise NotFound(f"no hostapd configuration at {hconf.PATH}")
@@ -363,15 +360,10 @@ class Hostapd:
 
     # -- configuration changes ------------------------------------------------------
 
-    async def patch_config(self, request: Request) -> JSONResponse:
-        """Change the SSID, passphrase, channel, band, country or hidden flag.
-
-        hostapd.conf is rewritten atomically (every other line kept), the
-        running hostapd takes the new settings at once (SET, then DISABLE and
-        ENABLE), and a rollback is armed: unless `POST /api/v1/hostapd/config/confirm`
-        arrives by `confirm_by`, the previous file is put back and applied.
-        """
-        body = await read_json(request)
+    async def patch_config(self, body: Any) -> dict[str, Any]:
+        """Rewrite hostapd.conf with the change in ``body`` (the API's fields), apply
+        it to the running hostapd and arm its rollback; raises Invalid, Conflict,
+        Unavailable."""
         async with self._change_lock:
             self.ctx.cache.invalidate("config")
             loaded = await self.loaded()
@@ -381,7 +373,7 @@ class Hostapd:
                 raise Conflict(f"{hconf.PATH} is larger than {MAX_CONF_BYTES} bytes; not rewritten")
             change = plan(body, loaded.conf)
             if not change.fields:
-                return JSONResponse(self._patch_answer([], None, None))
+                return self._patch_answer([], None, None)
             new = HostapdConf.parse(loaded.conf.render())
             new.delete(change.deletes)
             for key, value in change.sets.items():
@@ -405,10 +397,10 @@ class Hostapd:
                 await asyncio.shield(self._write(loaded.raw, loaded.mode))
                 raise
             self._arm(loaded, change.sets.keys() | set(change.deletes), change.fields)
-            return JSONResponse(self._patch_answer(change.fields, apply_error, self.pending))
+            return self._patch_answer(change.fields, apply_error, self.pending)
 
-    async def confirm(self, request: Request) -> JSONResponse:
-        """Keep the last configuration change (cancels its rollback)."""
+    async def confirm(self) -> dict[str, Any]:
+        """Keep the last configuration change (cancels its rollback); raises Conflict."""
         async with self._change_lock:
             pending, self.pending = self.pending, None
             if pending is None:
@@ -420,7 +412,7 @@ class Hostapd:
         self.ctx.logger.info(
             "hostapd configuration change confirmed: %s", ", ".join(pending.fields)
         )
-        return JSONResponse({"confirmed": True, "changed": pending.fields})
+        return {"confirmed": True, "changed": pending.fields}
 
     def _patch_answer(
         self, fields: list[str], apply_error: str | None, pending: Pending | None
@@ -542,6 +534,7 @@ class Hostapd:
     def _invalidate_live(self) -> None:
         self.ctx.cache.invalidate("status")
         self.ctx.cache.invalidate("stations")
+        self.ctx.cache.invalidate(METRICS_KEY)
 
 
 # -- helpers -----------------------------------------------------------------------

@@ -6,11 +6,11 @@ the access point received from the station (hostapd's ``rx_bytes``).
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from .service import Hostapd
+from .service import METRICS_KEY, Hostapd
 
 
 async def _interfaces(hostapd: Hostapd) -> list[str]:
@@ -85,7 +85,20 @@ _STATION = {
 
 async def families(hostapd: Hostapd) -> list[Any]:
     """``hostapd_up``, ``hostapd_stations`` per interface, and per station (by interface
-    and MAC) signal, traffic, bit rates, connected and inactive time."""
+    and MAC) signal, traffic, bit rates, connected and inactive time.
+
+    The first scrape waits for them. Later ones never wait on the control socket,
+    hostapd.conf or building the families: the last families are answered at once
+    (within two cache periods) while the next are built behind them.
+    """
+    result: list[Any] = await hostapd.ctx.cache.get(
+        METRICS_KEY, functools.partial(_build, hostapd), stale=hostapd.stale_seconds
+    )
+    return result
+
+
+async def _build(hostapd: Hostapd) -> list[Any]:
+    """The families from hostapd's ``STATUS``, a sweep and hostapd.conf, none served stale."""
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
     running = await hostapd.running()
@@ -96,7 +109,7 @@ async def families(hostapd: Hostapd) -> list[Any]:
     ]
     if not running:
         return out
-    stations = await hostapd.stations()
+    stations = await hostapd.stations(fresh=True)
     loaded = await hostapd.loaded()
     # The same family objects until the next sweep: /metrics renders them once.
     made: tuple[Any, Any, list[Any]] | None = hostapd.ctx.state.get("metric_families")
