@@ -85,38 +85,44 @@ class History:
             await self.tick()
 
     async def tick(self) -> None:
-        """One interval: gather every plugin's samples, write them in one transaction."""
+        """One interval: gather every plugin's samples, write them in one transaction.
+
+        The write runs in the samples' own worker-thread visit (``then``): with
+        only plain ``raspapi_samples`` implementations answering, reading and
+        writing an interval hands off to a thread once."""
         try:
-            values = await self.ctx.hooks.samples()
-            now = clock()
             db = await self.open()
-            ts = int(now * 1000)
-            if ts <= db.last_ts:
-                self._warn("clock", "the clock went back: samples are skipped until it catches up")
-                return
-            started = time.perf_counter()
-            refused = await self.store.run(lambda conn: db.write(ts, values))
-            self.last_write_seconds = time.perf_counter() - started
-            self.written += 1
-            if refused:
-                cap = store.MAX_METRICS
-                self._warn("cap", f"more than {cap} names: not sampling {refused[0]}...")
-            if now - self.last_prune >= PRUNE_SECONDS:
-                await self.prune()
+            await self.ctx.hooks.samples(then=lambda values: self.write(db, values))
         except Exception as exc:
             self.failures += 1
             self._warn(type(exc).__name__, f"sampling failed: {exc}")
 
+    def write(self, db: HistoryDB, values: dict[str, float]) -> None:
+        """Stamps and writes one interval, and prunes when due (blocking: a thread)."""
+        now = clock()
+        ts = int(now * 1000)
+        if ts <= db.last_ts:
+            self._warn("clock", "the clock went back: samples are skipped until it catches up")
+            return
+        started = time.perf_counter()
+        refused = self.store.call(lambda conn: db.write(ts, values))
+        self.last_write_seconds = time.perf_counter() - started
+        self.written += 1
+        if refused:
+            cap = store.MAX_METRICS
+            self._warn("cap", f"more than {cap} names: not sampling {refused[0]}...")
+        if now - self.last_prune >= PRUNE_SECONDS:
+            self.store.call(lambda conn: self._prune(db, now))
+
     async def prune(self) -> None:
         db = await self.open()
         now = clock()
+        await self.store.run(lambda conn: self._prune(db, now))
+
+    def _prune(self, db: HistoryDB, now: float) -> None:
         settings = self.settings
-        await self.store.run(
-            lambda conn: db.prune(
-                int(now * 1000),
-                settings.history_retention_days,
-                settings.history_downsampled_days,
-            )
+        db.prune(
+            int(now * 1000), settings.history_retention_days, settings.history_downsampled_days
         )
         self.last_prune = now
 
