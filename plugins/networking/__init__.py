@@ -48,9 +48,10 @@ async def raspapi_status(ctx: PluginContext) -> Status:
 
 
 @hookimpl
-async def raspapi_samples(ctx: PluginContext) -> dict[str, float]:
-    """``net.<interface>.rx_bytes_per_second`` and ``tx_bytes_per_second``."""
-    return await telemetry.samples(ctx)
+def raspapi_samples(ctx: PluginContext) -> dict[str, float]:
+    """``net.<interface>.rx_bytes_per_second`` and ``tx_bytes_per_second`` (plain: read
+    in the samples' worker thread)."""
+    return telemetry.samples(ctx)
 
 
 @hookimpl

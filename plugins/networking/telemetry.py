@@ -43,10 +43,10 @@ def _sample_rates(ctx: PluginContext, links: list[Link]) -> dict[str, float]:
     return out
 
 
-async def samples(ctx: PluginContext) -> dict[str, float]:
-    """``net.<interface>.rx_bytes_per_second`` and ``tx_bytes_per_second``."""
-    links: list[Link] = await ctx.cache.get("links", lambda: read_links(ctx))
-    return _sample_rates(ctx, links)
+def samples(ctx: PluginContext) -> dict[str, float]:
+    """``net.<interface>.rx_bytes_per_second`` and ``tx_bytes_per_second`` (blocking:
+    the samples' worker thread calls it)."""
+    return _sample_rates(ctx, read_links(ctx))
 
 
 #: node_exporter's names for the 16 columns of a /proc/net/dev line.
