@@ -1,6 +1,7 @@
 """Benchmark: what the daemon costs on a Pi when nobody asks it anything (issue 16).
 
     .venv/bin/python -m bench.scenario_idle [--idle 30] [--startups 5] [--arm64] [--out FILE]
+    .venv/bin/python -m bench.scenario_idle --compare-venv OTHER/.venv [--idle 60] [--windows 3]
 
 1. **Idle**: ``raspapi serve`` with every built-in plugin and the history
    sampler at its default 10 s, no client connected (one ``GET /system``
@@ -32,6 +33,11 @@
    ``/var/cache/raspapi-bench/arm64-<hash>`` and raspapi plus its
    dependencies are installed there from an arm64 wheelhouse downloaded on
    the host. Target: raspapi at most 1.3 times the bare app.
+
+5. **A/B** (``--compare-venv``, alone): this build and another one (a venv
+   with its ``bin/raspapi``, e.g. a worktree of the branch point) run at the
+   same time, and each one's scheduler CPU is taken over the same windows,
+   so the load of a shared machine weighs on both alike.
 
 Needs ``strace`` for the wake-up and program counts (reported as missing
 otherwise). Exit status 0 when every target measured is met, 1 when one is
@@ -208,6 +214,40 @@ def measure_idle(seconds: float, say: Say) -> dict[str, Any]:
             programs_per_sample=len(programs) / samples,
         )
         return result
+
+
+@dataclass
+class _OtherDaemon(Daemon):
+    """The same daemon set-up, run from another build's venv (``--compare-venv``)."""
+
+    venv: Path = Path("/nonexistent")
+
+    def command(self) -> list[str]:
+        return [str(self.venv / "bin" / "raspapi"), "serve"]
+
+
+def measure_side_by_side(venv: Path, seconds: float, windows: int, say: Say) -> dict[str, Any]:
+    """This build and the one in ``venv``, running at the same time (same load),
+    each one's scheduler CPU over the same windows: a fair A/B on a shared machine."""
+    with (
+        Daemon(ready_path="/system", ready_headers=AUTH) as this,
+        _OtherDaemon(ready_path="/system", ready_headers=AUTH, venv=venv) as other,
+    ):
+        time.sleep(min(5.0, seconds))
+        out: dict[str, list[float]] = {"this": [], "other": []}
+        for i in range(windows):
+            start = {
+                name: thread_cpu_ns(d.pid)[0] for name, d in (("this", this), ("other", other))
+            }
+            time.sleep(seconds)
+            for name, d in (("this", this), ("other", other)):
+                used = thread_cpu_ns(d.pid)[0] - start[name]
+                out[name].append(100.0 * used / 1e9 / seconds)
+            say(
+                f"  window {i + 1}/{windows}: this {out['this'][-1]:.4f}%,"
+                f" {venv} {out['other'][-1]:.4f}%"
+            )
+        return {"venv": str(venv), "seconds": seconds, **out}
 
 
 # -- imports --------------------------------------------------------------------------
@@ -491,6 +531,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="the raspapi source tree installed in the arm64 tree (default: this checkout)",
     )
     parser.add_argument("--skip-idle", action="store_true")
+    parser.add_argument(
+        "--compare-venv",
+        type=Path,
+        help="only an A/B of idle CPU: this build and the venv's (bin/raspapi), side by side",
+    )
+    parser.add_argument("--windows", type=int, default=3, help="windows for --compare-venv")
     parser.add_argument("--out", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
 
@@ -499,6 +545,20 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     figures: dict[str, Any] = {}
     verdicts: list[tuple[str, str, str, bool]] = []
+    if args.compare_venv is not None:
+        say("idle CPU, side by side")
+        try:
+            ab = measure_side_by_side(args.compare_venv, args.idle, args.windows, say)
+        except BenchError as exc:
+            say(f"cannot measure: {exc}")
+            return 2
+        for name in ("this", "other"):
+            values = ab[name]
+            print(f"{name}: median {statistics.median(values):.4f}% of a core, windows {values}")
+        if args.out:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(ab, indent=2) + "\n", encoding="utf-8")
+        return 0
     try:
         if not args.skip_idle:
             say("idle")
