@@ -640,6 +640,7 @@ class _Batch:
         #: "plugins" while they are called, "then" once ``then`` runs, "closed" when
         #: the loop stopped waiting (timed out).
         self.stage = "plugins"
+        self.expired = False
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -648,8 +649,11 @@ class _Batch:
         try:
             await future
         except asyncio.CancelledError:
-            if self.stage != "closed":
-                raise  # the sampler itself is being cancelled
+            with self.lock:
+                if self.stage == "plugins":
+                    self.stage = "closed"  # the thread stops after its current call
+            if not self.expired:
+                raise  # the sampler itself is being cancelled (shutdown)
             self._report_late()
         finally:
             timer.cancel()
@@ -659,6 +663,7 @@ class _Batch:
             if self.stage != "plugins":
                 return  # done, or in ``then``: the caller's own work is waited for
             self.stage = "closed"
+            self.expired = True
         future.cancel()
 
     def _report_late(self) -> None:

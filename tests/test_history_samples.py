@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +22,7 @@ from tests.test_history import BUILTIN, dropin
 #: A plain implementation recording the thread it ran in.
 PLAIN = """
 import threading
+import time
 from raspapi import hookimpl
 
 THREADS = []
@@ -32,6 +34,7 @@ def raspapi_samples(ctx):
 """
 ASYNC = """
 import threading
+import time
 from raspapi import hookimpl
 
 THREADS = []
@@ -52,6 +55,7 @@ def raspapi_samples(ctx):
 DEFERRING = """
 import asyncio
 import threading
+import time
 from raspapi import hookimpl
 
 THREADS = []
@@ -221,3 +225,27 @@ def test_then_raising_is_raised(settings: Settings, make_client: MakeClient):
 
     with pytest.raises(OSError, match="disk full"):
         collect(client, then=failing)
+
+
+def test_cancelling_the_sampler_cancels_and_skips_then(settings: Settings, make_client: MakeClient):
+    # At shutdown the sampler task is cancelled mid-visit: the cancellation is not
+    # swallowed, and the write never happens (the store may be closing).
+    client = client_with(settings, make_client, a_slow=SLOW, b_last=plain("last", 2.0))
+    manager = client.app.state.runtime.manager  # type: ignore[attr-defined]
+    written: list[dict[str, float]] = []
+
+    async def run() -> bool:
+        task = asyncio.ensure_future(manager.samples(then=written.append))
+        await asyncio.sleep(0.2)
+        task.cancel()
+        try:
+            await task
+        except asyncio.CancelledError:
+            return True
+        return False
+
+    assert client.portal is not None
+    assert client.portal.call(run)
+    time.sleep(1.2)  # the slow plugin has returned; the thread stopped after it
+    assert written == []
+    assert module("b_last").THREADS == []
