@@ -154,7 +154,7 @@ class FilledDaemon(Daemon):
 
     def prepare(self) -> None:
         super().prepare()
-        from raspapi.plugins.history import MIGRATIONS, ROLLUP_MS
+        from raspapi.plugins.history.store import MIGRATIONS, ROLLUP_MS
 
         from raspapi.state.storage import Store
 

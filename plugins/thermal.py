@@ -14,6 +14,7 @@ import asyncio
 import os
 import re
 import time
+from collections.abc import Awaitable
 from typing import Any
 
 from starlette.requests import Request
@@ -42,10 +43,11 @@ async def raspapi_system_fields(ctx: PluginContext) -> dict[str, Any]:
 
 
 @hookimpl
-async def raspapi_samples(ctx: PluginContext) -> dict[str, float]:
+def raspapi_samples(ctx: PluginContext) -> dict[str, float] | Awaitable[dict[str, float]]:
     """``temperature.<zone>.celsius``, ``temperature.<hwmonN>.<label>.celsius`` and
-    ``throttling.<flag>`` (1 while the firmware's flag is set, else 0)."""
-    return await ctx.service(Thermal).samples()
+    ``throttling.<flag>`` (1 while the firmware's flag is set, else 0). Plain: read
+    in the samples' worker thread, unless ``vcgencmd`` is to be run (on the loop)."""
+    return ctx.service(Thermal).read_samples()
 
 
 @hookimpl
@@ -225,9 +227,9 @@ class Thermal:
         """
         ctx = self.ctx
         problems: list[str] = []
-        failed: tuple[float, str] | None = ctx.state.get(_VCGENCMD_FAILED)
-        if failed is not None and time.monotonic() - failed[0] < VCGENCMD_RETRY_SECONDS:
-            problems.append(failed[1])
+        failed = self._vcgencmd_failed()
+        if failed is not None:
+            problems.append(failed)
         elif ctx.runner.which("vcgencmd") is not None:
             try:
                 result = await ctx.runner.run(["vcgencmd", "get_throttled"], timeout=2)
@@ -245,8 +247,19 @@ class Thermal:
             # Looked for again after VCGENCMD_RETRY_SECONDS, not on every refresh.
             ctx.state[_VCGENCMD_FAILED] = (time.monotonic(), "no vcgencmd")
             problems.append("no vcgencmd")
+        return await asyncio.to_thread(self._from_sysfs, problems)
+
+    def _vcgencmd_failed(self) -> str | None:
+        """Why ``vcgencmd`` failed, while that is remembered; else None."""
+        failed: tuple[float, str] | None = self.ctx.state.get(_VCGENCMD_FAILED)
+        if failed is not None and time.monotonic() - failed[0] < VCGENCMD_RETRY_SECONDS:
+            return failed[1]
+        return None
+
+    def _from_sysfs(self, problems: list[str]) -> tuple[dict[str, Any] | None, str | None]:
+        """The flags from the firmware driver's sysfs file (blocking)."""
         for path in SYSFS_THROTTLED:
-            text = await asyncio.to_thread(self._read, path)
+            text = self._read(path)
             if text:
                 try:
                     return decode_throttled(int(text, 16), "sysfs"), None
@@ -279,20 +292,18 @@ class Thermal:
                 return {"systemTemperature": round(zone["temperature_celsius"], 2)}
         return {}
 
+    def read_samples(self) -> dict[str, float] | Awaitable[dict[str, float]]:
+        """The samples, read now (blocking); or, when ``vcgencmd`` is to be tried
+        (not known to fail), an awaitable that runs it on the loop."""
+        failed = self._vcgencmd_failed()
+        if failed is None:
+            return self.samples()
+        flags, _ = self._from_sysfs([failed])
+        return _samples(self.read_sensors(), flags)
+
     async def samples(self) -> dict[str, float]:
         found, (flags, _) = await asyncio.gather(self.sensors(), self.throttling())
-        out: dict[str, float] = {}
-        for zone in found["zones"]:
-            if zone["temperature_celsius"] is not None:
-                out[f"temperature.{zone['zone']}.celsius"] = zone["temperature_celsius"]
-        for sensor in found["hwmon"]:
-            if sensor["temperature_celsius"] is not None:
-                name = f"temperature.{sensor['chip']}.{_slug(sensor['label'])}.celsius"
-                out[name] = sensor["temperature_celsius"]
-        if flags is not None:
-            for flag, on in flags["now"].items():
-                out[f"throttling.{flag}"] = 1.0 if on else 0.0
-        return out
+        return _samples(found, flags)
 
     async def metrics(self) -> list[Any]:
         from prometheus_client.core import GaugeMetricFamily
@@ -340,6 +351,23 @@ class Thermal:
         ctx.state["throttling_now"] = flags["now"]
         data = {"now": flags["now"], "since_boot": flags["since_boot"], "raw": flags["raw"]}
         ctx.events.publish("thermal.throttling", data, retain=True)
+
+
+def _samples(
+    found: dict[str, list[dict[str, Any]]], flags: dict[str, Any] | None
+) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for zone in found["zones"]:
+        if zone["temperature_celsius"] is not None:
+            out[f"temperature.{zone['zone']}.celsius"] = zone["temperature_celsius"]
+    for sensor in found["hwmon"]:
+        if sensor["temperature_celsius"] is not None:
+            name = f"temperature.{sensor['chip']}.{_slug(sensor['label'])}.celsius"
+            out[name] = sensor["temperature_celsius"]
+    if flags is not None:
+        for flag, on in flags["now"].items():
+            out[f"throttling.{flag}"] = 1.0 if on else 0.0
+    return out
 
 
 # -- the handlers ----------------------------------------------------------------

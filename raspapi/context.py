@@ -48,7 +48,9 @@ class Hooks(Protocol):
 
     async def station_action(self, action: str, mac: str) -> dict[str, str | None]: ...
 
-    async def samples(self) -> dict[str, float]: ...
+    async def samples(
+        self, then: Callable[[dict[str, float]], object] | None = None
+    ) -> dict[str, float]: ...
 
 
 @dataclass

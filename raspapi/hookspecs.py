@@ -92,12 +92,24 @@ def raspapi_admin_panels(ctx: PluginContext) -> Panel | list[Panel] | None:
 @hookspec
 def raspapi_samples(ctx: PluginContext) -> dict[str, float] | None:
     """Called by the history sampler every ``RASPAPI_HISTORY_INTERVAL`` seconds
-    (``ctx.hooks.samples()``); may be async. Return the plugin's current
-    values as ``{name: number}``: dot-separated, group first and unit last,
-    e.g. ``cpu.percent``, ``temperature.thermal_zone0.celsius``,
+    (``ctx.hooks.samples()``). Return the plugin's current values as
+    ``{name: number}``: dot-separated, group first and unit last, e.g.
+    ``cpu.percent``, ``temperature.thermal_zone0.celsius``,
     ``net.wlan0.rx_bytes_per_second`` (letters, digits and ``_.:@+/=-``, at
-    most 200). Serve it from a cache; a name that disappears is no longer
-    sampled, its history stays."""
+    most 200). A name that disappears is no longer sampled, its history stays.
+
+    Prefer a plain function: every plain implementation is called in one
+    worker thread per interval, one after the other, so it reads its files
+    directly (no ``ctx.cache``, no ``asyncio.to_thread``) and an idle
+    interval costs the event loop one hand-off in all. Keep it quick (the
+    plugins share ``COLLECT_TIMEOUT``, 5 s) and thread-safe towards the
+    loop (its own state only). When it needs the loop (a control socket, a
+    program), it returns an awaitable instead, awaited on the loop after the
+    visit: check cheaply first whether anything can answer (a socket file, an
+    interface), and return ``{}`` when nothing can. An ``async``
+    implementation runs on the loop, concurrently with the others, as any
+    async hook. Either way one that raises or is late is logged once and adds
+    nothing."""
 
 
 @hookspec

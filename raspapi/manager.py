@@ -18,9 +18,10 @@ import os
 import pkgutil
 import re
 import sys
+import threading
 import time
 import types
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -475,11 +476,84 @@ class PluginManager:
                 out[plugin.name] = panels
         return out
 
-    async def samples(self) -> dict[str, float]:
-        """Every plugin's samples for the history (one that raises or is slow adds none)."""
+    async def samples(
+        self, then: Callable[[dict[str, float]], object] | None = None
+    ) -> dict[str, float]:
+        """Every plugin's samples for the history, merged (one that raises or is
+        slow adds none; a name only once, the first plugin's).
+
+        The plain (non-async) implementations are called one after the other in
+        one worker-thread visit; the async ones run on the loop meanwhile (see
+        ``raspapi_samples``). ``then(merged)``, a plain function, runs in that
+        same thread visit when nothing was left for the loop, else in a visit of
+        its own once everything is in: the history sampler writes its
+        transaction there, so an idle interval costs the loop one hand-off.
+        ``then`` raising is raised here.
+        """
+        return (await self._samples(then))[0]
+
+    async def _samples(
+        self, then: Callable[[dict[str, float]], object] | None = None
+    ) -> tuple[dict[str, float], list[tuple[Plugin, dict[str, float]]]]:
+        """The merged samples, and each plugin's (in pluggy's call order)."""
+        hook = "raspapi_samples"
+        impls = [plugin for plugin, _ in self._impls(hook)]
+        plain = [p for p in impls if not self._is_async(p, hook)]
+        batch = _Batch(self, plain, then if len(plain) == len(impls) else None)
+        # The async implementations start first and run while the thread works.
+        tasks = {
+            p.name: asyncio.ensure_future(self._collect_one(p, hook, "samples", _check_samples))
+            for p in impls
+            if p not in plain
+        }
+        if plain:
+            await batch.run()
+        for name, (awaitable, started) in batch.awaiting.items():
+            tasks[name] = asyncio.ensure_future(
+                self._finish_sample(self.plugins[name], awaitable, started)
+            )
+        results = batch.results
+        for name, task in tasks.items():
+            value = await task
+            if value is not None:
+                results[name] = value
+        merged = batch.merged
+        if merged is None:
+            merged = self._merge_samples(impls, results)
+            if then is not None:
+                await asyncio.get_running_loop().run_in_executor(None, then, merged)
+        return merged, [(p, results[p.name]) for p in impls if p.name in results]
+
+    def _is_async(self, plugin: Plugin, hook: str) -> bool:
+        for impl in getattr(self.pm.hook, hook).get_hookimpls():
+            if impl.plugin_name == plugin.name:
+                return inspect.iscoroutinefunction(impl.function)
+        return False
+
+    async def _finish_sample(
+        self, plugin: Plugin, awaitable: Awaitable[Any], started: float
+    ) -> dict[str, float] | None:
+        """What a plain implementation left for the loop (it returned an awaitable)."""
+        value: dict[str, float] | None = None
+        try:
+            async with asyncio.timeout(COLLECT_TIMEOUT):
+                result = await awaitable
+            value = None if result is None else _check_samples(result)
+        except Exception as exc:
+            self._log_once(plugin, "samples", exc)
+            ok = False
+        else:
+            ok = True
+        seconds = time.perf_counter() - started
+        self.collections[("samples", plugin.name)] = Collection(plugin.name, "samples", seconds, ok)
+        return value
+
+    def _merge_samples(
+        self, impls: list[Plugin], results: dict[str, dict[str, float]]
+    ) -> dict[str, float]:
         merged: dict[str, float] = {}
-        for plugin, values in await self._collect("raspapi_samples", "samples", _check_samples):
-            for name, value in values.items():
+        for plugin in impls:
+            for name, value in results.get(plugin.name, {}).items():
                 if name in merged:
                     self._log_once(plugin, "samples", ValueError(f"{name} is already sampled"))
                 else:
@@ -511,9 +585,13 @@ class PluginManager:
     async def gather(self, hook: str, **args: Any) -> dict[str, Any]:
         """What each plugin implementing ``hook`` returned, by plugin name (for
         ``ctx.hooks.gather``: a new gathering hook needs only its spec). A plugin
-        that raises is logged once and left out, as is one returning None."""
+        that raises is logged once and left out, as is one returning None.
+        ``raspapi_samples`` is called as :meth:`samples` calls it (and its
+        results checked the same way)."""
         if not hook.startswith("raspapi_") or not hasattr(hookspecs, hook):
             raise ValueError(f"{hook!r} is not a hook in raspapi.hookspecs")
+        if hook == "raspapi_samples":  # plain ones read files: never on the loop
+            return {plugin.name: values for plugin, values in (await self._samples())[1]}
         return {plugin.name: result for plugin, result in await self._gather(hook, **args)}
 
     async def _gather(self, hook: str, **args: Any) -> list[tuple[Plugin, Any]]:
@@ -534,30 +612,34 @@ class PluginManager:
         self, hook: str, where: str, check: Callable[[Any], T]
     ) -> list[tuple[Plugin, T]]:
         """Calls ``hook`` of every plugin at once, timing each; ``check`` vets a result."""
-
-        async def one(plugin: Plugin, hook: str) -> T | None:
-            started = time.perf_counter()
-            value: T | None = None
-            try:
-                async with asyncio.timeout(COLLECT_TIMEOUT):
-                    result = await self.acall(plugin, hook)
-                value = None if result is None else check(result)
-            except Exception as exc:
-                self._log_once(plugin, where, exc)
-                ok = False
-            else:
-                ok = True
-            seconds = time.perf_counter() - started
-            self.collections[(where, plugin.name)] = Collection(plugin.name, where, seconds, ok)
-            return value
-
         impls = list(self._impls(hook))
-        results = await asyncio.gather(*(one(plugin, hook) for plugin, _ in impls))
+        results = await asyncio.gather(
+            *(self._collect_one(plugin, hook, where, check) for plugin, _ in impls)
+        )
         return [
             (plugin, value)
             for (plugin, _), value in zip(impls, results, strict=True)
             if value is not None
         ]
+
+    async def _collect_one(
+        self, plugin: Plugin, hook: str, where: str, check: Callable[[Any], T]
+    ) -> T | None:
+        """One plugin's ``hook`` on the loop, isolated and timed into ``collections``."""
+        started = time.perf_counter()
+        value: T | None = None
+        try:
+            async with asyncio.timeout(COLLECT_TIMEOUT):
+                result = await self.acall(plugin, hook)
+            value = None if result is None else check(result)
+        except Exception as exc:
+            self._log_once(plugin, where, exc)
+            ok = False
+        else:
+            ok = True
+        seconds = time.perf_counter() - started
+        self.collections[(where, plugin.name)] = Collection(plugin.name, where, seconds, ok)
+        return value
 
     # -- failures --------------------------------------------------------------
 
@@ -629,6 +711,117 @@ def may_declare_entry_points(group: str, path: Sequence[str] | None = None) -> b
             except OSError:
                 continue
     return False
+
+
+class _Batch:
+    """One worker-thread visit calling the plain ``raspapi_samples`` implementations.
+
+    Each is isolated (one that raises is logged once and adds nothing) and timed
+    into the manager's ``collections``. One returning an awaitable leaves it in
+    ``awaiting`` for the loop. ``then(merged)`` runs at the end of the same visit.
+    The visit gets ``COLLECT_TIMEOUT`` seconds for the plugins (not for ``then``):
+    past it, the plugins not done add nothing and are logged as timed out, and
+    what the thread still does is dropped.
+    """
+
+    def __init__(
+        self,
+        manager: PluginManager,
+        plain: list[Plugin],
+        then: Callable[[dict[str, float]], object] | None,
+    ) -> None:
+        self.manager = manager
+        self.plain = plain
+        self.then = then
+        # Pluggy's callers are made here, on the loop; the thread only calls them.
+        self.callers = {p.name: manager._caller(p, "raspapi_samples") for p in plain}
+        self.results: dict[str, dict[str, float]] = {}
+        self.awaiting: dict[str, tuple[Awaitable[Any], float]] = {}
+        self.done: set[str] = set()
+        self.merged: dict[str, float] | None = None
+        self.lock = threading.Lock()
+        #: "plugins" while they are called, "then" once ``then`` runs, "closed" when
+        #: the loop stopped waiting (timed out).
+        self.stage = "plugins"
+        self.expired = False
+
+    async def run(self) -> None:
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(None, self._visit)
+        timer = loop.call_later(COLLECT_TIMEOUT, self._expire, future)
+        try:
+            await future
+        except asyncio.CancelledError:
+            with self.lock:
+                if self.stage == "plugins":
+                    self.stage = "closed"  # the thread stops after its current call
+            if not self.expired:
+                raise  # the sampler itself is being cancelled (shutdown)
+            self._report_late()
+        finally:
+            timer.cancel()
+
+    def _expire(self, future: asyncio.Future[None]) -> None:
+        with self.lock:
+            if self.stage != "plugins":
+                return  # done, or in ``then``: the caller's own work is waited for
+            self.stage = "closed"
+            self.expired = True
+        future.cancel()
+
+    def _report_late(self) -> None:
+        for plugin in self.plain:
+            if plugin.name not in self.done:
+                self.manager._log_once(plugin, "samples", TimeoutError("no samples in time"))
+                self.manager.collections[("samples", plugin.name)] = Collection(
+                    plugin.name, "samples", COLLECT_TIMEOUT, False
+                )
+
+    def _visit(self) -> None:
+        manager = self.manager
+        for plugin in self.plain:
+            started = time.perf_counter()
+            value: dict[str, float] | None = None
+            left: Awaitable[Any] | None = None
+            try:
+                found = self.callers[plugin.name](ctx=plugin.ctx)
+                result = found[0] if found else None
+                if inspect.isawaitable(result):
+                    left = result
+                else:
+                    value = None if result is None else _check_samples(result)
+            except Exception as exc:
+                manager._log_once(plugin, "samples", exc)
+                ok = False
+            else:
+                ok = True
+            with self.lock:
+                if self.stage == "closed":
+                    _discard(left)
+                    return
+                self.done.add(plugin.name)
+                if left is not None:
+                    self.awaiting[plugin.name] = (left, started)
+                    continue
+                seconds = time.perf_counter() - started
+                manager.collections[("samples", plugin.name)] = Collection(
+                    plugin.name, "samples", seconds, ok
+                )
+                if value is not None:
+                    self.results[plugin.name] = value
+        with self.lock:
+            if self.then is None or self.awaiting or self.stage == "closed":
+                return
+            self.stage = "then"
+            self.merged = manager._merge_samples(self.plain, self.results)
+        self.then(self.merged)
+
+
+def _discard(awaitable: object) -> None:
+    """Closes a coroutine that will never be awaited (no "never awaited" warning)."""
+    close = getattr(awaitable, "close", None)
+    if inspect.iscoroutine(awaitable) and close is not None:
+        close()
 
 
 def _given(module: ModuleType) -> Callable[[], object]:

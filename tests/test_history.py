@@ -19,7 +19,9 @@ from typing import Any
 
 import pytest
 import raspapi.plugins
-from raspapi.plugins import history as history_module
+from raspapi.plugins.history import schema as history_schema
+from raspapi.plugins.history import service as history_service
+from raspapi.plugins.history import store as history_store
 from starlette.testclient import TestClient
 
 from raspapi.settings import Settings
@@ -59,7 +61,7 @@ def dropin(settings: Settings, name: str, source: str) -> None:
 
 
 def sampler(client: TestClient) -> Any:
-    return client.app.state.runtime.manager.plugins["history"].ctx.state["history"]  # type: ignore[attr-defined]
+    return client.app.state.runtime.manager.plugins["history"].ctx.state["__service__"]  # type: ignore[attr-defined]
 
 
 def values(name: str = "gauge") -> dict[str, float]:
@@ -79,7 +81,7 @@ def series(client: TestClient, **params: Any) -> dict[str, Any]:
 def clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
     """The sampler's wall clock."""
     fake = FakeClock(T0 - 600)
-    monkeypatch.setattr(history_module, "clock", fake)
+    monkeypatch.setattr(history_service, "clock", fake)
     return fake
 
 
@@ -219,7 +221,7 @@ def test_retention_and_downsampling_on_a_fake_clock(
         client, metric="gauge.value", since=str(now - DOWNSAMPLED), until=str(now + 1), step=3600
     )
     assert body["source"] == "rollups" and body["step_seconds"] == 3600
-    assert not problems(body, history_module.SERIES)
+    assert not problems(body, history_schema.SERIES)
     full = [p for p in body["points"] if p["count"] == 6]
     assert len(full) >= 16
     for point in full:
@@ -453,7 +455,7 @@ def test_names_are_capped(
     monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture,
 ):
-    monkeypatch.setattr(history_module, "MAX_METRICS", 3)
+    monkeypatch.setattr(history_store, "MAX_METRICS", 3)
     history = started(gauge_client)
     values().update({f"gauge.n{i}": float(i) for i in range(5)})
     clock.now = T0

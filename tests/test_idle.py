@@ -370,7 +370,7 @@ def test_history_and_usage_samplers_wake_together(make_client: MakeClient) -> No
     client = make_client(history_interval=0.2)
     plugins = client.app.state.runtime.manager.plugins  # type: ignore[attr-defined]
     samplers = {
-        "history": plugins["history"].ctx.state["history"],
+        "history": plugins["history"].ctx.state["__service__"],
         "usage": plugins["usage"].ctx.state["__service__"],
     }
     ticks: dict[str, list[float]] = {name: [] for name in samplers}

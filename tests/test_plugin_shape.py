@@ -1,7 +1,4 @@
-"""Every built-in plugin follows the one template (README, "The plugin template").
-
-A plugin not yet converted is listed in NOT_YET, by rule: the list only shrinks.
-"""
+"""Every built-in plugin follows the one template (README, "The plugin template")."""
 
 from __future__ import annotations
 
@@ -11,8 +8,6 @@ from pathlib import Path
 PLUGINS = Path(__file__).resolve().parent.parent / "plugins"
 #: The largest single-module plugin; past it, a plugin becomes a package.
 MAX_MODULE_LINES = 400
-#: Plugins still waiting for the template (issue 14): one module is too long (history).
-NOT_YET = {"history"}
 
 
 def plugins() -> list[Path]:
@@ -48,7 +43,7 @@ def defines_a_class(tree: ast.Module) -> bool:
 def test_package_plugins_keep_hooks_in_init_and_starlette_out_of_their_service():
     found = []
     for plugin in plugins():
-        if not plugin.is_dir() or plugin.name in NOT_YET:
+        if not plugin.is_dir():
             continue
         for module in plugin.glob("*.py"):
             tree = ast.parse(module.read_text())
@@ -66,7 +61,7 @@ def test_package_plugins_keep_hooks_in_init_and_starlette_out_of_their_service()
 def test_single_module_plugins_are_short_and_have_no_handlers_class():
     found = []
     for plugin in plugins():
-        if plugin.is_dir() or plugin.suffix != ".py" or names(plugin) in NOT_YET:
+        if plugin.is_dir() or plugin.suffix != ".py":
             continue
         text = plugin.read_text()
         if len(text.splitlines()) > MAX_MODULE_LINES:
@@ -75,19 +70,6 @@ def test_single_module_plugins_are_short_and_have_no_handlers_class():
         if any(isinstance(n, ast.ClassDef) and n.name == "Handlers" for n in tree.body):
             found.append(f"{plugin}: a Handlers class (use thin handler functions)")
     assert found == []
-
-
-def test_not_yet_names_only_plugins_that_still_break_the_template():
-    # Once a plugin is converted it leaves NOT_YET, so the rules above hold it.
-    for name in NOT_YET:
-        package, module = PLUGINS / name, PLUGINS / f"{name}.py"
-        assert package.is_dir() or module.is_file(), name
-        if package.is_dir():
-            service = package / "service.py"
-            init = ast.parse((package / "__init__.py").read_text())
-            assert defines_a_class(init) or imports_starlette(ast.parse(service.read_text())), name
-        else:
-            assert len(module.read_text().splitlines()) > MAX_MODULE_LINES, name
 
 
 def test_the_checks_see_a_hook_and_a_starlette_import():

@@ -16,6 +16,7 @@ file.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 from raspapi.plugin import ApiRoute, PluginContext, Status, hookimpl
@@ -69,8 +70,9 @@ async def raspapi_station_action(ctx: PluginContext, action: str, mac: str) -> b
 
 
 @hookimpl
-async def raspapi_samples(ctx: PluginContext) -> dict[str, float]:
-    return await telemetry.samples(_service(ctx))
+def raspapi_samples(ctx: PluginContext) -> dict[str, float] | Awaitable[dict[str, float]]:
+    # Plain: without hostapd's control socket, {} from the samples' worker thread.
+    return telemetry.read_samples(_service(ctx))
 
 
 @hookimpl

@@ -122,7 +122,7 @@ class Hostapd:
     # -- reading -----------------------------------------------------------------
 
     async def loaded(self) -> Loaded:
-        result: Loaded = await self.ctx.cache.get("config", self._read)
+        result: Loaded = await self.ctx.cache.get("config", self.read_config)
         return result
 
     @property
@@ -130,7 +130,8 @@ class Hostapd:
         """How old a last value may be and still be answered while the next is fetched."""
         return STALE_PERIODS * self.ctx.cache.ttl
 
-    def _read(self) -> Loaded:
+    def read_config(self) -> Loaded:
+        """hostapd.conf as read now (blocking: a thread; :meth:`loaded` caches it)."""
         path = self.ctx.path(hconf.PATH)
         try:
             with open(path, "rb") as fh:

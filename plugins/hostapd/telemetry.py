@@ -7,7 +7,10 @@ the access point received from the station (hostapd's ``rx_bytes``).
 from __future__ import annotations
 
 import functools
+import os
+import stat
 from collections import Counter
+from collections.abc import Awaitable
 from typing import Any
 
 from .service import METRICS_KEY, Hostapd
@@ -16,6 +19,22 @@ from .service import METRICS_KEY, Hostapd
 async def _interfaces(hostapd: Hostapd) -> list[str]:
     loaded = await hostapd.loaded()
     return loaded.conf.interfaces() if loaded.conf is not None else []
+
+
+def read_samples(hostapd: Hostapd) -> dict[str, float] | Awaitable[dict[str, float]]:
+    """Blocking (the samples' worker thread): ``{}`` without a round trip when
+    nothing can answer (no hostapd.conf, no interface in it, or no control socket
+    file), as :func:`samples` would find; else :func:`samples`, for the loop."""
+    conf = hostapd.read_config().conf
+    if conf is None or not conf.interface:
+        return {}
+    path = hostapd.ctx.path(f"{conf.ctrl_dir().rstrip('/')}/{conf.interface}")
+    try:
+        if not stat.S_ISSOCK(os.stat(path).st_mode):
+            return {}
+    except OSError:
+        return {}
+    return samples(hostapd)
 
 
 async def samples(hostapd: Hostapd) -> dict[str, float]:

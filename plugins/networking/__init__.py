@@ -66,11 +66,12 @@ async def raspapi_status(ctx: PluginContext) -> Status:
 
 
 @hookimpl
-async def raspapi_samples(ctx: PluginContext) -> dict[str, float]:
-    """``net.<interface>.rx_bytes_per_second`` and ``tx_bytes_per_second``."""
+def raspapi_samples(ctx: PluginContext) -> dict[str, float]:
+    """``net.<interface>.rx_bytes_per_second`` and ``tx_bytes_per_second`` (plain: read
+    in the samples' worker thread)."""
     from . import telemetry
 
-    return await telemetry.samples(ctx)
+    return telemetry.samples(ctx)
 
 
 @hookimpl

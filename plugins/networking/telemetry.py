@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -15,15 +16,35 @@ from .service import (
     Link,
     _int,
     _read,
+    _sys_counters,
+    parse_proc_net_dev,
     read_links,
     valid_ifname,
 )
 
 
-def _sample_rates(ctx: PluginContext, links: list[Link]) -> dict[str, float]:
+def _counters(ctx: PluginContext) -> dict[str, dict[str, int]]:
+    """Each interface's counters, exactly as ``read_links`` finds them (/proc/net/dev,
+    else the interface's statistics folder), without reading its other attributes."""
+    base = ctx.path(SYS_NET)
+    dev = parse_proc_net_dev(_read(ctx.path(PROC_NET_DEV), limit=1 << 20))
+    try:
+        names = [n for n in os.listdir(base)[:MAX_INTERFACES] if valid_ifname(n)]
+    except OSError:
+        names = list(dev)
+    out: dict[str, dict[str, int]] = {}
+    for name in names:
+        counters = dev.get(name)
+        if counters is None:
+            counters = _sys_counters(base / name)
+        if counters is not None:
+            out[name] = counters
+    return out
+
+
+def _sample_rates(ctx: PluginContext, counters: dict[str, dict[str, int]]) -> dict[str, float]:
     """Bytes per second since the previous sample, per interface (lo left out)."""
     now = time.monotonic()
-    counters = {link.name: link.counters for link in links if link.counters is not None}
     base: tuple[float, dict[str, dict[str, int]]] | None = ctx.state.get("sample_base")
     if base is not None and now - base[0] < MIN_RATE_INTERVAL:
         last: dict[str, float] = ctx.state.get("sample_rates", {})
@@ -43,10 +64,10 @@ def _sample_rates(ctx: PluginContext, links: list[Link]) -> dict[str, float]:
     return out
 
 
-async def samples(ctx: PluginContext) -> dict[str, float]:
-    """``net.<interface>.rx_bytes_per_second`` and ``tx_bytes_per_second``."""
-    links: list[Link] = await ctx.cache.get("links", lambda: read_links(ctx))
-    return _sample_rates(ctx, links)
+def samples(ctx: PluginContext) -> dict[str, float]:
+    """``net.<interface>.rx_bytes_per_second`` and ``tx_bytes_per_second`` (blocking:
+    the samples' worker thread calls it). Only the counters are read."""
+    return _sample_rates(ctx, _counters(ctx))
 
 
 #: node_exporter's names for the 16 columns of a /proc/net/dev line.

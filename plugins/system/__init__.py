@@ -47,10 +47,9 @@ async def raspapi_shutdown(ctx: PluginContext) -> None:
 
 
 @hookimpl
-async def raspapi_samples(ctx: PluginContext) -> dict[str, float]:
-    cpu = ctx.service(SystemService).history_cpu
-    values: dict[str, float] = await ctx.cache.get("samples", lambda: telemetry.samples(ctx, cpu))
-    return values
+def raspapi_samples(ctx: PluginContext) -> dict[str, float]:
+    # Plain: called in the samples' one worker-thread visit, it reads /proc directly.
+    return telemetry.samples(ctx, ctx.service(SystemService).history_cpu)
 
 
 @hookimpl

@@ -241,18 +241,18 @@ class Usage:
     async def _tick(self) -> None:
         db = await self.open()
         stations = await self.ctx.hooks.stations()
-        names = await asyncio.to_thread(self._hostnames)
         now = self.clock()
         if self.last_sample is not None and now <= self.last_sample:
             self._warn("clock", "the clock went back: usage is not sampled until it catches up")
             return
-        day = self.day_of(now).isoformat()
-        if day != self.today:
-            self.today = day
-            self.today_macs = await self.store.run(lambda _: db.macs_on(day))
-        deltas, counters, gone = self.account(stations, names, now)
-        hour = int(now) // HOUR * HOUR
-        await self.store.run(lambda _: db.write(now, hour, day, deltas, counters, gone))
+        # The rest of the interval is one visit to the store's thread, or none at
+        # all when no station is there and nothing is due (an idle access point).
+        counters: dict[str, Counter] = {}
+        gone: list[str] = []
+        if stations or self.last_sample is None or self.day_of(now).isoformat() != self.today:
+            counters, gone = await self.store.run(
+                lambda _: self._account_and_write(db, stations, now)
+            )
         self.counters.update(counters)
         for mac in gone:
             self.counters.pop(mac, None)
@@ -261,6 +261,24 @@ class Usage:
         await self._enforce(now)
         if now - self.last_prune >= PRUNE_SECONDS:
             await self.prune(now)
+
+    def _account_and_write(
+        self, db: UsageDB, stations: list[dict[str, Any]], now: float
+    ) -> tuple[dict[str, Counter], list[str]]:
+        """One interval's bytes, written (blocking: the store's thread). Host names
+        are read only when there are stations; an interval with no station now or
+        before writes nothing once a sample time is stored (``last_sample``, which
+        only says whether this is the first look of all)."""
+        day = self.day_of(now).isoformat()
+        if day != self.today:
+            self.today = day
+            self.today_macs = db.macs_on(day)
+        names = self._hostnames() if stations else {}
+        deltas, counters, gone = self.account(stations, names, now)
+        if deltas or counters or gone or self.last_sample is None:
+            hour = int(now) // HOUR * HOUR
+            db.write(now, hour, day, deltas, counters, gone)
+        return counters, gone
 
     def account(
         self, stations: list[dict[str, Any]], names: dict[str, str], now: float

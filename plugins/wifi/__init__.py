@@ -13,6 +13,7 @@ why (wpa_supplicant stopped, or NetworkManager drives it over D-Bus).
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 from raspapi.plugin import (
@@ -54,8 +55,9 @@ async def raspapi_status(ctx: PluginContext) -> Status:
 
 
 @hookimpl
-async def raspapi_samples(ctx: PluginContext) -> dict[str, float]:
-    return await telemetry.samples(_service(ctx))
+def raspapi_samples(ctx: PluginContext) -> dict[str, float] | Awaitable[dict[str, float]]:
+    # Plain: without a wpa_supplicant control socket, {} from the samples' worker thread.
+    return telemetry.read_samples(_service(ctx))
 
 
 @hookimpl

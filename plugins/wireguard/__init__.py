@@ -8,6 +8,7 @@ out once when a peer is added.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 from raspapi.plugin import ApiRoute, PluginContext, Status, hookimpl
@@ -101,8 +102,14 @@ def raspapi_startup(ctx: PluginContext) -> None:
 
 
 @hookimpl
-async def raspapi_samples(ctx: PluginContext) -> dict[str, float]:
-    return await telemetry.samples(_service(ctx))
+def raspapi_samples(ctx: PluginContext) -> dict[str, float] | Awaitable[dict[str, float]]:
+    wg = _service(ctx)
+    # Samples are of running interfaces only: with none, not even the configs
+    # are read (one look at /sys and /var/run/wireguard per interval, in the
+    # samples' worker thread). With one, `wg show` runs on the loop.
+    if not wg.interfaces_exist():
+        return {}
+    return telemetry.samples(wg)
 
 
 @hookimpl

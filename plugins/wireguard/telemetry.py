@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -14,10 +13,7 @@ async def samples(wg: WireGuard) -> dict[str, float]:
     """``wireguard.<interface>.connected_peers``, and each live peer's
     ``wireguard.<interface>.<public key>.rx_bytes`` and ``tx_bytes``.
 
-    Samples are of running interfaces only: with none, not even the configs
-    are read (one look at /sys and /var/run/wireguard per interval)."""
-    if not await asyncio.to_thread(wg.interfaces_exist):
-        return {}
+    Called only when an interface runs (the samples hook looks first)."""
     out: dict[str, float] = {}
     for interface in (await wg.snapshot()).interfaces:
         if not interface["up"]:
