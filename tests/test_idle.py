@@ -197,7 +197,9 @@ def test_samples_start_no_program_without_wireguard(settings: Settings) -> None:
         # Once per config and then remembered: the public key of a config
         # whose interface is down (`wg pubkey`).
         assert get(port, "/api/v1/wireguard", AUTH)[0] in (200, 503)
-        time.sleep(1.0)
+        # The start-up summary's self-checks (systemctl, SUMMARY_DELAY after
+        # listening) are over before the trace starts.
+        time.sleep(SUMMARY_DELAY + 1.0)
         execs = _trace(strace, proc.pid, 3.0, "-e", "trace=execve", "-e", "signal=none")
         assert "execve(" not in execs, execs
         # ... while samples were being taken.
