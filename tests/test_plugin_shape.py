@@ -40,6 +40,31 @@ def defines_a_class(tree: ast.Module) -> bool:
     return any(isinstance(node, ast.ClassDef) for node in tree.body)
 
 
+FUNCTIONS = (ast.FunctionDef, ast.AsyncFunctionDef)
+
+
+def nested_functions(tree: ast.Module) -> list[str]:
+    """Functions defined inside another function (a closure: a handler built in
+    a routes function instead of bound with ``bind``)."""
+    return [
+        f"{outer.name}.{inner.name}"
+        for outer in ast.walk(tree)
+        if isinstance(outer, FUNCTIONS)
+        for body in outer.body
+        for inner in ast.walk(body)
+        if isinstance(inner, FUNCTIONS)
+    ]
+
+
+def route_builders(tree: ast.Module) -> list[str]:
+    """Module-level ``routes``/``legacy_routes`` functions (the hooks build routes)."""
+    return [
+        node.name
+        for node in tree.body
+        if isinstance(node, FUNCTIONS) and node.name in ("routes", "legacy_routes")
+    ]
+
+
 def test_package_plugins_keep_hooks_in_init_and_starlette_out_of_their_service():
     found = []
     for plugin in plugins():
@@ -55,6 +80,15 @@ def test_package_plugins_keep_hooks_in_init_and_starlette_out_of_their_service()
                 found.append(f"{module}: the service imports Starlette")
             if module.name == "api.py" and defines_a_class(tree):
                 found.append(f"{module}: a handler class (use functions bound with bind)")
+            if module.name == "api.py" and nested_functions(tree):
+                found.append(
+                    f"{module}: nested functions {nested_functions(tree)} "
+                    "(module-level handlers, bound with bind in __init__.py)"
+                )
+            if module.name == "api.py" and route_builders(tree):
+                found.append(
+                    f"{module}: {route_builders(tree)} (routes are built in __init__.py's hooks)"
+                )
     assert found == []
 
 
@@ -80,3 +114,23 @@ def test_the_checks_see_a_hook_and_a_starlette_import():
     )
     assert hook_functions(tree) == ["raspapi_routes"]
     assert imports_starlette(tree)
+
+
+def test_the_checks_see_closures_and_route_builders_in_an_api_module():
+    tree = ast.parse(
+        "def routes(service):\n"
+        "    async def overview(request):\n        return service\n"
+        "    return [overview]\n"
+        "def legacy_routes(service):\n"
+        "    if service:\n"
+        "        def inner():\n            pass\n"
+        "    return []\n"
+        "async def handler(service, request):\n"
+        "    for item in service:\n"
+        "        async def deep(request):\n            pass\n"
+        "    return [lambda: 1]\n"
+    )
+    assert nested_functions(tree) == ["routes.overview", "legacy_routes.inner", "handler.deep"]
+    assert route_builders(tree) == ["routes", "legacy_routes"]
+    flat = ast.parse("async def overview(service, request):\n    return [lambda: 1]\n")
+    assert nested_functions(flat) == [] and route_builders(flat) == []

@@ -21,7 +21,8 @@ from typing import Any
 
 from raspapi.plugin import ApiRoute, PluginContext, Status, hookimpl
 
-from . import api, telemetry
+from .._handlers import bind
+from . import api, schema, telemetry
 from .service import Hostapd
 
 
@@ -31,12 +32,46 @@ def _service(ctx: PluginContext) -> Hostapd:
 
 @hookimpl
 def raspapi_legacy_routes(ctx: PluginContext) -> list[ApiRoute]:
-    return api.legacy_routes(_service(ctx))
+    return [
+        ApiRoute(
+            "/ap", bind(api.legacy_ap, _service(ctx)), methods=["GET"], response=schema.LEGACY_AP
+        )
+    ]
 
 
 @hookimpl
 def raspapi_routes(ctx: PluginContext) -> list[ApiRoute]:
-    return api.routes(_service(ctx))
+    hostapd = _service(ctx)
+    control: dict[str, Any] = {"methods": ["POST"], "scope": "control", "response": schema.ACTION}
+    return [
+        ApiRoute("/", bind(api.overview, hostapd), methods=["GET"], response=schema.OVERVIEW),
+        ApiRoute(
+            "/status", bind(api.live_status, hostapd), methods=["GET"], response=schema.STATUS
+        ),
+        ApiRoute("/config", bind(api.get_config, hostapd), methods=["GET"], response=schema.CONFIG),
+        ApiRoute(
+            "/config",
+            bind(api.patch_config, hostapd),
+            methods=["PATCH"],
+            scope="control",
+            body=schema.PATCH_BODY,
+            response=schema.PATCH,
+            when_unavailable=True,
+        ),
+        ApiRoute(
+            "/config/confirm",
+            bind(api.confirm, hostapd),
+            methods=["POST"],
+            scope="control",
+            response=schema.CONFIRM,
+            when_unavailable=True,
+        ),
+        ApiRoute("/enable", bind(api.enable, hostapd), **control),
+        ApiRoute("/disable", bind(api.disable, hostapd), **control),
+        ApiRoute("/reload", bind(api.reload, hostapd), **control),
+        # Restarting (and fixing the configuration) is how a stopped AP comes back.
+        ApiRoute("/restart", bind(api.restart, hostapd), **control, when_unavailable=True),
+    ]
 
 
 @hookimpl

@@ -101,23 +101,8 @@ async def report_csv(usage: Usage, request: Request) -> StreamingResponse:
     """The same as `GET /api/v1/usage`, as CSV: one row per device and step, streamed."""
     since, until, step, top = _range(usage, request, csv=True)
     ranked = await usage.report(since, until, step, top, with_steps=False)
-
-    async def rows() -> AsyncIterator[bytes]:
-        # One device at a time: memory holds one device's steps, not all.
-        yield _csv_line(CSV_COLUMNS)
-        for item in ranked:
-            found = await usage.report(since, until, step, 1, item["mac"])
-            if not found:
-                continue
-            device = found[0]
-            for point in device["steps"]:
-                yield _csv_line(
-                    [device["mac"], _cell(device["hostname"] or "")]
-                    + [point[c] for c in CSV_COLUMNS[2:]]
-                )
-
     return StreamingResponse(
-        rows(),
+        _csv_rows(usage, ranked, since, until, step),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="usage.csv"'},
     )
@@ -161,6 +146,23 @@ async def delete_quota(usage: Usage, request: Request) -> JSONResponse:
 
 def _target(raw: str) -> str:
     return DEFAULT if raw == DEFAULT else parse_mac(raw)
+
+
+async def _csv_rows(
+    usage: Usage, ranked: list[dict[str, Any]], since: float, until: float, step: str
+) -> AsyncIterator[bytes]:
+    # One device at a time: memory holds one device's steps, not all.
+    yield _csv_line(CSV_COLUMNS)
+    for item in ranked:
+        found = await usage.report(since, until, step, 1, item["mac"])
+        if not found:
+            continue
+        device = found[0]
+        for point in device["steps"]:
+            yield _csv_line(
+                [device["mac"], _cell(device["hostname"] or "")]
+                + [point[c] for c in CSV_COLUMNS[2:]]
+            )
 
 
 def _cell(text: str) -> str:

@@ -24,7 +24,8 @@ from raspapi.plugin import (
     hookimpl,
 )
 
-from . import api, telemetry
+from .._handlers import bind
+from . import api, schema, telemetry
 from .service import Wifi
 
 
@@ -34,7 +35,53 @@ def _service(ctx: PluginContext) -> Wifi:
 
 @hookimpl
 def raspapi_routes(ctx: PluginContext) -> list[ApiRoute]:
-    return api.routes(_service(ctx))
+    wifi = _service(ctx)
+    control: dict[str, Any] = {"scope": "control"}
+    return [
+        ApiRoute("/", bind(api.overview, wifi), methods=["GET"], response=schema.OVERVIEW),
+        ApiRoute(
+            "/{interface}/networks",
+            bind(api.networks, wifi),
+            methods=["GET"],
+            response=schema.NETWORKS,
+        ),
+        ApiRoute(
+            "/{interface}/scan",
+            bind(api.scan, wifi),
+            methods=["GET"],
+            response=schema.SCAN,
+            query=[schema.REFRESH],
+        ),
+        ApiRoute(
+            "/{interface}/connect",
+            bind(api.connect, wifi),
+            methods=["POST"],
+            body=schema.CONNECT,
+            response=schema.CONNECTED,
+            **control,
+        ),
+        ApiRoute(
+            "/{interface}/disconnect",
+            bind(api.disconnect, wifi),
+            methods=["POST"],
+            response=schema.ACTION,
+            **control,
+        ),
+        ApiRoute(
+            "/{interface}/reconnect",
+            bind(api.reconnect, wifi),
+            methods=["POST"],
+            response=schema.ACTION,
+            **control,
+        ),
+        ApiRoute(
+            "/{interface}/networks/{id}",
+            bind(api.forget, wifi),
+            methods=["DELETE"],
+            response=schema.FORGET,
+            **control,
+        ),
+    ]
 
 
 @hookimpl

@@ -1,10 +1,19 @@
-"""JSON schemas of the wifi plugin's answers (for /openapi.json)."""
+"""JSON schemas of the wifi plugin's answers and its query parameter (for /openapi.json)."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from raspapi.plugin import Query
+
 from .validate import CONNECT_BODY
+
+REFRESH = Query(
+    "refresh",
+    bool,
+    default=False,
+    description="Scan now and wait for the results (bounded by RASPAPI_WIFI_SCAN_TIMEOUT).",
+)
 
 _STR = {"type": "string"}
 _STR_OR_NULL = {"type": ["string", "null"]}
