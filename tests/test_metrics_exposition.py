@@ -67,8 +67,14 @@ def odd_families() -> list[Any]:
     recorded.add_metric(["x"], 0.5)
     reserved = GaugeMetricFamily("reserved", "a reserved label name", labels=["__meta"])
     reserved.add_metric(["m"], 1)
+    # Values and label sets recur across samples and families (the renderers keep
+    # what they formatted once): zero and minus zero are equal, written differently.
+    zeros = GaugeMetricFamily("zeros", "signed zeros", labels=["b", "a"])
+    for i, number in enumerate((0.0, -0.0, 0, -0.0, 1, 1.0, 1234567, 1234567.0, -48)):
+        zeros.add_metric(["nan", "y"] if i == 0 else ["x", str(i)], number)
     return [
         odd,
+        zeros,
         created,
         latency,
         traced,

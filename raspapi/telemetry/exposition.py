@@ -1,11 +1,13 @@
 """Fast renderers of the exposition formats, byte for byte what prometheus_client writes.
 
 prometheus_client's encoders check and escape every name of every sample; with
-700 stations and peers that is most of a scrape. These check the names once per
-family, keep each family's text between scrapes (:data:`RenderCache`), and hand
-any family outside the classic character set (or with exemplars, native
-histograms) to the library's own encoder, so the output never differs from it.
-``tests/test_metrics.py`` compares both, family type by family type.
+700 stations and peers that is most of a scrape. These check each name once per
+family, format each label set and value once per rendering (a station's labels
+recur in each of its families), keep each family's text between scrapes
+(:data:`RenderCache`), and hand any family outside the classic character set
+(or with exemplars, native histograms) to the library's own encoder, so the
+output never differs from it. ``tests/test_metrics_exposition.py`` compares
+both, family type by family type, in every format a scraper can negotiate.
 """
 
 from __future__ import annotations
@@ -16,14 +18,13 @@ from typing import TYPE_CHECKING, cast
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
-    from prometheus_client.samples import Sample
 
 #: Rendered text by family: ``id(family)`` -> (family, its sample count, its text).
 RenderCache = dict[int, tuple["Metric", int, str]]
 #: The library's encoder for a collector (what ``choose_encoder`` returns).
 Encoder = Callable[["Families"], bytes]
-#: One family's text; the number formatter and the library's encoder for the rest.
-FamilyRenderer = Callable[["Metric", Callable[[float], str], Encoder], str]
+#: One family's text (raises _NotPlain for one left to the library's encoder).
+FamilyRenderer = Callable[["Metric", "_Memo"], str]
 Renderer = Callable[[Iterable["Metric"], "RenderCache | None", "Encoder | None"], bytes]
 
 _METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
@@ -108,6 +109,43 @@ def renderer_for(content_type: str) -> Renderer | None:
     return None
 
 
+class _NotPlain(Exception):
+    """A name the library would write otherwise, an exemplar, a native histogram."""
+
+
+class _Memo:
+    """What one rendering formats once and reuses: label sets (a station's or a
+    peer's labels recur in each of its families) and sample values."""
+
+    def __init__(self) -> None:
+        from prometheus_client.utils import floatToGoString
+
+        self._number = cast(Callable[[float], str], floatToGoString)
+        self.labels: dict[tuple[tuple[str, str], ...], str] = {(): ""}
+        self.numbers: dict[float, str] = {}
+        self._names: set[str] = set()
+
+    # The renderers look ``numbers`` and ``labels`` up themselves (the hot path) and
+    # call these on a miss.
+
+    def number(self, value: float) -> str:
+        text = self._number(value)
+        if value != 0:  # 0.0 and -0.0 are equal keys but written differently
+            self.numbers[value] = text
+        return text
+
+    def pairs(self, labels: dict[str, str]) -> str:
+        """``{k="v",...}`` sorted by name, values escaped; "" without labels."""
+        for name in labels:
+            if name not in self._names:
+                if not _LABEL_NAME.fullmatch(name) or name.startswith("__"):
+                    raise _NotPlain(name)
+                self._names.add(name)
+        text = "{" + ",".join(f'{k}="{_escape(labels[k])}"' for k in sorted(labels)) + "}"
+        self.labels[tuple(labels.items())] = text
+        return text
+
+
 def _render(
     families: Iterable[Metric],
     cache: RenderCache | None,
@@ -115,9 +153,7 @@ def _render(
     family: FamilyRenderer,
     tail: str,
 ) -> bytes:
-    from prometheus_client.utils import floatToGoString
-
-    number = cast(Callable[[float], str], floatToGoString)
+    memo = _Memo()
     out: list[str] = []
     kept: RenderCache = {}
     for metric in families:
@@ -127,7 +163,12 @@ def _render(
                 kept[id(metric)] = hit
                 out.append(hit[2])
                 continue
-        text = family(metric, number, fallback)
+        try:
+            text = family(metric, memo)
+        except _NotPlain:
+            text = fallback(Families([metric])).decode()
+            if tail:  # the library's own end of the text (# EOF)
+                text = text.removesuffix(tail)
         if cache is not None:
             kept[id(metric)] = (metric, len(metric.samples), text)
         out.append(text)
@@ -138,79 +179,73 @@ def _render(
     return "".join(out).encode("utf-8")
 
 
-def _family_text(metric: Metric, number: Callable[[float], str], fallback: Encoder) -> str:
-    if not _plain_names(metric, _METRIC_NAME):
-        return fallback(Families([metric])).decode()
+def _family_text(metric: Metric, memo: _Memo) -> str:
+    """The classic text (raises _NotPlain for a name outside the classic set)."""
+    if not _METRIC_NAME.fullmatch(metric.name):
+        raise _NotPlain(metric.name)
     suffix, kind = _TYPES.get(metric.type, ("", metric.type))
     name = metric.name + suffix
     text = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
     out = [f"# HELP {name} {text}\n# TYPE {name} {kind}\n"]
     later: dict[str, list[str]] = {}
-    for sample, pairs in _labelled(metric):
-        line = f"{sample.name}{pairs} {number(sample.value)}"
-        if sample.timestamp is not None:
-            line += f" {int(float(sample.timestamp) * 1000):d}"
-        extra = sample.name[len(metric.name) :]
-        if extra in _OPENMETRICS_ONLY and sample.name.startswith(metric.name):
-            later.setdefault(extra, []).append(line + "\n")
+    #: Each sample name checked, with the OpenMetrics-only suffix it has ("" if none).
+    checked: dict[str, str] = {}
+    numbers, known = memo.numbers.get, memo.labels.get
+    for sample_name, labels, value, timestamp, _, _ in metric.samples:
+        extra = checked.get(sample_name)
+        if extra is None:
+            if not _METRIC_NAME.fullmatch(sample_name):
+                raise _NotPlain(sample_name)
+            extra = sample_name[len(metric.name) :]
+            if extra not in _OPENMETRICS_ONLY or not sample_name.startswith(metric.name):
+                extra = ""
+            checked[sample_name] = extra
+        pairs = known(tuple(labels.items()))
+        if pairs is None:
+            pairs = memo.pairs(labels)
+        shown = numbers(value) or memo.number(value)
+        if timestamp is None:
+            line = f"{sample_name}{pairs} {shown}\n"
         else:
-            out.append(line + "\n")
+            line = f"{sample_name}{pairs} {shown} {int(float(timestamp) * 1000):d}\n"
+        if extra:
+            later.setdefault(extra, []).append(line)
+        else:
+            out.append(line)
     for extra, lines in sorted(later.items()):
         out.append(f"# HELP {metric.name}{extra} {text}\n# TYPE {metric.name}{extra} gauge\n")
         out.extend(lines)
     return "".join(out)
 
 
-def _family_openmetrics(metric: Metric, number: Callable[[float], str], fallback: Encoder) -> str:
-    if not _plain_names(metric, _SAMPLE_NAME) or any(
-        sample.exemplar or sample.native_histogram for sample in metric.samples
-    ):
-        return fallback(Families([metric])).decode().removesuffix(OPENMETRICS_EOF)
+def _family_openmetrics(metric: Metric, memo: _Memo) -> str:
+    """OpenMetrics, without ``# EOF`` (raises _NotPlain for what the library writes
+    otherwise: colons or other characters in names, exemplars, native histograms)."""
     name = metric.name
+    if not _METRIC_NAME.fullmatch(name):
+        raise _NotPlain(name)
     text = _escape(metric.documentation)
     out = [f"# HELP {name} {text}\n# TYPE {name} {metric.type}\n"]
     if metric.unit:
         out.append(f"# UNIT {name} {metric.unit}\n")
-    for sample, pairs in _labelled(metric):
-        value = "" if sample.value is None else number(sample.value)
-        if sample.timestamp is None:
-            out.append(f"{sample.name}{pairs} {value}\n")
+    checked: set[str] = set()
+    numbers, known = memo.numbers.get, memo.labels.get
+    for sample_name, labels, value, timestamp, exemplar, native in metric.samples:
+        if exemplar or native:
+            raise _NotPlain(sample_name)
+        if sample_name not in checked:
+            if not _SAMPLE_NAME.fullmatch(sample_name):
+                raise _NotPlain(sample_name)
+            checked.add(sample_name)
+        pairs = known(tuple(labels.items()))
+        if pairs is None:
+            pairs = memo.pairs(labels)
+        shown = "" if value is None else numbers(value) or memo.number(value)
+        if timestamp is None:
+            out.append(f"{sample_name}{pairs} {shown}\n")
         else:
-            out.append(f"{sample.name}{pairs} {value} {sample.timestamp}\n")
+            out.append(f"{sample_name}{pairs} {shown} {timestamp}\n")
     return "".join(out)
-
-
-def _labelled(metric: Metric) -> Iterator[tuple[Sample, str]]:
-    """Each sample with its ``{k="v",...}`` (sorted by name, values escaped), or ""."""
-    orders: dict[tuple[str, ...], list[str]] = {}
-    for sample in metric.samples:
-        labels = sample.labels
-        if not labels:
-            yield sample, ""
-            continue
-        keys = tuple(labels)
-        order = orders.get(keys)
-        if order is None:
-            order = orders[keys] = sorted(keys)
-        yield sample, "{" + ",".join(f'{k}="{_escape(labels[k])}"' for k in order) + "}"
-
-
-def _plain_names(metric: Metric, samples: re.Pattern[str]) -> bool:
-    """Whether every name is one the library writes as it is (``samples``: the
-    pattern a sample's name must match)."""
-    if not _METRIC_NAME.fullmatch(metric.name):
-        return False
-    seen: set[tuple[str, ...]] = set()
-    for sample in metric.samples:
-        if not samples.fullmatch(sample.name):
-            return False
-        keys = tuple(sample.labels)
-        if keys not in seen:
-            seen.add(keys)
-            for key in keys:
-                if not _LABEL_NAME.fullmatch(key) or key.startswith("__"):
-                    return False
-    return True
 
 
 def _escape(value: str) -> str:
