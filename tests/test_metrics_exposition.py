@@ -284,3 +284,39 @@ def test_families_are_rendered_once_per_object(make_client: MakeClient):
         assert f'grows{{n="{len(grows.samples)}"}} 2.0'.encode() in third
         assert id(gone) not in cache
         assert cache[id(grows)][1] == len(grows.samples)
+
+
+def test_process_reads_and_rendering_stay_off_the_event_loop(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+):
+    """/proc reads of the process families and the rendering run in the exporter's
+    own thread, not on the event loop nor queued behind plugin refreshes."""
+    import threading
+
+    import prometheus_client
+
+    import raspapi.telemetry.exposition as exposition
+
+    threads: dict[str, set[str]] = {"process": set(), "render": set()}
+    collect = prometheus_client.ProcessCollector.collect
+    render = exposition.render_openmetrics
+
+    def collect_spy(self: Any) -> Any:
+        threads["process"].add(threading.current_thread().name)
+        return collect(self)
+
+    def render_spy(families: Any, cache: Any = None, fallback: Any = None) -> bytes:
+        threads["render"].add(threading.current_thread().name)
+        return render(families, cache, fallback)
+
+    monkeypatch.setattr(prometheus_client.ProcessCollector, "collect", collect_spy)
+    monkeypatch.setattr(exposition, "render_openmetrics", render_spy)
+    client = make_client()
+    for _ in range(2):
+        response = client.get("/metrics", headers={**AUTH, "Accept": PROMETHEUS_2})
+        assert response.status_code == 200
+        assert "process_open_fds" in response.text
+        assert "python_info" in response.text
+    assert len(threads["process"]) == len(threads["render"]) == 1
+    assert threads["process"] == threads["render"]
+    assert next(iter(threads["render"])).startswith("raspapi-metrics")

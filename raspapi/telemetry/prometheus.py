@@ -20,8 +20,9 @@ import logging
 import math
 import sys
 import threading
-from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -41,6 +42,7 @@ log = logging.getLogger("raspapi.metrics")
 #: How long the separate listener waits for one collection.
 LISTENER_TIMEOUT = 10.0
 STATES = ("ok", "degraded", "unavailable", "failed", "disabled")
+T = TypeVar("T")
 
 
 class Exporter:
@@ -48,15 +50,28 @@ class Exporter:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self._process: list[Any] | None = None
+        self._process: Any = None
+        self._platform: list[Metric] | None = None
         self._rendered: dict[str, RenderCache] = {}
+        self._executor: ThreadPoolExecutor | None = None
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
     async def families(self) -> list[Metric]:
         manager = self.runtime.manager
-        plugin_families, statuses = await asyncio.gather(manager.metrics(), manager.statuses())
-        return [*self._core(statuses), *plugin_families, *self._process_families()]
+        plugin_families, statuses, process = await asyncio.gather(
+            manager.metrics(), manager.statuses(), self._in_thread(self._process_families)
+        )
+        return [*self._core(statuses), *plugin_families, *process]
+
+    async def _in_thread(self, function: Callable[..., T], *args: Any) -> T:
+        """``function(*args)`` in the exporter's own thread (started on the first
+        scrape): a cold scrape's rendering does not queue behind the plugin refreshes
+        it starts, which run in the loop's default executor."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="raspapi-metrics")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, function, *args)
 
     def _core(self, statuses: dict[str, Any]) -> Iterator[Metric]:
         from prometheus_client.core import GaugeMetricFamily
@@ -98,16 +113,15 @@ class Exporter:
         yield success
         yield from _request_families(runtime)
 
-    def _process_families(self) -> Iterator[Metric]:
-        if self._process is None:
+    def _process_families(self) -> list[Metric]:
+        """The process's (CPU, memory, descriptors: /proc reads, so in a thread) and
+        the Python platform's (the same objects every time: rendered once)."""
+        if self._process is None or self._platform is None:
             from prometheus_client import PlatformCollector, ProcessCollector
 
-            self._process = [
-                ProcessCollector(registry=None),
-                PlatformCollector(registry=None),
-            ]
-        for collector in self._process:
-            yield from collector.collect()
+            self._process = ProcessCollector(registry=None)
+            self._platform = list(PlatformCollector(registry=None).collect())
+        return [*self._process.collect(), *self._platform]
 
     async def render(self, accept: str = "") -> tuple[bytes, str]:
         """The exposition text (OpenMetrics when ``accept`` asks for it) and its type."""
@@ -120,13 +134,13 @@ class Exporter:
         # rendering cache per content type, as the texts differ.
         renderer = exposition.renderer_for(content_type)
         if renderer is None:  # another version or name escaping: the library's encoder
-            body = await asyncio.to_thread(encoder, Families(families))
+            body = await self._in_thread(encoder, Families(families))
         else:
             if content_type not in self._rendered:
                 # At most the few content types renderer_for accepts.
                 self._rendered[content_type] = {}
             cache = self._rendered[content_type]
-            body = await asyncio.to_thread(renderer, families, cache, encoder)
+            body = await self._in_thread(renderer, families, cache, encoder)
         return body, content_type
 
     async def endpoint(self, request: Request) -> Response:
@@ -177,10 +191,14 @@ class Exporter:
         return None if self._server is None else int(self._server.server_port)
 
     async def stop_listener(self) -> None:
+        """Stops the listener, and the rendering thread (at shutdown)."""
         server, self._server = self._server, None
         if server is not None:
             await asyncio.to_thread(server.shutdown)
             server.server_close()
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
 
 
 def _request_families(runtime: Runtime) -> Iterator[Metric]:
