@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import textwrap
+import time
 import urllib.request
 from pathlib import Path
 
@@ -401,3 +402,50 @@ def test_node_readers_survive_hostile_files(settings: Settings, make_client: Mak
     assert ("node_boot_time_seconds", frozenset()) not in found
     assert value(found, "node_load1") == 0.42
     assert value(found, "node_scrape_collector_success", collector="meminfo") == 1
+
+
+def test_plugin_states_are_served_while_they_refresh(settings: Settings, make_client: MakeClient):
+    """A scrape past the status period gets the last states while the plugins'
+    checks run again behind it (a slow check never holds a scrape up)."""
+    dropin(
+        settings,
+        "moody",
+        """
+        import asyncio
+        from raspapi import hookimpl
+        from raspapi.plugin import Status
+
+        checks = []
+
+        @hookimpl
+        async def raspapi_status(ctx):
+            checks.append(1)
+            if len(checks) == 1:
+                return Status.ok()
+            await asyncio.sleep(1.5)  # the second check: slow, and a new state
+            return Status.unavailable("moody today")
+        """,
+    )
+    client = make_client()
+    exporter = client.app.state.exporter  # type: ignore[attr-defined]
+    manager = client.app.state.runtime.manager  # type: ignore[attr-defined]
+    now = [0.0]
+    exporter._statuses.clock = manager._status_cache.clock = lambda: now[0]
+    first = samples(scrape(client))
+    assert value(first, "raspapi_plugin_state", plugin="moody", state="ok") == 1
+    now[0] += exporter._statuses.ttl + 0.1  # both periods over, within the stale one
+    second = samples(scrape(client))
+    assert value(second, "raspapi_plugin_state", plugin="moody", state="ok") == 1
+    deadline = time.monotonic() + 10
+    while True:
+        found = samples(scrape(client))
+        if value(found, "raspapi_plugin_state", plugin="moody", state="unavailable") == 1:
+            break
+        assert time.monotonic() < deadline, "the states were not refreshed in 10 s"
+        time.sleep(0.1)
+    # Past the stale period, a scrape waits for the states (none older than that).
+    now[0] += 3 * exporter._statuses.ttl
+    assert (
+        value(samples(scrape(client)), "raspapi_plugin_state", plugin="moody", state="unavailable")
+        == 1
+    )

@@ -29,6 +29,7 @@ from starlette.responses import Response
 
 from raspapi import __version__
 from raspapi.http.routing import ApiRoute
+from raspapi.state.cache import Cache
 from raspapi.telemetry import exposition
 from raspapi.telemetry.exposition import Families, RenderCache
 
@@ -54,15 +55,20 @@ class Exporter:
         self._platform: list[Metric] | None = None
         self._rendered: dict[str, RenderCache] = {}
         self._executor: ThreadPoolExecutor | None = None
+        # The plugins' states for raspapi_plugin_state, refreshed behind the scrape
+        # that finds them expired (the manager's own period: its checks are cached
+        # as long), as the plugins serve their families.
+        self._statuses = Cache(ttl=max(runtime.settings.cache_ttl, 2.0))
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
     async def families(self) -> list[Metric]:
         manager = self.runtime.manager
-        plugin_families, statuses, process = await asyncio.gather(
-            manager.metrics(), manager.statuses(), self._in_thread(self._process_families)
+        statuses = self._statuses.get("statuses", manager.statuses, stale=2 * self._statuses.ttl)
+        plugin_families, states, process = await asyncio.gather(
+            manager.metrics(), statuses, self._in_thread(self._process_families)
         )
-        return [*self._core(statuses), *plugin_families, *process]
+        return [*self._core(states), *plugin_families, *process]
 
     async def _in_thread(self, function: Callable[..., T], *args: Any) -> T:
         """``function(*args)`` in the exporter's own thread (started on the first
@@ -191,7 +197,8 @@ class Exporter:
         return None if self._server is None else int(self._server.server_port)
 
     async def stop_listener(self) -> None:
-        """Stops the listener, and the rendering thread (at shutdown)."""
+        """Stops the listener, the rendering thread and a status refresh (at shutdown)."""
+        await self._statuses.close()
         server, self._server = self._server, None
         if server is not None:
             await asyncio.to_thread(server.shutdown)
