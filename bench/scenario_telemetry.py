@@ -1,7 +1,7 @@
 """Benchmark: what telemetry costs (history sampler, ``/metrics``, history queries).
 
     .venv/bin/python -m bench.scenario_telemetry [--quick] [--no-wireguard] [--out FILE]
-        [--only sampler|scrape|queries ...]
+        [--only sampler|scrape|queries ...] [--pause SECONDS]
 
 1. **Sampler**: idle CPU of ``raspapi serve`` with every built-in plugin and
    the history sampler at its default 10 s, over the same window as the same
@@ -12,8 +12,9 @@
    needs root, skipped with ``--no-wireguard`` or when it cannot run). Cold
    scrapes wait past the plugins' 1 s caches first (1.2 s apart: within the
    2 s they serve their last refresh while the next runs); warm ones follow
-   each other. Both series in the classic text format, then in OpenMetrics
-   as Prometheus asks for it. Target: under 20 ms (cold p50).
+   each other. ``--pause 15`` spaces the cold ones as Prometheus does by
+   default. Both series in the classic text format, then in OpenMetrics as
+   Prometheus asks for it. Target: under 20 ms (cold p50).
 3. **Query**: 30 days of 10 metrics sampled every 10 s written straight into
    ``history.db`` (2.6 million values and their 5-minute rollups), then
    ``GET /api/v1/history?since=-30d&step=5184`` (500 points) and the widest
@@ -127,9 +128,11 @@ def scrape_server(wireguard: bool, say: Callable[[str], None]) -> tuple[Daemon, 
     return StationsDaemon(ready_path="/metrics", ready_headers=dict(AUTH)), "200 stations"
 
 
-def measure_scrape(runs: int, wireguard: bool, say: Callable[[str], None]) -> dict[str, Any]:
-    """Cold and warm series in the classic text format (no Accept header), then in
-    OpenMetrics as Prometheus asks for it (``openmetrics`` in the answer)."""
+def measure_scrape(
+    runs: int, wireguard: bool, say: Callable[[str], None], pause: float = 1.2
+) -> dict[str, Any]:
+    """Cold (``pause`` seconds apart) and warm series in the classic text format (no
+    Accept header), then in OpenMetrics as Prometheus asks for it (``openmetrics``)."""
     server, what = scrape_server(wireguard, say)
     with server:
         status, body = server.get("/metrics", AUTH)
@@ -139,12 +142,12 @@ def measure_scrape(runs: int, wireguard: bool, say: Callable[[str], None]) -> di
         say(f"  /metrics with {what}: {len(body)} bytes, {text.count(chr(10))} lines")
         if status != 200 or stations < 200:
             raise BenchError(f"/metrics answered {status} with {stations} stations")
-        plain = scrape_series(server, runs, dict(AUTH))
+        plain = scrape_series(server, runs, dict(AUTH), pause)
         status, body = server.get("/metrics", {**AUTH, "Accept": PROMETHEUS_ACCEPT})
         if status != 200 or not body.endswith(b"# EOF\n"):
             raise BenchError(f"/metrics in OpenMetrics answered {status}: {body[-200:]!r}")
         say(f"  the same in OpenMetrics: {len(body)} bytes")
-        openmetrics = scrape_series(server, runs, {**AUTH, "Accept": PROMETHEUS_ACCEPT})
+        openmetrics = scrape_series(server, runs, {**AUTH, "Accept": PROMETHEUS_ACCEPT}, pause)
     return {
         "with": what,
         "stations": stations,
@@ -155,13 +158,15 @@ def measure_scrape(runs: int, wireguard: bool, say: Callable[[str], None]) -> di
     }
 
 
-def scrape_series(server: Daemon, runs: int, headers: dict[str, str]) -> dict[str, Any]:
-    """``runs`` cold scrapes (1.2 s apart) then ``3 * runs`` warm ones, with the
+def scrape_series(
+    server: Daemon, runs: int, headers: dict[str, str], pause: float
+) -> dict[str, Any]:
+    """``runs`` cold scrapes (``pause`` s apart) then ``3 * runs`` warm ones, with the
     daemon's CPU time per scrape: less noisy than the clock on a busy machine (cold:
-    with the refreshes each scrape starts, and 1.2 s of idle work)."""
+    with the refreshes each scrape starts, and ``pause`` s of idle work)."""
     timed_get(server, "/metrics", 3, headers=headers)  # warm-up: imports, first collections
     before = cpu_seconds(server.pid)
-    cold = timed_get(server, "/metrics", runs, pause=1.2, headers=headers)
+    cold = timed_get(server, "/metrics", runs, pause=pause, headers=headers)
     middle = cpu_seconds(server.pid)
     warm = timed_get(server, "/metrics", runs * 3, headers=headers)
     after = cpu_seconds(server.pid)
@@ -270,6 +275,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--only", choices=PARTS, action="append", help="run this part only (may be repeated)"
     )
+    parser.add_argument(
+        "--pause",
+        type=float,
+        default=1.2,
+        help="seconds between cold scrapes (Prometheus's default interval: 15)",
+    )
     parser.add_argument("--out", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     idle = 20.0 if args.quick else args.idle
@@ -300,7 +311,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     if "scrape" in parts:
         say("scrape")
-        scrape = figures["scrape"] = measure_scrape(runs, not args.no_wireguard, say)
+        scrape = figures["scrape"] = measure_scrape(runs, not args.no_wireguard, say, args.pause)
         for label, series in (("text", scrape), ("OpenMetrics", scrape["openmetrics"])):
             verdicts.append(
                 (
