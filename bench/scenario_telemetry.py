@@ -1,6 +1,7 @@
 """Benchmark: what telemetry costs (history sampler, ``/metrics``, history queries).
 
     .venv/bin/python -m bench.scenario_telemetry [--quick] [--no-wireguard] [--out FILE]
+        [--only sampler|scrape|queries ...] [--pause SECONDS]
 
 1. **Sampler**: idle CPU of ``raspapi serve`` with every built-in plugin and
    the history sampler at its default 10 s, over the same window as the same
@@ -9,8 +10,11 @@
    control socket, as in ``bench/scenario_clients.py``) and 500 WireGuard
    peers (a wireguard-go interface, as in ``bench/scenario_wireguard.py``;
    needs root, skipped with ``--no-wireguard`` or when it cannot run). Cold
-   scrapes wait past the plugins' 1 s caches first, as Prometheus does
-   (every 15 s); warm ones follow each other. Target: under 20 ms (cold p50).
+   scrapes wait past the plugins' 1 s caches first (1.2 s apart: within the
+   2 s they serve their last refresh while the next runs); warm ones follow
+   each other. ``--pause 15`` spaces the cold ones as Prometheus does by
+   default. Both series in the classic text format, then in OpenMetrics as
+   Prometheus asks for it. Target: under 20 ms (cold p50).
 3. **Query**: 30 days of 10 metrics sampled every 10 s written straight into
    ``history.db`` (2.6 million values and their 5-minute rollups), then
    ``GET /api/v1/history?since=-30d&step=5184`` (500 points) and the widest
@@ -44,16 +48,28 @@ IDLE_TARGET_PERCENT = 0.5
 DAYS = 30
 METRICS = 10
 INTERVAL_MS = 10_000
+#: What Prometheus 2 sends (it asks for OpenMetrics first).
+PROMETHEUS_ACCEPT = (
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
+    "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1"
+)
+PARTS = ("sampler", "scrape", "queries")
 
 
-def timed_get(server: ServerProcess, path: str, runs: int, pause: float = 0.0) -> list[float]:
+def timed_get(
+    server: ServerProcess,
+    path: str,
+    runs: int,
+    pause: float = 0.0,
+    headers: dict[str, str] | None = None,
+) -> list[float]:
     """Milliseconds per ``GET path`` (each must answer 200), ``pause`` seconds apart."""
     times: list[float] = []
     for _ in range(runs):
         if pause:
             time.sleep(pause)
         started = time.perf_counter()
-        status, body = server.get(path, AUTH)
+        status, body = server.get(path, headers or AUTH)
         elapsed = (time.perf_counter() - started) * 1000
         if status != 200:
             raise BenchError(f"GET {path} answered {status}: {body[:200]!r}")
@@ -112,7 +128,11 @@ def scrape_server(wireguard: bool, say: Callable[[str], None]) -> tuple[Daemon, 
     return StationsDaemon(ready_path="/metrics", ready_headers=dict(AUTH)), "200 stations"
 
 
-def measure_scrape(runs: int, wireguard: bool, say: Callable[[str], None]) -> dict[str, Any]:
+def measure_scrape(
+    runs: int, wireguard: bool, say: Callable[[str], None], pause: float = 1.2
+) -> dict[str, Any]:
+    """Cold (``pause`` seconds apart) and warm series in the classic text format (no
+    Accept header), then in OpenMetrics as Prometheus asks for it (``openmetrics``)."""
     server, what = scrape_server(wireguard, say)
     with server:
         status, body = server.get("/metrics", AUTH)
@@ -122,19 +142,35 @@ def measure_scrape(runs: int, wireguard: bool, say: Callable[[str], None]) -> di
         say(f"  /metrics with {what}: {len(body)} bytes, {text.count(chr(10))} lines")
         if status != 200 or stations < 200:
             raise BenchError(f"/metrics answered {status} with {stations} stations")
-        timed_get(server, "/metrics", 3)  # warm-up: imports, first collections
-        # The daemon's CPU time per scrape, less noisy than the clock on a busy machine
-        # (cold: with the refreshes each scrape starts, and 1.2 s of idle work).
-        before = cpu_seconds(server.pid)
-        cold = timed_get(server, "/metrics", runs, pause=1.2)
-        middle = cpu_seconds(server.pid)
-        warm = timed_get(server, "/metrics", runs * 3)
-        after = cpu_seconds(server.pid)
+        plain = scrape_series(server, runs, dict(AUTH), pause)
+        status, body = server.get("/metrics", {**AUTH, "Accept": PROMETHEUS_ACCEPT})
+        if status != 200 or not body.endswith(b"# EOF\n"):
+            raise BenchError(f"/metrics in OpenMetrics answered {status}: {body[-200:]!r}")
+        say(f"  the same in OpenMetrics: {len(body)} bytes")
+        openmetrics = scrape_series(server, runs, {**AUTH, "Accept": PROMETHEUS_ACCEPT}, pause)
     return {
         "with": what,
         "stations": stations,
         "peers": peers,
-        "bytes": len(body),
+        "bytes": len(text.encode()),
+        **plain,
+        "openmetrics": {"bytes": len(body), **openmetrics},
+    }
+
+
+def scrape_series(
+    server: Daemon, runs: int, headers: dict[str, str], pause: float
+) -> dict[str, Any]:
+    """``runs`` cold scrapes (``pause`` s apart) then ``3 * runs`` warm ones, with the
+    daemon's CPU time per scrape: less noisy than the clock on a busy machine (cold:
+    with the refreshes each scrape starts, and ``pause`` s of idle work)."""
+    timed_get(server, "/metrics", 3, headers=headers)  # warm-up: imports, first collections
+    before = cpu_seconds(server.pid)
+    cold = timed_get(server, "/metrics", runs, pause=pause, headers=headers)
+    middle = cpu_seconds(server.pid)
+    warm = timed_get(server, "/metrics", runs * 3, headers=headers)
+    after = cpu_seconds(server.pid)
+    return {
         "cold": {**summary(cold), "cpu_ms": round((middle - before) * 1000 / runs, 2)},
         "warm": {**summary(warm), "cpu_ms": round((after - middle) * 1000 / (runs * 3), 2)},
     }
@@ -236,68 +272,86 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="shorter idle window, fewer runs")
     parser.add_argument("--no-wireguard", action="store_true", help="stations only")
     parser.add_argument("--idle", type=float, default=60.0, help="seconds of idle CPU")
+    parser.add_argument(
+        "--only", choices=PARTS, action="append", help="run this part only (may be repeated)"
+    )
+    parser.add_argument(
+        "--pause",
+        type=float,
+        default=1.2,
+        help="seconds between cold scrapes (Prometheus's default interval: 15)",
+    )
     parser.add_argument("--out", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
     idle = 20.0 if args.quick else args.idle
     runs = 8 if args.quick else 20
+    parts = set(args.only or PARTS)
 
     def say(text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
-    say("sampler")
-    sampler = measure_idle(idle, say)
-    say("scrape")
-    scrape = measure_scrape(runs, not args.no_wireguard, say)
-    say("history queries")
-    queries = measure_queries(runs, say)
-
-    verdicts = [
-        (
-            "idle CPU, sampler at 10 s",
-            f"{sampler['sampler_on_percent']:.2f}%",
-            f"< {IDLE_TARGET_PERCENT}%",
-            sampler["sampler_on_percent"] < IDLE_TARGET_PERCENT,
-        ),
-        (
-            f"/metrics cold p50, {scrape['with']}",
-            f"{scrape['cold']['p50_ms']:.1f} ms",
-            f"< {SCRAPE_TARGET_MS:g} ms",
-            scrape["cold"]["p50_ms"] < SCRAPE_TARGET_MS,
-        ),
-        (
-            "history 30 d -> 500 points p50",
-            f"{queries['month_500_points']['p50_ms']:.1f} ms",
-            f"< {QUERY_TARGET_MS:g} ms",
-            queries["month_500_points"]["p50_ms"] < QUERY_TARGET_MS,
-        ),
-        (
-            "history 2000 steps of values p50",
-            f"{queries['widest_from_values_2000_points']['p50_ms']:.1f} ms",
-            f"< {QUERY_TARGET_MS:g} ms",
-            queries["widest_from_values_2000_points"]["p50_ms"] < QUERY_TARGET_MS,
-        ),
-    ]
-    print(
-        f"idle CPU over {sampler['seconds']:g} s: sampler on {sampler['sampler_on_percent']:.3f}%, "
-        f"history disabled {sampler['history_disabled_percent']:.3f}% "
-        f"({sampler['sampled_names']} names sampled)"
-    )
-    print(f"/metrics, {scrape['with']}: {scrape['bytes']} bytes")
-    for name in ("cold", "warm"):
-        s = scrape[name]
-        print(
-            f"  {name}: p50 {s['p50_ms']} ms, p90 {s['p90_ms']} ms, max {s['max_ms']} ms, "
-            f"daemon CPU {s['cpu_ms']} ms per scrape"
+    figures: dict[str, Any] = {}
+    verdicts: list[tuple[str, str, str, bool]] = []
+    if "sampler" in parts:
+        say("sampler")
+        sampler = figures["sampler"] = measure_idle(idle, say)
+        verdicts.append(
+            (
+                "idle CPU, sampler at 10 s",
+                f"{sampler['sampler_on_percent']:.2f}%",
+                f"< {IDLE_TARGET_PERCENT}%",
+                sampler["sampler_on_percent"] < IDLE_TARGET_PERCENT,
+            )
         )
-    print(f"history: {queries['values']} values ({queries['fill_seconds']} s to write)")
-    for name in ("month_500_points", "widest_from_values_2000_points"):
-        s = queries[name]
-        print(f"  {name}: p50 {s['p50_ms']} ms, p90 {s['p90_ms']} ms, max {s['max_ms']} ms")
+        print(
+            f"idle CPU over {sampler['seconds']:g} s: sampler on "
+            f"{sampler['sampler_on_percent']:.3f}%, history disabled "
+            f"{sampler['history_disabled_percent']:.3f}% "
+            f"({sampler['sampled_names']} names sampled)"
+        )
+    if "scrape" in parts:
+        say("scrape")
+        scrape = figures["scrape"] = measure_scrape(runs, not args.no_wireguard, say, args.pause)
+        for label, series in (("text", scrape), ("OpenMetrics", scrape["openmetrics"])):
+            verdicts.append(
+                (
+                    f"/metrics cold p50 ({label}), {scrape['with']}",
+                    f"{series['cold']['p50_ms']:.1f} ms",
+                    f"< {SCRAPE_TARGET_MS:g} ms",
+                    series["cold"]["p50_ms"] < SCRAPE_TARGET_MS,
+                )
+            )
+        print(f"/metrics, {scrape['with']}: {scrape['bytes']} bytes")
+        for label, series in (("text", scrape), ("OpenMetrics", scrape["openmetrics"])):
+            for name in ("cold", "warm"):
+                s = series[name]
+                print(
+                    f"  {label} {name}: p50 {s['p50_ms']} ms, p90 {s['p90_ms']} ms, "
+                    f"max {s['max_ms']} ms, daemon CPU {s['cpu_ms']} ms per scrape"
+                )
+    if "queries" in parts:
+        say("history queries")
+        queries = figures["queries"] = measure_queries(runs, say)
+        for name, label in (
+            ("month_500_points", "history 30 d -> 500 points p50"),
+            ("widest_from_values_2000_points", "history 2000 steps of values p50"),
+        ):
+            verdicts.append(
+                (
+                    label,
+                    f"{queries[name]['p50_ms']:.1f} ms",
+                    f"< {QUERY_TARGET_MS:g} ms",
+                    queries[name]["p50_ms"] < QUERY_TARGET_MS,
+                )
+            )
+        print(f"history: {queries['values']} values ({queries['fill_seconds']} s to write)")
+        for name in ("month_500_points", "widest_from_values_2000_points"):
+            s = queries[name]
+            print(f"  {name}: p50 {s['p50_ms']} ms, p90 {s['p90_ms']} ms, max {s['max_ms']} ms")
     for name, measured, limit, ok in verdicts:
-        print(f"{name:44} {measured:>10} {limit:>10}  {'PASS' if ok else 'MISS'}")
+        print(f"{name:52} {measured:>10} {limit:>10}  {'PASS' if ok else 'MISS'}")
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        figures: dict[str, Any] = {"sampler": sampler, "scrape": scrape, "queries": queries}
         figures["targets"] = [
             {"target": n, "measured": m, "limit": lim, "pass": ok} for n, m, lim, ok in verdicts
         ]

@@ -306,6 +306,16 @@ class Thermal:
         return _samples(found, flags)
 
     async def metrics(self) -> list[Any]:
+        """The families of the last refresh, served while the next one runs (within
+        two cache periods, as the system, hostapd and wireguard plugins' are): a scrape
+        does not wait for sysfs or ``vcgencmd`` once there are families, and gets the
+        same objects until they change, which ``/metrics`` renders once."""
+        families: list[Any] = await self.ctx.cache.get(
+            "metrics", self._families, stale=2 * self.ctx.cache.ttl
+        )
+        return families
+
+    async def _families(self) -> list[Any]:
         from prometheus_client.core import GaugeMetricFamily
 
         found, (flags, _) = await asyncio.gather(self.sensors(), self.throttling())

@@ -7,9 +7,9 @@ import os
 import shutil
 import subprocess
 import textwrap
+import time
 import urllib.request
 from pathlib import Path
-from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -285,44 +285,6 @@ def test_history_settings(tmp_path: Path):
         read(RASPAPI_HISTORY_RETENTION_DAYS="30", RASPAPI_HISTORY_DOWNSAMPLED_DAYS="10")
 
 
-def test_the_text_is_exactly_what_the_client_library_writes(make_client: MakeClient):
-    from prometheus_client.core import (
-        CounterMetricFamily,
-        GaugeMetricFamily,
-        HistogramMetricFamily,
-        InfoMetricFamily,
-        StateSetMetricFamily,
-        SummaryMetricFamily,
-    )
-    from prometheus_client.exposition import generate_latest
-
-    from raspapi.telemetry.prometheus import _Families, render_text
-
-    client = make_client()
-    client.get("/api/v1/networking/eth0", headers=AUTH)
-    assert client.portal is not None
-    exporter = client.app.state.exporter  # type: ignore[attr-defined]
-    families = list(client.portal.call(exporter.families))
-    odd = GaugeMetricFamily("odd", 'help with \\ and \n and "', labels=["b", "a"])
-    odd.add_metric(['back\\slash "quoted"\nnew line é', "x"], 1234567.0)
-    odd.add_metric(["nan", "y"], float("nan"), timestamp=1700000000.25)
-    odd.add_metric(["inf", "z"], float("-inf"))
-    created = CounterMetricFamily("made", "with created", labels=["k"])
-    created.add_metric(["v"], 3, created=1700000000.5)
-    latency = HistogramMetricFamily("latency_seconds", "h", labels=["route"])
-    latency.add_metric(["/a/{b}"], [("0.1", 1), ("+Inf", 3)], 0.7)
-    families += [
-        odd,
-        created,
-        latency,
-        InfoMetricFamily("build", "i", value={"version": "1"}),
-        StateSetMetricFamily("mode", "s", value={"on": True, "off": False}),
-        SummaryMetricFamily("rtt", "s", count_value=2, sum_value=3.5),
-        GaugeMetricFamily("dotted.name", "not a classic name", value=1),
-    ]
-    assert render_text(families) == generate_latest(_Families(families))
-
-
 def test_node_exporter_families_from_the_fixture(client: TestClient):
     """Every node_exporter collector the issue lists, with node_exporter's names, labels
     and types, read from the fixture root's /proc and /sys."""
@@ -442,53 +404,48 @@ def test_node_readers_survive_hostile_files(settings: Settings, make_client: Mak
     assert value(found, "node_scrape_collector_success", collector="meminfo") == 1
 
 
-def test_a_plain_scrape_uses_the_fast_text_renderer(
-    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
-):
-    import raspapi.telemetry.prometheus
+def test_plugin_states_are_served_while_they_refresh(settings: Settings, make_client: MakeClient):
+    """A scrape past the status period gets the last states while the plugins'
+    checks run again behind it (a slow check never holds a scrape up)."""
+    dropin(
+        settings,
+        "moody",
+        """
+        import asyncio
+        from raspapi import hookimpl
+        from raspapi.plugin import Status
 
-    calls: list[int] = []
-    real = raspapi.telemetry.prometheus.render_text
+        checks = []
 
-    def spy(families: Any, cache: Any = None) -> bytes:
-        calls.append(1)
-        return real(families, cache)
-
-    monkeypatch.setattr(raspapi.telemetry.prometheus, "render_text", spy)
+        @hookimpl
+        async def raspapi_status(ctx):
+            checks.append(1)
+            if len(checks) == 1:
+                return Status.ok()
+            await asyncio.sleep(1.5)  # the second check: slow, and a new state
+            return Status.unavailable("moody today")
+        """,
+    )
     client = make_client()
-    assert "node_load1 0.42" in scrape(client)
-    assert calls == [1]
-
-
-def test_families_are_rendered_once_per_object(make_client: MakeClient):
-    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
-    from prometheus_client.exposition import generate_latest
-
-    from raspapi.telemetry.prometheus import RenderCache, _Families, render_text
-
-    client = make_client()
-    assert client.portal is not None
     exporter = client.app.state.exporter  # type: ignore[attr-defined]
-    families = list(client.portal.call(exporter.families))
-    grows = GaugeMetricFamily("grows", "gains samples", labels=["n"])
-    grows.add_metric(["1"], 1)
-    gone = CounterMetricFamily("gone", "dropped later", value=2)
-    families += [grows, gone]
-    cache: RenderCache = {}
-    first = render_text(families, cache)
-    assert first == render_text(families) == generate_latest(_Families(families))
-    assert {id(f) for f in families} == set(cache)
-    again = render_text(families, cache)
-    assert again == first
-    # Served from the cache: the same text object, not a new rendering.
-    texts = {id(f): cache[id(f)][2] for f in families}
-    render_text(families, cache)
-    assert all(cache[id(f)][2] is texts[id(f)] for f in families)
-    # A family given more samples is rendered again; one left out leaves the cache.
-    grows.add_metric(["2"], 2)
-    families.remove(gone)
-    third = render_text(families, cache)
-    assert third == generate_latest(_Families(families))
-    assert b'grows{n="2"} 2.0' in third
-    assert id(gone) not in cache
-    assert cache[id(grows)][1] == 2
+    manager = client.app.state.runtime.manager  # type: ignore[attr-defined]
+    now = [0.0]
+    exporter._statuses.clock = manager._status_cache.clock = lambda: now[0]
+    first = samples(scrape(client))
+    assert value(first, "raspapi_plugin_state", plugin="moody", state="ok") == 1
+    now[0] += exporter._statuses.ttl + 0.1  # both periods over, within the stale one
+    second = samples(scrape(client))
+    assert value(second, "raspapi_plugin_state", plugin="moody", state="ok") == 1
+    deadline = time.monotonic() + 10
+    while True:
+        found = samples(scrape(client))
+        if value(found, "raspapi_plugin_state", plugin="moody", state="unavailable") == 1:
+            break
+        assert time.monotonic() < deadline, "the states were not refreshed in 10 s"
+        time.sleep(0.1)
+    # Past the stale period, a scrape waits for the states (none older than that).
+    now[0] += 3 * exporter._statuses.ttl
+    assert (
+        value(samples(scrape(client)), "raspapi_plugin_state", plugin="moody", state="unavailable")
+        == 1
+    )

@@ -1,4 +1,4 @@
-"""History samples and Prometheus metrics of the hostapd and wireguard plugins."""
+"""History samples and Prometheus metrics of the hostapd, wireguard and thermal plugins."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from starlette.testclient import TestClient
 from tests.conftest import MakeClient
 from tests.hostapd_peer import ScriptedHostapd, ctrl_path, short_root
 from tests.test_metrics import samples, scrape, value
+from tests.test_thermal import fake_vcgencmd
 from tests.test_wireguard import STRAY, Keys, live_dump
 from tests.wg_fixture import install_fake_wg
 
@@ -181,3 +182,41 @@ def test_node_families_are_served_while_they_refresh(make_client: MakeClient):
     while all(a is b for a, b in zip(first, system(), strict=True)):
         assert time.monotonic() < deadline, "the node families were not refreshed in 5 s"
         time.sleep(0.05)
+
+
+THERMAL_FAMILIES = (
+    "node_thermal_zone_temp",
+    "node_hwmon_temp_celsius",
+    "raspapi_throttled",
+    "raspapi_throttled_since_boot",
+)
+
+
+def test_thermal_families_are_served_while_they_refresh(make_client: MakeClient, root: Path):
+    # A vcgencmd slow to answer (the firmware call, 1 s here): a scrape past the cache
+    # period gets the last refresh's families, the same objects, instead of waiting.
+    flags = root / "flags"
+    flags.write_text("0x0")
+    fake_vcgencmd(root, f'sleep 1\necho "throttled=$(cat {flags})"\n')
+    client = make_client(cache_ttl=0.5, disable=frozenset({"hostapd", "wireguard"}))
+
+    def thermal() -> list[Any]:
+        return [f for f in plugin_families(client, "") if f.name in THERMAL_FAMILIES]
+
+    def under_voltage(families: list[Any]) -> float:
+        now = {f.name: f for f in families}["raspapi_throttled"]
+        found: float = {s.labels["flag"]: s.value for s in now.samples}["under_voltage"]
+        return found
+
+    first = thermal()
+    assert [f.name for f in first] == list(THERMAL_FAMILIES)
+    assert under_voltage(first) == 0
+    assert all(a is b for a, b in zip(first, thermal(), strict=True))
+    flags.write_text("0x50005")
+    time.sleep(0.6)  # past the cache period, within the stale one (2 periods)
+    # Answered from the last refresh while vcgencmd runs behind it.
+    assert all(a is b for a, b in zip(first, thermal(), strict=True))
+    deadline = time.monotonic() + 10
+    while under_voltage(thermal()) != 1:
+        assert time.monotonic() < deadline, "the thermal families were not refreshed in 10 s"
+        time.sleep(0.1)

@@ -7,8 +7,9 @@ concurrently, each timed, one that raises or hangs left out), plus the
 daemon's own: version, plugin states, per-plugin collection time and success,
 requests per route template (count, errors, latency histogram, from
 ``runtime.requests``), and the process (CPU, memory, file descriptors). The text is
-rendered in a thread with the official client library, so a scrape never
-blocks the event loop. prometheus_client is imported on the first scrape:
+rendered in a thread (``exposition``: the client library's bytes, faster, each
+family's text kept while a plugin serves the same family object), so a scrape
+never blocks the event loop. prometheus_client is imported on the first scrape:
 a daemon nobody scrapes never loads it.
 """
 
@@ -17,17 +18,20 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import re
 import sys
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from typing import TYPE_CHECKING, Any, cast
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from raspapi import __version__
 from raspapi.http.routing import ApiRoute
+from raspapi.state.cache import Cache
+from raspapi.telemetry import exposition
+from raspapi.telemetry.exposition import Families, RenderCache
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
@@ -39,124 +43,7 @@ log = logging.getLogger("raspapi.metrics")
 #: How long the separate listener waits for one collection.
 LISTENER_TIMEOUT = 10.0
 STATES = ("ok", "degraded", "unavailable", "failed", "disabled")
-#: The content type render_text writes (choose_encoder's default).
-TEXT_0_0_4 = "text/plain; version=0.0.4"
-
-
-_METRIC_NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
-_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
-#: How prometheus_client's text format renames a family's type (and suffixes it).
-_TYPES = {
-    "counter": ("_total", "counter"),
-    "info": ("_info", "gauge"),
-    "stateset": ("", "gauge"),
-    "gaugehistogram": ("", "histogram"),
-    "unknown": ("", "untyped"),
-}
-_OPENMETRICS_ONLY = ("_created", "_gsum", "_gcount")
-
-
-#: Rendered text by family: ``id(family)`` -> (family, its sample count, its text).
-RenderCache = dict[int, tuple["Metric", int, str]]
-
-
-def render_text(families: Iterable[Metric], cache: RenderCache | None = None) -> bytes:
-    """The Prometheus text format (0.0.4), byte for byte what prometheus_client's
-    ``generate_latest`` writes, several times faster: names are checked once per
-    family instead of once per sample. A family with a name outside the classic
-    character set is handed to ``generate_latest`` itself.
-
-    With ``cache``, a family object rendered by the previous call (the same object,
-    with as many samples) is not rendered again: a plugin that serves the families of
-    its last refresh until the next one is rendered once per refresh. The cache keeps
-    only the families of this call."""
-    from prometheus_client.utils import floatToGoString
-
-    number = cast(Callable[[float], str], floatToGoString)
-    out: list[str] = []
-    kept: RenderCache = {}
-    for metric in families:
-        if cache is not None:
-            hit = cache.get(id(metric))
-            if hit is not None and hit[0] is metric and hit[1] == len(metric.samples):
-                kept[id(metric)] = hit
-                out.append(hit[2])
-                continue
-        text = _family_text(metric, number)
-        if cache is not None:
-            kept[id(metric)] = (metric, len(metric.samples), text)
-        out.append(text)
-    if cache is not None:
-        cache.clear()
-        cache.update(kept)
-    return "".join(out).encode("utf-8")
-
-
-def _family_text(metric: Metric, number: Callable[[float], str]) -> str:
-    if not _plain_names(metric):
-        from prometheus_client.exposition import generate_latest
-
-        return generate_latest(_Families([metric])).decode()
-    suffix, kind = _TYPES.get(metric.type, ("", metric.type))
-    name = metric.name + suffix
-    text = metric.documentation.replace("\\", r"\\").replace("\n", r"\n")
-    out = [f"# HELP {name} {text}\n# TYPE {name} {kind}\n"]
-    later: dict[str, list[str]] = {}
-    orders: dict[tuple[str, ...], list[str]] = {}
-    for sample in metric.samples:
-        labels = sample.labels
-        if labels:
-            keys = tuple(labels)
-            order = orders.get(keys)
-            if order is None:
-                order = orders[keys] = sorted(keys)
-            pairs = ",".join(f'{k}="{_escape(labels[k])}"' for k in order)
-            line = f"{sample.name}{{{pairs}}} {number(sample.value)}"
-        else:
-            line = f"{sample.name} {number(sample.value)}"
-        if sample.timestamp is not None:
-            line += f" {int(float(sample.timestamp) * 1000):d}"
-        extra = sample.name[len(metric.name) :]
-        if extra in _OPENMETRICS_ONLY and sample.name.startswith(metric.name):
-            later.setdefault(extra, []).append(line + "\n")
-        else:
-            out.append(line + "\n")
-    for extra, lines in sorted(later.items()):
-        out.append(f"# HELP {metric.name}{extra} {text}\n# TYPE {metric.name}{extra} gauge\n")
-        out.extend(lines)
-    return "".join(out)
-
-
-def _plain_names(metric: Metric) -> bool:
-    if not _METRIC_NAME.fullmatch(metric.name):
-        return False
-    seen: set[tuple[str, ...]] = set()
-    for sample in metric.samples:
-        if not _METRIC_NAME.fullmatch(sample.name):
-            return False
-        keys = tuple(sample.labels)
-        if keys not in seen:
-            seen.add(keys)
-            for key in keys:
-                if not _LABEL_NAME.fullmatch(key) or key.startswith("__"):
-                    return False
-    return True
-
-
-def _escape(value: str) -> str:
-    if "\\" in value or "\n" in value or '"' in value:
-        return value.replace("\\", r"\\").replace("\n", r"\n").replace('"', r"\"")
-    return value
-
-
-class _Families:
-    """A collector holding families already gathered (what generate_latest reads)."""
-
-    def __init__(self, families: Iterable[Metric]) -> None:
-        self.families = families
-
-    def collect(self) -> Iterator[Metric]:
-        yield from self.families
+T = TypeVar("T")
 
 
 class Exporter:
@@ -164,15 +51,33 @@ class Exporter:
 
     def __init__(self, runtime: Runtime) -> None:
         self.runtime = runtime
-        self._process: list[Any] | None = None
-        self._rendered: RenderCache = {}
+        self._process: Any = None
+        self._platform: list[Metric] | None = None
+        self._rendered: dict[str, RenderCache] = {}
+        self._executor: ThreadPoolExecutor | None = None
+        # The plugins' states for raspapi_plugin_state, refreshed behind the scrape
+        # that finds them expired (the manager's own period: its checks are cached
+        # as long), as the plugins serve their families.
+        self._statuses = Cache(ttl=max(runtime.settings.cache_ttl, 2.0))
         self._server: Any = None
         self._thread: threading.Thread | None = None
 
     async def families(self) -> list[Metric]:
         manager = self.runtime.manager
-        plugin_families, statuses = await asyncio.gather(manager.metrics(), manager.statuses())
-        return [*self._core(statuses), *plugin_families, *self._process_families()]
+        statuses = self._statuses.get("statuses", manager.statuses, stale=2 * self._statuses.ttl)
+        plugin_families, states, process = await asyncio.gather(
+            manager.metrics(), statuses, self._in_thread(self._process_families)
+        )
+        return [*self._core(states), *plugin_families, *process]
+
+    async def _in_thread(self, function: Callable[..., T], *args: Any) -> T:
+        """``function(*args)`` in the exporter's own thread (started on the first
+        scrape): a cold scrape's rendering does not queue behind the plugin refreshes
+        it starts, which run in the loop's default executor."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(1, thread_name_prefix="raspapi-metrics")
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, function, *args)
 
     def _core(self, statuses: dict[str, Any]) -> Iterator[Metric]:
         from prometheus_client.core import GaugeMetricFamily
@@ -214,16 +119,15 @@ class Exporter:
         yield success
         yield from _request_families(runtime)
 
-    def _process_families(self) -> Iterator[Metric]:
-        if self._process is None:
+    def _process_families(self) -> list[Metric]:
+        """The process's (CPU, memory, descriptors: /proc reads, so in a thread) and
+        the Python platform's (the same objects every time: rendered once)."""
+        if self._process is None or self._platform is None:
             from prometheus_client import PlatformCollector, ProcessCollector
 
-            self._process = [
-                ProcessCollector(registry=None),
-                PlatformCollector(registry=None),
-            ]
-        for collector in self._process:
-            yield from collector.collect()
+            self._process = ProcessCollector(registry=None)
+            self._platform = list(PlatformCollector(registry=None).collect())
+        return [*self._process.collect(), *self._platform]
 
     async def render(self, accept: str = "") -> tuple[bytes, str]:
         """The exposition text (OpenMetrics when ``accept`` asks for it) and its type."""
@@ -231,12 +135,18 @@ class Exporter:
 
         families = await self.families()
         encoder, content_type = choose_encoder(accept)
-        # The classic text format, whatever CONTENT_TYPE_LATEST says in this version of
-        # the library (0.22 made it 1.0.0, while choose_encoder still answers 0.0.4).
-        if content_type.startswith(TEXT_0_0_4):
-            body = await asyncio.to_thread(render_text, families, self._rendered)
-        else:  # OpenMetrics, when the scraper asks for it
-            body = await asyncio.to_thread(encoder, _Families(families))
+        # The formats a scraper asks for (OpenMetrics 1.0, what Prometheus asks first,
+        # and the classic text) have a fast renderer writing the library's bytes; one
+        # rendering cache per content type, as the texts differ.
+        renderer = exposition.renderer_for(content_type)
+        if renderer is None:  # another version or name escaping: the library's encoder
+            body = await self._in_thread(encoder, Families(families))
+        else:
+            if content_type not in self._rendered:
+                # At most the few content types renderer_for accepts.
+                self._rendered[content_type] = {}
+            cache = self._rendered[content_type]
+            body = await self._in_thread(renderer, families, cache, encoder)
         return body, content_type
 
     async def endpoint(self, request: Request) -> Response:
@@ -287,10 +197,15 @@ class Exporter:
         return None if self._server is None else int(self._server.server_port)
 
     async def stop_listener(self) -> None:
+        """Stops the listener, the rendering thread and a status refresh (at shutdown)."""
+        await self._statuses.close()
         server, self._server = self._server, None
         if server is not None:
             await asyncio.to_thread(server.shutdown)
             server.server_close()
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
 
 
 def _request_families(runtime: Runtime) -> Iterator[Metric]:
