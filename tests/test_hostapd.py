@@ -861,3 +861,18 @@ def test_a_control_socket_that_appears_is_seen_within_one_cache_period(
         hostapd.ctx.cache.invalidate("stations")
         assert [s["mac"] for s in client.portal.call(manager.stations)] == ["a8:5e:45:00:00:01"]
         assert client.portal.call(manager.samples)["wifi.stations"] == 1
+
+
+def test_the_same_bytes_of_hostapd_conf_are_parsed_once(
+    root: Path, make_client: MakeClient
+) -> None:
+    client = make_client()
+    manager = client.app.state.runtime.manager  # type: ignore[attr-defined]
+    hostapd = manager.plugins["hostapd"].ctx.service(hostapd_service.Hostapd)
+    first, again = hostapd.read_config(), hostapd.read_config()
+    assert first.conf is not None and again.conf is first.conf
+    (root / CONF).write_text(conf_text(root).replace("ssid=raspi-webgui", "ssid=other"))
+    changed = hostapd.read_config()
+    assert changed.conf is not first.conf
+    assert changed.conf is not None and changed.conf.values()["ssid"] == "other"
+    assert first.conf.values()["ssid"] == "raspi-webgui"

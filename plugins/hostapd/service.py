@@ -114,6 +114,10 @@ class Hostapd:
         self.confirm_seconds = DEFAULT_CONFIRM_SECONDS
         self.pending: Pending | None = None
         self._change_lock = asyncio.Lock()
+        #: The last bytes of hostapd.conf parsed, and their parse (never changed
+        #: in place: a change is made on a fresh parse), for the next read of
+        #: the same bytes (every interval's samples and station sweep).
+        self._parsed: tuple[bytes, HostapdConf] | None = None
 
     # -- life cycle ------------------------------------------------------------
 
@@ -154,7 +158,12 @@ class Hostapd:
         too_big = len(raw) > MAX_CONF_BYTES
         if too_big:
             raw = raw[:MAX_CONF_BYTES]
-        conf = HostapdConf.parse(raw.decode("utf-8", "surrogateescape"))
+        last = self._parsed
+        if last is not None and last[0] == raw:
+            conf = last[1]
+        else:
+            conf = HostapdConf.parse(raw.decode("utf-8", "surrogateescape"))
+            self._parsed = (raw, conf)
         return Loaded(conf, raw, mode, too_big, self._ctrl_files(conf))
 
     def _ctrl_files(self, conf: HostapdConf) -> dict[str, bool]:
