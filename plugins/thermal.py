@@ -85,6 +85,7 @@ _VCGENCMD = re.compile(r"throttled=(0x[0-9a-fA-F]+)")
 VCGENCMD_RETRY_SECONDS = 3600.0
 _VCGENCMD_FAILED = "vcgencmd_failed"
 _NUMBERED = re.compile(r"([a-z_]+?)(\d+)")
+_TEMP_INPUT = re.compile(r"temp(\d+)_input")
 
 
 _TEMP = {"type": ["number", "null"], "description": "null when the sensor does not answer"}
@@ -169,6 +170,20 @@ class Thermal:
 
     def __init__(self, ctx: PluginContext) -> None:
         self.ctx = ctx
+        #: Names and labels by path (a zone's type, a chip's name, a sensor's
+        #: label): the driver sets them once, so each refresh reads only the
+        #: temperatures. Kept while the folders list the same entries.
+        self._labels: dict[str, str | None] = {}
+        self._listed: tuple[str, ...] = ()
+
+    def _label(self, path: str) -> str | None:
+        # Loaders may run in two threads at once: one dict operation each.
+        if path in self._labels:
+            return self._labels.get(path)
+        if len(self._labels) >= 4 * MAX_ENTRIES:
+            self._labels.clear()
+        label = self._labels[path] = self._read(path)
+        return label
 
     def _read(self, path: str) -> str | None:
         # Absent, or a sensor that fails to answer (EIO, ENODATA): None.
@@ -185,16 +200,23 @@ class Thermal:
     def read_sensors(self) -> dict[str, list[dict[str, Any]]]:
         """Every thermal zone and hwmon temperature (blocking: a cache loader runs it)."""
         ctx = self.ctx
+        zone_names = _numbered(ctx, THERMAL, "thermal_zone")
+        chips = _numbered(ctx, HWMON, "hwmon")
+        listed = (*zone_names, "/", *chips)
+        if listed != self._listed:
+            # A sensor came or went (a USB chip): its number may name another now.
+            self._labels.clear()
+            self._listed = listed
         zones = [
             {
                 "zone": zone,
-                "label": self._read(f"{THERMAL}/{zone}/type") or zone,
+                "label": self._label(f"{THERMAL}/{zone}/type") or zone,
                 "temperature_celsius": self._celsius(f"{THERMAL}/{zone}/temp"),
             }
-            for zone in _numbered(ctx, THERMAL, "thermal_zone")
+            for zone in zone_names
         ]
         hwmon: list[dict[str, Any]] = []
-        for chip in _numbered(ctx, HWMON, "hwmon"):
+        for chip in chips:
             folder = f"{HWMON}/{chip}"
             try:
                 entries = os.listdir(ctx.path(folder))
@@ -202,7 +224,7 @@ class Thermal:
                 continue
             inputs = sorted(
                 (int(m.group(1)), m.group(0))
-                for m in (re.fullmatch(r"temp(\d+)_input", e) for e in entries)
+                for m in (_TEMP_INPUT.fullmatch(e) for e in entries)
                 if m
             )
             for number, name in inputs[:MAX_ENTRIES]:
@@ -210,8 +232,8 @@ class Thermal:
                 hwmon.append(
                     {
                         "chip": chip,
-                        "name": self._read(f"{folder}/name") or chip,
-                        "label": self._read(f"{folder}/{sensor}_label") or sensor,
+                        "name": self._label(f"{folder}/name") or chip,
+                        "label": self._label(f"{folder}/{sensor}_label") or sensor,
                         "temperature_celsius": self._celsius(f"{folder}/{name}"),
                     }
                 )

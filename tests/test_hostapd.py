@@ -773,3 +773,106 @@ def test_a_scrape_after_a_restart_asks_hostapd_again(
     assert client.post("/api/v1/hostapd/restart", headers=AUTH).status_code == 200
     # The restart dropped the last answers: this scrape waits for a new one.
     assert value(samples(scrape(client)), "hostapd_up") == 0
+
+
+# -- an absent control socket is not tried ---------------------------------------------
+
+
+def ask_counting(
+    client: TestClient, monkeypatch: pytest.MonkeyPatch, ask: Callable[[Any], Any]
+) -> tuple[Any, int, int]:
+    """``await ask(manager)`` on the app's loop: its answer, how many times the
+    loop handed work to its default executor, and how many control sockets
+    were connected (or tried)."""
+    import asyncio
+
+    from raspapi.host import wpactrl
+
+    connects = 0
+    real_connect = wpactrl.connect
+
+    def counting_connect(*args: Any) -> Any:
+        nonlocal connects
+        connects += 1
+        return real_connect(*args)
+
+    monkeypatch.setattr(wpactrl, "connect", counting_connect)
+    manager = client.app.state.runtime.manager  # type: ignore[attr-defined]
+
+    async def run() -> tuple[Any, int]:
+        loop = asyncio.get_running_loop()
+        handed = 0
+        original = loop.run_in_executor
+
+        def counting(executor: Any, func: Any, *args: Any) -> Any:
+            nonlocal handed
+            handed += 1
+            return original(executor, func, *args)
+
+        loop.run_in_executor = counting  # type: ignore[method-assign,assignment]
+        try:
+            return await ask(manager), handed
+        finally:
+            del loop.run_in_executor
+
+    assert client.portal is not None
+    answer, handed = client.portal.call(run)
+    return answer, handed, connects
+
+
+def test_an_absent_control_socket_costs_no_thread_hop_and_no_connect(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    client = make_client()
+    FrozenClock(client)  # hostapd.conf stays read: nothing expires by itself
+    stations, handed, connects = ask_counting(client, monkeypatch, lambda m: m.stations())
+    assert (stations, handed, connects) == ([], 1, 0)  # the one read of hostapd.conf
+    cache = client.app.state.runtime.manager.plugins["hostapd"].ctx.cache  # type: ignore[attr-defined]
+    cache.invalidate("stations")
+    # The next sweep (the usage sampler's, each interval) asks nothing of a thread.
+    stations, handed, connects = ask_counting(client, monkeypatch, lambda m: m.stations())
+    assert (stations, handed, connects) == ([], 0, 0)
+    # STATUS says what connecting would have said, without trying.
+    response = client.get("/api/v1/hostapd/status", headers=AUTH)
+    assert response.status_code == 503
+    assert response.json()["detail"].endswith(
+        ": hostapd is not running (no control socket at /var/run/hostapd/wlan0)"
+    )
+    assert client.get("/system", headers=AUTH).json()["hostapdStatus"] == 0
+    _, handed, connects = ask_counting(client, monkeypatch, lambda m: m.samples())
+    assert connects == 0
+
+
+def test_a_control_socket_that_appears_is_seen_within_one_cache_period(
+    root: Path, make_client: MakeClient
+) -> None:
+    client = make_client()
+    clock = FrozenClock(client)
+    manager = client.app.state.runtime.manager  # type: ignore[attr-defined]
+    hostapd = manager.plugins["hostapd"].ctx.service(hostapd_service.Hostapd)
+    assert client.portal is not None
+    assert client.portal.call(hostapd.running) is False
+    assert client.portal.call(manager.stations) == []
+    with ScriptedHostapd(ctrl_path(root)) as peer:
+        peer.add_station("a8:5e:45:00:00:01", rx_bytes=10)
+        assert client.portal.call(hostapd.running) is False  # within the period
+        clock.expire()
+        assert client.portal.call(hostapd.running) is True
+        hostapd.ctx.cache.invalidate("stations")
+        assert [s["mac"] for s in client.portal.call(manager.stations)] == ["a8:5e:45:00:00:01"]
+        assert client.portal.call(manager.samples)["wifi.stations"] == 1
+
+
+def test_the_same_bytes_of_hostapd_conf_are_parsed_once(
+    root: Path, make_client: MakeClient
+) -> None:
+    client = make_client()
+    manager = client.app.state.runtime.manager  # type: ignore[attr-defined]
+    hostapd = manager.plugins["hostapd"].ctx.service(hostapd_service.Hostapd)
+    first, again = hostapd.read_config(), hostapd.read_config()
+    assert first.conf is not None and again.conf is first.conf
+    (root / CONF).write_text(conf_text(root).replace("ssid=raspi-webgui", "ssid=other"))
+    changed = hostapd.read_config()
+    assert changed.conf is not first.conf
+    assert changed.conf is not None and changed.conf.values()["ssid"] == "other"
+    assert first.conf.values()["ssid"] == "raspi-webgui"

@@ -197,3 +197,37 @@ def test_answer_fits_the_documented_schema(make_client: MakeClient, root: Path, 
     assert (body["throttling"] is None) is not firmware
     assert problems(body, schema) == []
     assert "503" in op["responses"]
+
+
+def test_names_and_labels_are_read_once_while_the_sensors_stay(make_client: MakeClient, root: Path):
+    """Each refresh reads the temperatures; a zone's type, a chip's name and a
+    sensor's label only again when the sensor folders list other entries."""
+    from raspapi.plugins import thermal as module
+
+    client = make_client()
+    service = client.app.state.runtime.manager.plugins["thermal"].ctx.service(module.Thermal)  # type: ignore[attr-defined]
+    read: list[str] = []
+    original = service._read
+
+    def recording(path: str) -> str | None:
+        read.append(path)
+        text: str | None = original(path)
+        return text
+
+    service._read = recording
+    service._listed = ()  # as on the first refresh (start-up may have read them)
+    first = service.read_sensors()
+    assert any(p.endswith("/type") for p in read) and any(p.endswith("/name") for p in read)
+    read.clear()
+    write(root, "sys/class/thermal/thermal_zone0/temp", "51000\n")
+    second = service.read_sensors()
+    assert read and all(p.endswith(("/temp", "_input")) for p in read), read
+    assert second["zones"][0]["label"] == first["zones"][0]["label"] == "cpu-thermal"
+    assert second["zones"][0]["temperature_celsius"] == 51.0
+    # A chip comes: a number may now name another device, so every label is read again.
+    write(root, "sys/class/hwmon/hwmon2/name", "usb_probe\n")
+    write(root, "sys/class/hwmon/hwmon2/temp1_input", "20000\n")
+    read.clear()
+    third = service.read_sensors()
+    assert any(p.endswith("thermal_zone0/type") for p in read)
+    assert [s["name"] for s in third["hwmon"]] == ["cpu_thermal", "usb_probe"]

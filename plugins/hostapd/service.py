@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import stat
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from raspapi.plugin import (
     ControlSocket,
     CtrlError,
     CtrlFailed,
+    CtrlUnavailable,
     Invalid,
     NotFound,
     PluginContext,
@@ -64,12 +66,22 @@ class Rejected(Exception):
 
 @dataclass(frozen=True)
 class Loaded:
-    """hostapd.conf as read: None when absent."""
+    """hostapd.conf as read: None when absent; ``ctrl``: each interface in it
+    whose control socket path exists then, and whether it is a socket (an
+    absent one is not asked: no thread hop, no connect, until the next read)."""
 
     conf: HostapdConf | None
     raw: bytes | None = None
     mode: int = 0o644
     too_big: bool = False
+    ctrl: Mapping[str, bool] = field(default_factory=dict)
+
+    def check_ctrl(self, interface: str) -> None:
+        """Raise CtrlUnavailable, as connecting would, when ``interface``'s control
+        socket was absent at the read (the conf is known)."""
+        if self.conf is not None and interface not in self.ctrl:
+            name = ctrl_name(self.conf, interface)
+            raise CtrlUnavailable(f"hostapd is not running (no control socket at {name})")
 
 
 @dataclass
@@ -102,6 +114,10 @@ class Hostapd:
         self.confirm_seconds = DEFAULT_CONFIRM_SECONDS
         self.pending: Pending | None = None
         self._change_lock = asyncio.Lock()
+        #: The last bytes of hostapd.conf parsed, and their parse (never changed
+        #: in place: a change is made on a fresh parse), for the next read of
+        #: the same bytes (every interval's samples and station sweep).
+        self._parsed: tuple[bytes, HostapdConf] | None = None
 
     # -- life cycle ------------------------------------------------------------
 
@@ -142,12 +158,33 @@ class Hostapd:
         too_big = len(raw) > MAX_CONF_BYTES
         if too_big:
             raw = raw[:MAX_CONF_BYTES]
-        conf = HostapdConf.parse(raw.decode("utf-8", "surrogateescape"))
-        return Loaded(conf, raw, mode, too_big)
+        last = self._parsed
+        if last is not None and last[0] == raw:
+            conf = last[1]
+        else:
+            conf = HostapdConf.parse(raw.decode("utf-8", "surrogateescape"))
+            self._parsed = (raw, conf)
+        return Loaded(conf, raw, mode, too_big, self._ctrl_files(conf))
+
+    def _ctrl_files(self, conf: HostapdConf) -> dict[str, bool]:
+        """Each interface whose control socket path exists: is it a socket?
+        (Blocking: :meth:`read_config`'s thread.) Only a path that is not
+        there is left out: anything else is tried and answers as before."""
+        out: dict[str, bool] = {}
+        for interface in conf.interfaces():
+            try:
+                mode = os.stat(self.ctx.path(ctrl_name(conf, interface))).st_mode
+            except (FileNotFoundError, NotADirectoryError):
+                continue
+            except OSError:
+                out[interface] = False
+                continue
+            out[interface] = stat.S_ISSOCK(mode)
+        return out
 
     def socket(self, conf: HostapdConf, interface: str) -> ControlSocket:
         """The control socket of ``interface`` (reused while the path stays)."""
-        name = f"{conf.ctrl_dir().rstrip('/')}/{interface}"
+        name = ctrl_name(conf, interface)
         path = self.ctx.path(name)
         sock = self.sockets.get(interface)
         if sock is None or sock.path != path:
@@ -158,21 +195,30 @@ class Hostapd:
 
     async def live(self) -> dict[str, str]:
         """hostapd's ``STATUS`` for the radio's interface; raises CtrlError or Unavailable."""
-        conf = await self._conf()
+        loaded = await self._checked()
+        conf = loaded.conf
+        assert conf is not None
 
         async def load() -> dict[str, str]:
+            loaded.check_ctrl(conf.interface)
             return await self.socket(conf, conf.interface).pairs("STATUS")
 
         result: dict[str, str] = await self.ctx.cache.get("status", load)
         return result
 
     async def _conf(self) -> HostapdConf:
+        conf = (await self._checked()).conf
+        assert conf is not None
+        return conf
+
+    async def _checked(self) -> Loaded:
+        """hostapd.conf with an interface; raises Unavailable."""
         loaded = await self.loaded()
         if loaded.conf is None:
             raise Unavailable(f"no hostapd configuration at {hconf.PATH}")
         if not loaded.conf.interface:
             raise Unavailable(f"{hconf.PATH} names no interface= for hostapd")
-        return loaded.conf
+        return loaded
 
     async def status(self) -> Status:
         try:
@@ -206,6 +252,7 @@ class Hostapd:
         out: list[dict[str, Any]] = []
         for interface in loaded.conf.interfaces():
             try:
+                loaded.check_ctrl(interface)
                 found = await self.socket(loaded.conf, interface).stations()
             except CtrlError as exc:
                 self.ctx.logger.debug("no stations from %s: %s", interface, exc)
@@ -354,6 +401,7 @@ class Hostapd:
             close_all(self.sockets)
             self._invalidate_live()
             self.ctx.cache.invalidate("service")
+            self.ctx.cache.invalidate("config")  # its control socket is made anew
         state = None
         with contextlib.suppress(CommandError):
             state = (await self.systemd.state(UNIT)).active_state
@@ -539,6 +587,11 @@ class Hostapd:
 
 
 # -- helpers -----------------------------------------------------------------------
+
+
+def ctrl_name(conf: HostapdConf, interface: str) -> str:
+    """Where ``interface``'s control socket is, on the target system."""
+    return f"{conf.ctrl_dir().rstrip('/')}/{interface}"
 
 
 def restore_settings(old: HostapdConf, keys: Iterable[str]) -> dict[str, str]:

@@ -7,8 +7,6 @@ the access point received from the station (hostapd's ``rx_bytes``).
 from __future__ import annotations
 
 import functools
-import os
-import stat
 from collections import Counter
 from collections.abc import Awaitable
 from typing import Any
@@ -25,14 +23,10 @@ def read_samples(hostapd: Hostapd) -> dict[str, float] | Awaitable[dict[str, flo
     """Blocking (the samples' worker thread): ``{}`` without a round trip when
     nothing can answer (no hostapd.conf, no interface in it, or no control socket
     file), as :func:`samples` would find; else :func:`samples`, for the loop."""
-    conf = hostapd.read_config().conf
-    if conf is None or not conf.interface:
+    loaded = hostapd.read_config()
+    if loaded.conf is None or not loaded.conf.interface:
         return {}
-    path = hostapd.ctx.path(f"{conf.ctrl_dir().rstrip('/')}/{conf.interface}")
-    try:
-        if not stat.S_ISSOCK(os.stat(path).st_mode):
-            return {}
-    except OSError:
+    if not loaded.ctrl.get(loaded.conf.interface, False):
         return {}
     return samples(hostapd)
 
