@@ -228,7 +228,9 @@ class Exporter:
             target=self._server.serve_forever, name="raspapi-metrics-listener", daemon=True
         )
         self._thread.start()
-        log.info("metrics for scrapers, without a key: http://%s:%d/metrics", host, port)
+        log.info(
+            "metrics for scrapers, without a key: http://%s:%d/metrics", host, self.listener_port
+        )
 
     def _listener_app(self, loop: asyncio.AbstractEventLoop) -> WsgiApp:
         """The listener's WSGI app (run in its threads): renders on ``loop``."""
