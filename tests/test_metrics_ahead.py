@@ -66,7 +66,8 @@ def test_cadence_learned_after_two_steady_intervals(loop_name: str):
     [
         (15.0, 5.0),  # a scrape off the cadence
         (15.0, 17.0),  # more than 10 % apart
-        (0.5, 0.5),  # steady, but faster than the plugins' stale window
+        (0.5, 0.5),  # steady, but within the plugins' stale window
+        (2.9, 2.9),  # steady, but under three cache periods
         (700.0, 700.0),  # steady, but over 10 minutes
     ],
 )
@@ -161,9 +162,9 @@ def test_a_scrape_on_cadence_waits_for_no_refresh(
     """A plugin whose refresh takes 0.3 s: the scrapes that teach the cadence wait
     for it; the one on cadence gets the refresh run just before it, at once."""
     _dropin(settings, "slowpoke", SLOW_PLUGIN)
-    # Past the stale window (2 x 0.5 s after the 0.3 s load): every scrape that was
-    # not helped finds the families expired.
-    interval = 1.5
+    # Over three cache periods and a collection: every scrape that is not helped
+    # finds the families expired, past their stale window (2 x 0.5 s after the load).
+    interval = 2.0
     client = make_client(loop=loop_name, cache_ttl=0.5)
     exporter = client.app.state.exporter  # type: ignore[attr-defined]
     start = time.monotonic()
@@ -185,6 +186,7 @@ def test_a_scrape_on_cadence_waits_for_no_refresh(
     # The fourth: the refresh ran ahead (a fourth load), and the scrape did not wait.
     assert served[3] == 4
     assert elapsed[3] < 0.3, elapsed
+    assert not exporter._ready  # the text rendered ahead is used once
     # Nobody scrapes any more: one more collection ahead of the missed scrape, then
     # no timer.
     assert armed(exporter.ahead)
@@ -195,6 +197,19 @@ def test_a_scrape_on_cadence_waits_for_no_refresh(
     runs = exporter.ahead.runs
     time.sleep(interval)
     assert exporter.ahead.runs == runs == 2
+
+
+def test_text_rendered_ahead_is_served_once_within_a_cache_period(client: TestClient):
+    exporter = client.app.state.exporter  # type: ignore[attr-defined]
+    text_type = "text/plain; version=0.0.4; charset=utf-8"
+    key = ("http", text_type)
+    now = exporter.ahead.clock()
+    exporter._ready[key] = (now - 1.5, b"too old\n", text_type)  # cache period: 1 s
+    assert "node_load1 0.42" in client.get("/metrics", headers=AUTH).text
+    exporter._ready[key] = (exporter.ahead.clock(), b"made ahead\n", text_type)
+    assert client.get("/metrics", headers=AUTH).text == "made ahead\n"
+    assert "node_load1 0.42" in client.get("/metrics", headers=AUTH).text  # once
+    assert not exporter._ready
 
 
 def test_one_collection_at_a_time(settings: Settings, make_client: MakeClient, loop_name: str):

@@ -5,19 +5,22 @@ while they refresh. Prometheus scrapes every 15 s, so without help every
 scrape finds every family expired and waits for every refresh (a sweep of 200
 stations, ``wg show``...). :class:`ScrapeAhead` learns each scraper's cadence
 (one endpoint and format: the interval between its scrapes, once two
-consecutive intervals agree within 10 %, between 1 s and 10 min) and, ``lead``
+consecutive intervals agree within 10 %, between 1 s and 10 min, and longer
+than three cache periods and a collection) and, ``lead``
 seconds before the next scrape is due, runs a collection in the background:
-the plugins refresh their caches and the exporter renders the families into
-its render caches, so the scrape that follows finds them fresh and only joins
-cached text.
+the plugins refresh their caches and the exporter renders the families (into
+its render caches, and the whole text for that scrape), so the scrape that
+follows waits for nothing.
 
 ``lead`` is the longest of the last three collections plus a margin, at most
 one cache period: the families a collection refreshed are at most ``lead`` old
 when the scrape arrives on time, still within the plugins' cache period (not
-served stale, which would start another refresh behind the scrape). So on
-cadence a scrape's values are at most one cache period older than a refresh
-made for it (``lead`` <= the cache period), and never older than the plugins'
-own bound (two cache periods, served while the next refresh runs).
+served stale, which would start another refresh behind the scrape). The text
+rendered ahead is served only to that scrape, and only within one cache period
+of its collection: a scrape on cadence gets values at most one cache period
+and a lead old (2 s by default). Any other scrape (the first ones, one off the
+cadence, a late one) collects as before: values at most two cache periods old,
+the plugins' own bound (their last refresh, served while the next one runs).
 
 Cost when nobody scrapes: nothing (no timer until two steady intervals). One
 ahead collection per expected scrape: a scraper that stops costs one more
@@ -119,12 +122,16 @@ class ScrapeAhead:
     def _steady(self, times: deque[float]) -> float | None:
         """The interval when the last two agree, within the bounds, else None.
 
-        A cadence within the plugins' stale window (two cache periods) needs no
-        help: each scrape finds the last refresh and starts the next behind it."""
+        A shorter cadence than three cache periods and a collection needs no help
+        (and would get none): the plugins' refresh made for one scrape (done at
+        most a collection after it) would still be in its stale window (two cache
+        periods) when the next one's collection starts (a lead, at most a cache
+        period, before it), so that collection would get values served stale, not
+        refreshed. Each such scrape finds the last refresh and starts the next."""
         if len(times) < 3:
             return None
         first, second = times[1] - times[0], times[2] - times[1]
-        low = max(self.min_interval, 2 * self.ttl)
+        low = max(self.min_interval, 3 * self.ttl + max(self._durations, default=0.0))
         if not low <= second <= self.max_interval or not low <= first <= self.max_interval:
             return None
         if abs(second - first) > AGREEMENT * first:

@@ -70,6 +70,8 @@ class Exporter:
         self._thread: threading.Thread | None = None
         self._collection: asyncio.Future[list[Metric]] | None = None
         self.ahead = ScrapeAhead(self._render_ahead, ttl=runtime.settings.cache_ttl)
+        #: The text rendered ahead for a scraper's expected scrape: (when, body, type).
+        self._ready: dict[Key, tuple[float, bytes, str]] = {}
         self._listener_failing = False
 
     async def families(self) -> list[Metric]:
@@ -161,8 +163,21 @@ class Exporter:
         from prometheus_client.exposition import choose_encoder
 
         _, content_type = choose_encoder(accept)
-        self.ahead.scraped((source, content_type), accept)
+        key = (source, content_type)
+        self.ahead.scraped(key, accept)
+        ready = self._take_ready(key)
+        if ready is not None:
+            return ready
         return await self._render(await self.families(), accept)
+
+    def _take_ready(self, key: Key) -> tuple[bytes, str] | None:
+        """The text rendered ahead for this scrape, if made within one cache period
+        (its values then at most a cache period and a lead old); used once."""
+        now = self.ahead.clock()
+        for old in [k for k, (made, _, _) in self._ready.items() if now - made > self.ahead.ttl]:
+            del self._ready[old]
+        ready = self._ready.pop(key, None)
+        return None if ready is None else (ready[1], ready[2])
 
     async def _render(self, families: list[Metric], accept: str) -> tuple[bytes, str]:
         from prometheus_client.exposition import choose_encoder
@@ -185,13 +200,16 @@ class Exporter:
     async def _render_ahead(self, scrapers: list[tuple[Key, str]]) -> None:
         """The collection run ahead of the scrapers' next scrape (``self.ahead``): the
         plugins refresh their caches, and each format's text is rendered into its
-        render cache, so the scrape only joins the families' texts."""
+        render cache; the whole text is kept for the scrape expected (``_take_ready``),
+        so it waits for nothing, not even a plugin that builds its families per call."""
         families = await self.families()
-        done: set[str] = set()
-        for (_, content_type), accept in scrapers:
+        gathered = self.ahead.clock()
+        done: dict[str, tuple[bytes, str]] = {}
+        for key, accept in scrapers:
+            _, content_type = key
             if content_type not in done:
-                done.add(content_type)
-                await self._render(families, accept)
+                done[content_type] = await self._render(families, accept)
+            self._ready[key] = (gathered, *done[content_type])
 
     async def endpoint(self, request: Request) -> Response:
         """Prometheus metrics: the node, every plugin's, and the daemon's own.
@@ -275,6 +293,7 @@ class Exporter:
         """Stops the listener, the scrape-ahead timer, a collection, the rendering
         thread and a status refresh (at shutdown)."""
         await self.ahead.close()
+        self._ready.clear()
         collection, self._collection = self._collection, None
         if collection is not None and not collection.done():
             collection.cancel()
