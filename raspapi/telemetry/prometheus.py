@@ -9,18 +9,24 @@ requests per route template (count, errors, latency histogram, from
 ``runtime.requests``), and the process (CPU, memory, file descriptors). The text is
 rendered in a thread (``exposition``: the client library's bytes, faster, each
 family's text kept while a plugin serves the same family object), so a scrape
-never blocks the event loop. prometheus_client is imported on the first scrape:
-a daemon nobody scrapes never loads it.
+never blocks the event loop. One collection runs at a time: a scrape arriving
+during one shares it. A scraper with a steady cadence gets its collection run
+just before it comes back (``ahead``), so it finds every family refreshed and
+rendered. prometheus_client is imported on the first scrape: a daemon nobody
+scrapes never loads it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import gzip
 import logging
 import math
+import socket
 import sys
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -31,6 +37,7 @@ from raspapi import __version__
 from raspapi.http.routing import ApiRoute
 from raspapi.state.cache import Cache
 from raspapi.telemetry import exposition
+from raspapi.telemetry.ahead import Key, ScrapeAhead
 from raspapi.telemetry.exposition import Families, RenderCache
 
 if TYPE_CHECKING:
@@ -61,13 +68,34 @@ class Exporter:
         self._statuses = Cache(ttl=max(runtime.settings.cache_ttl, 2.0))
         self._server: Any = None
         self._thread: threading.Thread | None = None
+        self._collection: asyncio.Future[list[Metric]] | None = None
+        self.ahead = ScrapeAhead(self._render_ahead, ttl=runtime.settings.cache_ttl)
+        #: The text rendered ahead for a scraper's expected scrape: (when, body, type).
+        self._ready: dict[Key, tuple[float, bytes, str]] = {}
+        self._listener_failing = False
 
     async def families(self) -> list[Metric]:
+        """Every family; a collection already running is shared, not run twice."""
+        collection = self._collection
+        if collection is None:
+            collection = self._collection = asyncio.ensure_future(self._collect())
+            collection.add_done_callback(self._collected)
+        return await asyncio.shield(collection)
+
+    def _collected(self, collection: asyncio.Future[list[Metric]]) -> None:
+        if self._collection is collection:
+            self._collection = None
+        if not collection.cancelled():
+            collection.exception()  # every scrape may have gone: no warning
+
+    async def _collect(self) -> list[Metric]:
+        started = time.perf_counter()
         manager = self.runtime.manager
         statuses = self._statuses.get("statuses", manager.statuses, stale=2 * self._statuses.ttl)
         plugin_families, states, process = await asyncio.gather(
             manager.metrics(), statuses, self._in_thread(self._process_families)
         )
+        self.ahead.collected(time.perf_counter() - started)
         return [*self._core(states), *plugin_families, *process]
 
     async def _in_thread(self, function: Callable[..., T], *args: Any) -> T:
@@ -129,11 +157,31 @@ class Exporter:
             self._platform = list(PlatformCollector(registry=None).collect())
         return [*self._process.collect(), *self._platform]
 
-    async def render(self, accept: str = "") -> tuple[bytes, str]:
-        """The exposition text (OpenMetrics when ``accept`` asks for it) and its type."""
+    async def render(self, accept: str = "", source: str = "http") -> tuple[bytes, str]:
+        """The exposition text (OpenMetrics when ``accept`` asks for it) and its type,
+        for a scrape of ``source`` ("http": /metrics, "listener": the separate one)."""
         from prometheus_client.exposition import choose_encoder
 
-        families = await self.families()
+        _, content_type = choose_encoder(accept)
+        key = (source, content_type)
+        self.ahead.scraped(key, accept)
+        ready = self._take_ready(key)
+        if ready is not None:
+            return ready
+        return await self._render(await self.families(), accept)
+
+    def _take_ready(self, key: Key) -> tuple[bytes, str] | None:
+        """The text rendered ahead for this scrape, if made within one cache period
+        (its values then at most a cache period and a lead old); used once."""
+        now = self.ahead.clock()
+        for old in [k for k, (made, _, _) in self._ready.items() if now - made > self.ahead.ttl]:
+            del self._ready[old]
+        ready = self._ready.pop(key, None)
+        return None if ready is None else (ready[1], ready[2])
+
+    async def _render(self, families: list[Metric], accept: str) -> tuple[bytes, str]:
+        from prometheus_client.exposition import choose_encoder
+
         encoder, content_type = choose_encoder(accept)
         # The formats a scraper asks for (OpenMetrics 1.0, what Prometheus asks first,
         # and the classic text) have a fast renderer writing the library's bytes; one
@@ -149,6 +197,20 @@ class Exporter:
             body = await self._in_thread(renderer, families, cache, encoder)
         return body, content_type
 
+    async def _render_ahead(self, scrapers: list[tuple[Key, str]]) -> None:
+        """The collection run ahead of the scrapers' next scrape (``self.ahead``): the
+        plugins refresh their caches, and each format's text is rendered into its
+        render cache; the whole text is kept for the scrape expected (``_take_ready``),
+        so it waits for nothing, not even a plugin that builds its families per call."""
+        families = await self.families()
+        gathered = self.ahead.clock()
+        done: dict[str, tuple[bytes, str]] = {}
+        for key, accept in scrapers:
+            _, content_type = key
+            if content_type not in done:
+                done[content_type] = await self._render(families, accept)
+            self._ready[key] = (gathered, *done[content_type])
+
     async def endpoint(self, request: Request) -> Response:
         """Prometheus metrics: the node, every plugin's, and the daemon's own.
 
@@ -163,25 +225,15 @@ class Exporter:
     # -- the separate listener -------------------------------------------------
 
     def start_listener(self) -> None:
-        """Serve /metrics without a key on ``RASPAPI_METRICS_ADDRESS``, if set."""
+        """Serve the metrics without a key on ``RASPAPI_METRICS_ADDRESS``, if set:
+        the same texts as /metrics (the same renderer, caches and scrape-ahead), on
+        every path but /favicon.ico, as prometheus_client's own server does."""
         address = self.runtime.settings.metrics_address
         if address is None:
             return
-        from prometheus_client import start_http_server
-
-        loop = asyncio.get_running_loop()
-        exporter = self
-
-        class FromLoop:
-            """Collected on the event loop for the listener's thread."""
-
-            def collect(self) -> Iterator[Metric]:
-                future = asyncio.run_coroutine_threadsafe(exporter.families(), loop)
-                yield from future.result(LISTENER_TIMEOUT)
-
         host, port = address
         try:
-            self._server, self._thread = start_http_server(port, host, registry=FromLoop())
+            self._server = _listener(host, port, self._listener_app(asyncio.get_running_loop()))
         except OSError as exc:
             log.error(
                 "cannot serve metrics on %s:%d (RASPAPI_METRICS_ADDRESS): %s",
@@ -190,14 +242,62 @@ class Exporter:
                 exc.strerror or exc,
             )
             return
-        log.info("metrics for scrapers, without a key: http://%s:%d/metrics", host, port)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, name="raspapi-metrics-listener", daemon=True
+        )
+        self._thread.start()
+        log.info(
+            "metrics for scrapers, without a key: http://%s:%d/metrics", host, self.listener_port
+        )
+
+    def _listener_app(self, loop: asyncio.AbstractEventLoop) -> WsgiApp:
+        """The listener's WSGI app (run in its threads): renders on ``loop``."""
+
+        def app(environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+            method = environ["REQUEST_METHOD"]
+            if method == "OPTIONS":
+                start_response("200 OK", [("Allow", "OPTIONS,GET")])
+                return [b""]
+            if method != "GET":
+                start_response("405 Method Not Allowed", [("Allow", "OPTIONS,GET")])
+                return [f"# HTTP 405 Method Not Allowed: {method}; use OPTIONS or GET\n".encode()]
+            if environ.get("PATH_INFO") == "/favicon.ico":
+                start_response("200 OK", [])
+                return [b""]
+            accept = environ.get("HTTP_ACCEPT") or ""
+            future = asyncio.run_coroutine_threadsafe(self.render(accept, "listener"), loop)
+            try:
+                body, content_type = future.result(LISTENER_TIMEOUT)
+            except Exception as exc:  # a timeout, the loop stopping, a failure
+                future.cancel()
+                if not self._listener_failing:
+                    log.warning("metrics listener: the scrape failed: %r", exc)
+                self._listener_failing = True
+                start_response("500 Internal Server Error", [("Content-Type", "text/plain")])
+                return [b"collecting the metrics failed\n"]
+            self._listener_failing = False
+            headers = [("Content-Type", content_type)]
+            if _gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING") or ""):
+                body = gzip.compress(body)
+                headers.append(("Content-Encoding", "gzip"))
+            start_response("200 OK", headers)
+            return [body]
+
+        return app
 
     @property
     def listener_port(self) -> int | None:
         return None if self._server is None else int(self._server.server_port)
 
     async def stop_listener(self) -> None:
-        """Stops the listener, the rendering thread and a status refresh (at shutdown)."""
+        """Stops the listener, the scrape-ahead timer, a collection, the rendering
+        thread and a status refresh (at shutdown)."""
+        await self.ahead.close()
+        self._ready.clear()
+        collection, self._collection = self._collection, None
+        if collection is not None and not collection.done():
+            collection.cancel()
+            await asyncio.gather(collection, return_exceptions=True)
         await self._statuses.close()
         server, self._server = self._server, None
         if server is not None:
@@ -206,6 +306,33 @@ class Exporter:
         executor, self._executor = self._executor, None
         if executor is not None:
             executor.shutdown(wait=False, cancel_futures=True)
+
+
+StartResponse = Callable[..., Any]
+WsgiApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+def _gzip_accepted(header: str) -> bool:
+    return any(part.split(";")[0].strip().lower() == "gzip" for part in header.split(","))
+
+
+def _listener(host: str, port: int, app: WsgiApp) -> Any:
+    """A threaded WSGI server on ``host:port`` (IPv4 or IPv6), not logging requests."""
+    from socketserver import ThreadingMixIn
+    from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
+
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, _, _, _, sockaddr = infos[0]
+
+    class Server(ThreadingMixIn, WSGIServer):
+        daemon_threads = True
+        address_family = family
+
+    class Quiet(WSGIRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            """No line per scrape."""
+
+    return make_server(str(sockaddr[0]), port, app, Server, handler_class=Quiet)
 
 
 def _request_families(runtime: Runtime) -> Iterator[Metric]:
