@@ -711,3 +711,22 @@ def test_periods_and_the_quota_cap(
         assert again.status_code == 200  # replacing one is not adding one
     finally:
         client.__exit__(None, None, None)
+
+
+def test_metric_families_are_kept_for_a_cache_period(
+    settings: Settings, peer: ScriptedHostapd, clock: FakeClock
+) -> None:
+    """A scrape within a cache period gets the same family objects (rendered once,
+    no store query); after it, the last ones while the next query runs."""
+    from raspapi.plugins.usage import telemetry
+
+    client = started(settings.with_(history_interval=3600.0, cache_ttl=60.0))
+    try:
+        usage = service(client)
+        assert client.portal is not None
+        first = client.portal.call(telemetry.families, usage)
+        assert client.portal.call(telemetry.families, usage) is first
+        usage.ctx.cache.invalidate("metrics")
+        assert client.portal.call(telemetry.families, usage) is not first
+    finally:
+        client.__exit__(None, None, None)

@@ -20,7 +20,19 @@ async def families(usage: Usage) -> list[Any]:
     """``raspapi_client_{receive,transmit}_bytes_total{mac,hostname}``: every byte
     since the device was first seen (reconnects and restarts included), for the
     devices seen in the last RASPAPI_USAGE_METRICS_DAYS days, the
-    RASPAPI_USAGE_METRICS_DEVICES largest; the rest are summed as mac="other"."""
+    RASPAPI_USAGE_METRICS_DEVICES largest; the rest are summed as mac="other".
+
+    The same family objects for a cache period, and those of the last query
+    while the next runs (two periods), as the other plugins' families: a
+    scrape neither waits for the store nor renders them again."""
+    ctx = usage.ctx
+    made: list[Any] = await ctx.cache.get(
+        "metrics", lambda: _families(usage), stale=2 * ctx.cache.ttl
+    )
+    return made
+
+
+async def _families(usage: Usage) -> list[Any]:
     from prometheus_client.core import CounterMetricFamily
 
     db = await usage.open()
