@@ -884,3 +884,29 @@ def make_machine_app() -> TestClient:
     from raspapi.testing import make_app
 
     return make_app(plugins=[system], root=Path("/"))
+
+
+def test_without_a_request_the_process_baseline_waits_prime_delay(
+    make_client: MakeClient, monkeypatch: pytest.MonkeyPatch
+):
+    """psutil is not imported before the first answers: the baseline comes
+    PRIME_DELAY after start when no request asks for it sooner."""
+    import threading
+
+    from raspapi.plugins.system import service as service_module
+    from raspapi.plugins.system.sampler import ProcessSampler
+
+    primed = threading.Event()
+    prime = ProcessSampler.prime
+
+    def recording(self: ProcessSampler) -> None:
+        prime(self)
+        primed.set()
+
+    monkeypatch.setattr(ProcessSampler, "prime", recording)
+    monkeypatch.setattr(service_module, "PRIME_DELAY", 0.5)
+    started = time.monotonic()
+    ours(make_client)
+    assert not primed.is_set()
+    assert primed.wait(10)
+    assert time.monotonic() - started >= 0.5

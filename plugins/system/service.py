@@ -8,6 +8,7 @@ period however many dashboards poll).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -19,6 +20,9 @@ from . import board, probe
 from .sampler import CpuSampler, ProcessSampler, parse_stat
 from .schema import LEGACY_TYPES
 
+#: Seconds after start at which the process table's first baseline is taken,
+#: unless a request needs it sooner: psutil is not imported before the first answers.
+PRIME_DELAY = 2.0
 #: The wall clock /system's ``systime`` shows (tests set a fixed instant).
 clock: Callable[[], float] = time.time
 
@@ -34,18 +38,27 @@ class SystemService:
         self.history_cpu = CpuSampler(ctx)
         self._warned: set[str] = set()
         self._priming: asyncio.Task[None] | None = None
+        self._wanted = asyncio.Event()
 
     async def start(self) -> None:
-        """Take the first baselines: /proc/stat's now, the process table's in the background.
+        """Take the first baselines: /proc/stat's now, the process table's later.
 
         The process table's (psutil's import and a read of every process) is
-        kept off the start-up path; a request meanwhile waits for it.
+        taken :data:`PRIME_DELAY` after start, off the path of the first
+        answers, or at once when a request needs it (which then waits for it).
         """
         await asyncio.to_thread(self.prime)
-        self._priming = asyncio.create_task(asyncio.to_thread(self.processes.prime))
+        self._priming = asyncio.create_task(self._prime_processes())
+
+    async def _prime_processes(self) -> None:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(PRIME_DELAY):
+                await self._wanted.wait()
+        await asyncio.to_thread(self.processes.prime)
 
     async def stop(self) -> None:
         if self._priming is not None:
+            self._wanted.set()
             await asyncio.wait({self._priming})
 
     def prime(self) -> None:
@@ -102,6 +115,7 @@ class SystemService:
         """Host, OS, board, uptime, load, CPU, memory, disks, users and ``limit`` top processes."""
         if self._priming is not None and not self._priming.done():
             # The process table's first baseline (a failure shows in the sample itself).
+            self._wanted.set()
             await asyncio.wait({self._priming})
         cache = self.ctx.cache
         info, cpu, procs = await asyncio.gather(
