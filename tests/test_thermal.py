@@ -202,7 +202,7 @@ def test_answer_fits_the_documented_schema(make_client: MakeClient, root: Path, 
 def test_names_and_labels_are_read_once_while_the_sensors_stay(make_client: MakeClient, root: Path):
     """Each refresh reads the temperatures; a zone's type, a chip's name and a
     sensor's label only again when the sensor folders list other entries."""
-    from raspapi.plugins import thermal as module
+    from raspapi.plugins.thermal import service as module
 
     client = make_client()
     service = client.app.state.runtime.manager.plugins["thermal"].ctx.service(module.Thermal)  # type: ignore[attr-defined]

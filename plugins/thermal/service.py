@@ -1,11 +1,5 @@
-"""The ``thermal`` plugin: temperatures, and a Raspberry Pi's throttling flags.
-
-Reads every thermal zone (/sys/class/thermal) and hwmon temperature sensor
-(/sys/class/hwmon). On a Pi, the firmware's throttling and under-voltage flags
-come from ``vcgencmd get_throttled`` or, when that program is missing or
-cannot reach the firmware (the service user is not in the ``video`` group),
-from the firmware driver's sysfs file. Contributes RaspAP's
-``systemTemperature`` (thermal_zone0) to ``GET /system``.
+"""The thermal plugin's domain: sensors from sysfs, the firmware's throttling flags
+(no Starlette). What it reads, and why in that order: the package's docstring.
 """
 
 from __future__ import annotations
@@ -17,53 +11,7 @@ import time
 from collections.abc import Awaitable
 from typing import Any
 
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-
-from raspapi.plugin import ApiRoute, CommandError, PluginContext, Status, hookimpl
-
-from ._handlers import bind
-
-
-@hookimpl
-def raspapi_routes(ctx: PluginContext) -> list[ApiRoute]:
-    handler = bind(thermal, ctx.service(Thermal))
-    return [ApiRoute("/", handler, methods=["GET"], response=RESPONSE)]
-
-
-@hookimpl
-async def raspapi_status(ctx: PluginContext) -> Status:
-    return await ctx.service(Thermal).status()
-
-
-@hookimpl
-async def raspapi_system_fields(ctx: PluginContext) -> dict[str, Any]:
-    """RaspAP's systemTemperature: thermal_zone0 in degrees Celsius, 2 decimals."""
-    return await ctx.service(Thermal).system_fields()
-
-
-@hookimpl
-def raspapi_samples(ctx: PluginContext) -> dict[str, float] | Awaitable[dict[str, float]]:
-    """``temperature.<zone>.celsius``, ``temperature.<hwmonN>.<label>.celsius`` and
-    ``throttling.<flag>`` (1 while the firmware's flag is set, else 0). Plain: read
-    in the samples' worker thread, unless ``vcgencmd`` is to be run (on the loop)."""
-    return ctx.service(Thermal).read_samples()
-
-
-@hookimpl
-async def raspapi_metrics(ctx: PluginContext) -> list[Any]:
-    """node_exporter's ``node_thermal_zone_temp`` and ``node_hwmon_temp_celsius``, and
-    the firmware's throttling flags, now and since boot."""
-    return await ctx.service(Thermal).metrics()
-
-
-@hookimpl
-def raspapi_startup(ctx: PluginContext) -> None:
-    # Checked only while a GET /api/v1/events stream is open.
-    ctx.events.watch(ctx.service(Thermal).watch_throttling, "thermal.throttling")
-
-
-# -- schemas and constants -------------------------------------------------------
+from raspapi.plugin import CommandError, PluginContext, Status
 
 THERMAL = "/sys/class/thermal"
 HWMON = "/sys/class/hwmon"
@@ -86,56 +34,6 @@ VCGENCMD_RETRY_SECONDS = 3600.0
 _VCGENCMD_FAILED = "vcgencmd_failed"
 _NUMBERED = re.compile(r"([a-z_]+?)(\d+)")
 _TEMP_INPUT = re.compile(r"temp(\d+)_input")
-
-
-_TEMP = {"type": ["number", "null"], "description": "null when the sensor does not answer"}
-_FLAGS = {
-    "type": "object",
-    "required": list(FLAGS),
-    "properties": {name: {"type": "boolean"} for name in FLAGS},
-}
-RESPONSE: dict[str, Any] = {
-    "type": "object",
-    "required": ["zones", "hwmon", "throttling", "throttling_reason"],
-    "properties": {
-        "zones": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "zone": {"type": "string", "description": "e.g. thermal_zone0"},
-                    "label": {"type": "string", "description": "the zone's type, e.g. cpu-thermal"},
-                    "temperature_celsius": _TEMP,
-                },
-            },
-        },
-        "hwmon": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "chip": {"type": "string", "description": "e.g. hwmon0"},
-                    "name": {"type": "string", "description": "the chip's name, e.g. cpu_thermal"},
-                    "label": {"type": "string", "description": "tempN_label, else tempN"},
-                    "temperature_celsius": _TEMP,
-                },
-            },
-        },
-        "throttling": {
-            "type": ["object", "null"],
-            "properties": {
-                "source": {"enum": ["vcgencmd", "sysfs"]},
-                "raw": {"type": "string", "description": "get_throttled, e.g. 0x50005"},
-                "now": _FLAGS,
-                "since_boot": _FLAGS,
-            },
-        },
-        "throttling_reason": {"type": ["string", "null"]},
-    },
-}
-
-
-# -- the service -----------------------------------------------------------------
 
 
 def _numbered(ctx: PluginContext, folder: str, prefix: str) -> list[str]:
@@ -400,15 +298,3 @@ def _samples(
         for flag, on in flags["now"].items():
             out[f"throttling.{flag}"] = 1.0 if on else 0.0
     return out
-
-
-# -- the handlers ----------------------------------------------------------------
-
-
-async def thermal(service: Thermal, request: Request) -> JSONResponse:
-    """Temperatures of every thermal zone and hwmon sensor, and the Pi's throttling flags.
-
-    `throttling` is null on a machine without the Raspberry Pi firmware;
-    `throttling_reason` then says why.
-    """
-    return JSONResponse(await service.report())
