@@ -277,7 +277,7 @@ def measure_imports() -> dict[str, Any]:
     daemon = Daemon(
         ready_path="/system",
         ready_headers=AUTH,
-        extra_env={"PYTHONPROFILEIMPORTTIME": "1", **BYTECODE},
+        extra_env={"PYTHONPROFILEIMPORTTIME": "1"},
     )
     with daemon:
         time.sleep(0.5)
@@ -287,22 +287,12 @@ def measure_imports() -> dict[str, Any]:
 
 # -- start-up --------------------------------------------------------------------------
 
-#: As installed (pip writes the bytecode): a development shell's
-#: PYTHONDONTWRITEBYTECODE=1 would make every start compile every module.
-BYTECODE = {"PYTHONDONTWRITEBYTECODE": ""}
-
-
-@dataclass
-class _BareWithBytecode(BareApp):
-    def env(self) -> dict[str, str]:
-        return {**super().env(), **BYTECODE}
-
 
 def measure_startup(runs: int, say: Say) -> dict[str, Any]:
     times: dict[str, list[float]] = {"raspapi": [], "bare": []}
     servers: tuple[tuple[str, Callable[[], ServerProcess]], ...] = (
-        ("raspapi", lambda: Daemon(ready_path="/system", ready_headers=AUTH, extra_env=BYTECODE)),
-        ("bare", _BareWithBytecode),
+        ("raspapi", lambda: Daemon(ready_path="/system", ready_headers=AUTH)),
+        ("bare", BareApp),
     )
     for _, make in servers:  # one start each to write the bytecode
         with make():

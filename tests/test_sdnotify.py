@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from raspapi.daemon.sdnotify import Notifier
+from raspapi.daemon.sdnotify import Notifier, next_ping
 from raspapi.settings import Settings
 from tests.test_cli import CLI, env_for, free_port, get
 
@@ -62,6 +62,15 @@ def test_watchdog_pings_from_the_event_loop(listener):
         except TimeoutError:
             break
     assert 2 <= len(pings) <= 4 and set(pings) == {b"WATCHDOG=1"}
+
+
+def test_watchdog_pings_land_on_the_samplers_clock_grid():
+    # Every 10 s on the loop clock's multiples of 10, as the samplers wake.
+    assert next_ping(None, 1234.5, 10.0) == 1240.0
+    assert next_ping(1240.0, 1239.999, 10.0) == 1250.0  # woke a little early: no double ping
+    assert next_ping(1240.0, 1240.002, 10.0) == 1250.0
+    assert next_ping(1240.0, 1253.0, 10.0) == 1260.0  # fell behind (suspended): realign
+    assert next_ping(None, 20.0, 10.0) == 30.0
 
 
 def test_watchdog_for_another_pid_is_not_ours():

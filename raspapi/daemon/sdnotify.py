@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import socket
 
@@ -54,6 +55,22 @@ class Notifier:
         if self.watchdog_seconds is None or self.address is None:
             return
         interval = max(self.watchdog_seconds / 3, 0.05)
+        loop = asyncio.get_running_loop()
+        due = None
         while True:
             self.notify("WATCHDOG=1")
-            await asyncio.sleep(interval)
+            now = loop.time()
+            due = next_ping(due, now, interval)
+            await asyncio.sleep(due - now)
+
+
+def next_ping(due: float | None, now: float, interval: float) -> float:
+    """When to ping next: on the loop clock's multiples of ``interval``, as the
+    history and usage samplers wake. With the unit's ``WatchdogSec=30s`` (a ping
+    every 10 s) and the default 10 s history interval, the ping and the sample
+    share one wake-up instead of two. ``due`` (the last one) is advanced rather
+    than recomputed, so a wake a little early does not ping twice; after a
+    suspend (``due`` long past) the next multiple is taken."""
+    if due is None or due + interval <= now:
+        return math.floor(now / interval) * interval + interval
+    return due + interval

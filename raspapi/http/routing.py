@@ -9,9 +9,11 @@ import math
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, Generic, TypeVar
 from urllib.parse import urlsplit
 
+from starlette.convertors import Convertor
 from starlette.requests import ClientDisconnect, Request
 from starlette.routing import BaseRoute, Match, Route, Router, compile_path
 from starlette.types import Message, Receive, Scope, Send
@@ -101,6 +103,12 @@ class Query(Generic[T]):
         return schema
 
 
+#: The path Starlette's constructor compiles in place of the route's own (its regex
+#: is in ``re``'s cache after the first route, so the constructor costs no compile).
+_UNCOMPILED = "/"
+_COMPILED = ("_compiled", "path_regex", "path_format", "param_convertors")
+
+
 class ApiRoute(Route):
     """A Starlette route plus its scope, summary and response schema.
 
@@ -108,6 +116,13 @@ class ApiRoute(Route):
     unavailable plugin answers 503, unless it is marked ``when_unavailable``. ``body`` is the
     JSON schema of the request body and ``response`` of a 200 answer; both go
     into ``/openapi.json``.
+
+    The path's regex is compiled on first use, not at start: compiling cost about
+    80 µs a route on x86 (``re`` compiles in Python), twice for each of about 200
+    routes (declared, then relocated under ``/api/v1`` and RaspAP's root), and
+    ten times that under emulation or on a Pi core. :class:`IndexedRouter` finds
+    routes without parameters by path, so most never compile a regex at all
+    until a request scans past them.
     """
 
     def __init__(
@@ -129,9 +144,13 @@ class ApiRoute(Route):
     ) -> None:
         if scope is not None and scope not in SCOPES:
             raise ValueError(f"unknown scope {scope!r}; scopes are {', '.join(SCOPES)}")
+        if not path.startswith("/"):
+            raise ValueError(f"routed paths must start with '/': {path!r}")
         super().__init__(
-            path, endpoint, methods=methods, name=name, include_in_schema=include_in_schema
+            _UNCOMPILED, endpoint, methods=methods, name=name, include_in_schema=include_in_schema
         )
+        self.path = path
+        self._forget_compiled()
         self.scope = scope
         # cleandoc: a method's and a function's docstring read the same.
         doc = inspect.cleandoc(endpoint.__doc__ or "")
@@ -161,11 +180,36 @@ class ApiRoute(Route):
             raise ValueError(f"routed paths must start with '/': {path!r}")
         route = copy.copy(self)
         route.path = path
-        route.path_regex, route.path_format, route.param_convertors = compile_path(path)
+        route._forget_compiled()
         route.methods = None if self.methods is None else set(self.methods)
         route.plugin = plugin
         route.legacy = legacy
         return route
+
+    def _forget_compiled(self) -> None:
+        for name in _COMPILED:
+            self.__dict__.pop(name, None)
+
+    @cached_property
+    def _compiled(self) -> tuple[re.Pattern[str], str, dict[str, Convertor[Any]]]:
+        return compile_path(self.path)
+
+    @cached_property
+    def path_regex(self) -> re.Pattern[str]:  # type: ignore[override]
+        return self._compiled[0]
+
+    @cached_property
+    def path_format(self) -> str:  # type: ignore[override]
+        return self._compiled[1]
+
+    @cached_property
+    def param_convertors(self) -> dict[str, Convertor[Any]]:  # type: ignore[override]
+        return self._compiled[2]
+
+    @property
+    def has_parameters(self) -> bool:
+        """Whether the path has ``{parameters}`` (without compiling it)."""
+        return "{" in self.path
 
     @classmethod
     def from_route(cls, route: Route) -> ApiRoute:
@@ -247,7 +291,12 @@ class IndexedRouter(Router):
         if self._index is None or stale:
             index: dict[str, list[Route]] = {}
             for route in self.routes:
-                if isinstance(route, Route) and not route.param_convertors:
+                if isinstance(route, ApiRoute):
+                    static = not route.has_parameters
+                else:
+                    static = isinstance(route, Route) and not route.param_convertors
+                if static:
+                    assert isinstance(route, Route)
                     index.setdefault(route.path, []).append(route)
             self._index, self._indexed, self._size = index, self.routes, len(self.routes)
         return self._index
