@@ -685,18 +685,21 @@ def _submodules(path: Iterable[str]) -> list[str]:
 
             names.update(info.name for info in pkgutil.iter_modules([entry]))
             continue
-        for child in os.scandir(entry):
-            suffix = next((s for s in suffixes if child.name.endswith(s)), None)
-            if suffix is not None:
-                name = child.name[: -len(suffix)]
-                if name and "." not in name and name != "__init__" and not child.is_dir():
-                    names.add(name)
-            elif (
-                "." not in child.name
-                and child.is_dir()
-                and any(os.path.isfile(os.path.join(child.path, "__init__" + s)) for s in suffixes)
-            ):
-                names.add(child.name)
+        with os.scandir(entry) as children:
+            for child in children:
+                suffix = next((s for s in suffixes if child.name.endswith(s)), None)
+                if suffix is not None:
+                    name = child.name[: -len(suffix)]
+                    if name and "." not in name and name != "__init__" and not child.is_dir():
+                        names.add(name)
+                elif (
+                    "." not in child.name
+                    and child.is_dir()
+                    and any(
+                        os.path.isfile(os.path.join(child.path, "__init__" + s)) for s in suffixes
+                    )
+                ):
+                    names.add(child.name)
     return sorted(names)
 
 
