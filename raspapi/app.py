@@ -16,13 +16,11 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import BaseRoute, Mount
-from starlette.staticfiles import StaticFiles
+from starlette.routing import BaseRoute, Mount, Route, Router
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from raspapi import __version__
 from raspapi.admin import api as adminapi
-from raspapi.admin.page import routes as admin_routes
 from raspapi.daemon.logs import (
     ERROR_BODY_MAX,
     LOGGED,
@@ -83,10 +81,10 @@ def create_app(settings: Settings, *, plugins: Sequence[ModuleType] | None = Non
     for route in api_routes:
         route.app = Guard(route.app, route, runtime)
         routes.append(route)
-    routes.extend(admin_routes())
-    routes.append(
-        Mount("/static", StaticFiles(directory=endpoints.webui_dir() / "static"), name="static")
-    )
+    # The admin page and the static files are built on their first request:
+    # most daemons never serve either, and their modules cost memory (issue 16).
+    routes.append(Route("/admin{rest:path}", OnFirstUse(_admin_app), name="admin"))
+    routes.append(Mount("/static", OnFirstUse(_static_files), name="static"))
 
     # Refusals, failures and changes are logged even with the access log off;
     # RASPAPI_ACCESS_LOG=false only drops the ordinary line per request.
@@ -203,6 +201,44 @@ def announce_key(admin_key: AdminKey, settings: Settings) -> None:
         host,
         settings.port,
     )
+
+
+class OnFirstUse:
+    """An ASGI app made by ``build`` on its first request, then kept.
+
+    For parts of the daemon few requests need: their modules are imported
+    then, not at start (the admin page, the static files)."""
+
+    def __init__(self, build: Callable[[], ASGIApp]) -> None:
+        self.build = build
+        self.app: ASGIApp | None = None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.app is None:
+            self.app = self.build()
+        await self.app(scope, receive, send)
+
+
+def _admin_app() -> ASGIApp:
+    """The admin page's routes (``/admin``, ``/admin/...``; full paths, so the
+    catch-all route in front of it hands the request on unchanged)."""
+    from raspapi.admin.page import routes
+
+    router = Router(routes=routes())
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        # Request metrics name the admin route that matches, or count the
+        # request as unmatched, as before: never the catch-all in front.
+        scope.pop("route", None)
+        await router(scope, receive, send)
+
+    return app
+
+
+def _static_files() -> ASGIApp:
+    from starlette.staticfiles import StaticFiles
+
+    return StaticFiles(directory=endpoints.webui_dir() / "static")
 
 
 def _failed_plugin_routes(manager: PluginManager) -> list[ApiRoute]:

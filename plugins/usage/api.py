@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import io
 import math
 from collections.abc import AsyncIterator
@@ -171,6 +170,8 @@ def _cell(text: str) -> str:
 
 
 def _csv_line(values: Any) -> bytes:
+    import csv  # only the CSV route needs it (issue 16: memory)
+
     out = io.StringIO()
     csv.writer(out, lineterminator="\r\n").writerow(values)
     return out.getvalue().encode()

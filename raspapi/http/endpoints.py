@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import json
 import time
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +25,19 @@ DESCRIPTION = (
 )
 
 
+@functools.cache
 def webui_dir() -> Path:
-    return Path(str(files("raspapi.webui")))
+    """The admin page's templates and static files (``raspapi.webui``).
+
+    Found from the package's import spec rather than ``importlib.resources``,
+    which would load ``zipfile`` and its readers for a folder on disk (issue 16:
+    memory). Editable and wheel installs both give a folder."""
+    spec = importlib.util.find_spec("raspapi.webui")
+    locations = list(spec.submodule_search_locations or ()) if spec is not None else []
+    for location in locations:
+        if Path(location).is_dir():
+            return Path(location)
+    raise RuntimeError(f"raspapi.webui is not a folder on disk: {locations or spec}")
 
 
 def _runtime(request: Request) -> Runtime:

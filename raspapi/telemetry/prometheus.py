@@ -19,7 +19,6 @@ scrapes never loads it.
 from __future__ import annotations
 
 import asyncio
-import gzip
 import logging
 import math
 import socket
@@ -278,6 +277,8 @@ class Exporter:
             self._listener_failing = False
             headers = [("Content-Type", content_type)]
             if _gzip_accepted(environ.get("HTTP_ACCEPT_ENCODING") or ""):
+                import gzip  # only for a gzip'ed scrape (issue 16: memory)
+
                 body = gzip.compress(body)
                 headers.append(("Content-Encoding", "gzip"))
             start_response("200 OK", headers)

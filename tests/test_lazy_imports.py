@@ -1,0 +1,131 @@
+"""Start-up imports only what a request path needs (issue 16: memory).
+
+The admin page, the static files, gzip, csv and pkgutil are imported on first
+use; these tests hold that, and that the parts built on first use still answer.
+"""
+
+from __future__ import annotations
+
+import importlib.machinery
+import json
+import pkgutil
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import raspapi.plugins
+
+from raspapi.http.endpoints import webui_dir
+from raspapi.manager import _submodules
+from tests.conftest import FIXTURE_ROOT, KEY
+
+#: Modules no request to /system, and no sample, needs.
+LAZY = (
+    "raspapi.admin.page",
+    "raspapi.admin.sessions",
+    "starlette.staticfiles",
+    "gzip",
+    "csv",
+    "pkgutil",
+    "zipfile",
+    "importlib.resources.readers",
+)
+
+PROGRAM = """
+import asyncio, json, sys
+from pathlib import Path
+from raspapi.app import create_app
+from raspapi.settings import Settings
+
+tmp = Path(sys.argv[1])
+settings = Settings(env_file=tmp / ".env", root=Path(sys.argv[2]), state_dir=tmp / "state",
+                    plugins_dir=tmp / "plugins.d", access_log=False, entry_points=False)
+app = create_app(settings)
+
+async def started() -> list[str]:
+    async with app.router.lifespan_context(app):
+        return sorted(sys.modules)
+
+at_start = asyncio.run(started())
+from starlette.testclient import TestClient
+second = create_app(settings)  # a started app does not start again
+with TestClient(second) as client:
+    answers = {p: client.get(p, follow_redirects=False).status_code
+               for p in ("/admin/login", "/admin", "/static/admin/admin.css", "/adminx",
+                         "/admin/keys/")}
+    answers["/system"] = client.get("/system", headers={"access_token": sys.argv[3]}).status_code
+    templates = sorted({s.route for s in second.state.runtime.requests.snapshot()})
+print(json.dumps({"at_start": at_start, "answers": answers, "after": sorted(sys.modules),
+                  "templates": templates}))
+"""
+
+
+def test_start_up_leaves_first_use_modules_out_and_they_still_answer(tmp_path: Path) -> None:
+    env = tmp_path / ".env"
+    env.write_text(f"RASPAP_API_KEY={KEY}\n")
+    env.chmod(0o600)
+    done = subprocess.run(
+        [sys.executable, "-c", PROGRAM, str(tmp_path), str(FIXTURE_ROOT), KEY],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.splitlines()[-1])
+    assert [m for m in LAZY if m in result["at_start"]] == []
+    # Every plugin was loaded all the same (a module list this short is no accident).
+    assert "raspapi.plugins.system" in result["at_start"]
+    assert "raspapi.plugins.usage.api" in result["at_start"]
+    assert result["answers"] == {
+        "/admin/login": 200,
+        "/admin": 303,
+        "/static/admin/admin.css": 200,
+        "/adminx": 404,
+        "/admin/keys/": 307,
+        "/system": 200,
+    }
+    # Request metrics name the admin routes as before, never the catch-all in front.
+    assert result["templates"] == [
+        "/admin",
+        "/admin/login",
+        "/static/{path:path}",
+        "/system",
+        "unmatched",
+    ]
+    assert "raspapi.admin.page" in result["after"]
+    assert "starlette.staticfiles" in result["after"]
+
+
+def test_builtin_plugins_are_found_as_pkgutil_finds_them() -> None:
+    expected = sorted(info.name for info in pkgutil.iter_modules(raspapi.plugins.__path__))
+    assert _submodules(raspapi.plugins.__path__) == expected
+    assert "system" in expected and "_handlers" in expected
+
+
+def test_submodules_match_pkgutil_on_odd_names(tmp_path: Path) -> None:
+    folder = tmp_path / "pkg"
+    folder.mkdir()
+    native = "native" + importlib.machinery.EXTENSION_SUFFIXES[0]
+    for name in ("plain.py", "two.dots.py", "__init__.py", native):
+        (folder / name).write_text("")
+    (folder / "notes.txt").write_text("")
+    (folder / "sub").mkdir()
+    (folder / "sub" / "__init__.py").write_text("")
+    (folder / "nopkg").mkdir()
+    (folder / "nopkg" / "x.py").write_text("")
+    (folder / "dotted.dir").mkdir()
+    (folder / "dotted.dir" / "__init__.py").write_text("")
+    (folder / "__pycache__").mkdir()
+    zipped = tmp_path / "plugins.zip"
+    with zipfile.ZipFile(zipped, "w") as archive:
+        archive.writestr("inzip.py", "")
+    paths = [str(folder), str(zipped), str(tmp_path / "absent")]
+    expected = sorted({info.name for info in pkgutil.iter_modules(paths)})
+    assert _submodules(paths) == expected
+    assert expected == ["inzip", "native", "plain", "sub"]
+
+
+def test_webui_dir_is_the_folder_with_the_pages() -> None:
+    assert (webui_dir() / "static" / "admin" / "admin.css").is_file()
