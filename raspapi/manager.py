@@ -15,12 +15,13 @@ import inspect
 import logging
 import math
 import os
+import pkgutil
 import re
 import sys
 import threading
 import time
 import types
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -224,9 +225,9 @@ class PluginManager:
                 yield _Candidate(name, f"module {module.__name__}", _given(module))
             return
         package = importlib.import_module(BUILTIN_PACKAGE)
-        for name in _submodules(package.__path__):
-            if not name.startswith("_"):
-                yield _Candidate(name, "builtin", _importer(f"{BUILTIN_PACKAGE}.{name}"))
+        for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
+            if not info.name.startswith("_"):
+                yield _Candidate(info.name, "builtin", _importer(f"{BUILTIN_PACKAGE}.{info.name}"))
         if self.settings.entry_points and may_declare_entry_points(ENTRY_POINT_GROUP):
             from importlib import metadata
 
@@ -670,37 +671,6 @@ def _namespaced(prefix: str, path: str) -> str:
 def _wraps(impl: pluggy.HookImpl) -> bool:
     """A new-style (``wrapper=True``) or old-style (``hookwrapper=True``) wrapper."""
     return bool(impl.wrapper or impl.hookwrapper)
-
-
-def _submodules(path: Iterable[str]) -> list[str]:
-    """The modules and packages in a package's folders, sorted, named as
-    ``pkgutil.iter_modules`` names them; ``pkgutil`` (and ``zipfile``, which it
-    loads) only for a path entry that is not a folder (issue 16: memory)."""
-    names: set[str] = set()
-    # Longest first: "x.cpython-311-x86_64-linux-gnu.so" is "x", not "x.cpython-311...".
-    suffixes = sorted(importlib.machinery.all_suffixes(), key=len, reverse=True)
-    for entry in path:
-        if not os.path.isdir(entry):
-            import pkgutil
-
-            names.update(info.name for info in pkgutil.iter_modules([entry]))
-            continue
-        with os.scandir(entry) as children:
-            for child in children:
-                suffix = next((s for s in suffixes if child.name.endswith(s)), None)
-                if suffix is not None:
-                    name = child.name[: -len(suffix)]
-                    if name and "." not in name and name != "__init__" and not child.is_dir():
-                        names.add(name)
-                elif (
-                    "." not in child.name
-                    and child.is_dir()
-                    and any(
-                        os.path.isfile(os.path.join(child.path, "__init__" + s)) for s in suffixes
-                    )
-                ):
-                    names.add(child.name)
-    return sorted(names)
 
 
 def may_declare_entry_points(group: str, path: Sequence[str] | None = None) -> bool:

@@ -1,23 +1,17 @@
 """Start-up imports only what a request path needs (issue 16: memory).
 
-The admin page, the static files, gzip, csv and pkgutil are imported on first
+The admin page, the static files, gzip and csv are imported on first
 use; these tests hold that, and that the parts built on first use still answer.
 """
 
 from __future__ import annotations
 
-import importlib.machinery
 import json
-import pkgutil
 import subprocess
 import sys
-import zipfile
 from pathlib import Path
 
-import raspapi.plugins
-
 from raspapi.http.endpoints import webui_dir
-from raspapi.manager import _submodules
 from tests.conftest import FIXTURE_ROOT, KEY
 
 #: Modules no request to /system, and no sample, needs.
@@ -27,7 +21,6 @@ LAZY = (
     "starlette.staticfiles",
     "gzip",
     "csv",
-    "pkgutil",
     "zipfile",
     "importlib.resources.readers",
 )
@@ -96,35 +89,6 @@ def test_start_up_leaves_first_use_modules_out_and_they_still_answer(tmp_path: P
     ]
     assert "raspapi.admin.page" in result["after"]
     assert "starlette.staticfiles" in result["after"]
-
-
-def test_builtin_plugins_are_found_as_pkgutil_finds_them() -> None:
-    expected = sorted(info.name for info in pkgutil.iter_modules(raspapi.plugins.__path__))
-    assert _submodules(raspapi.plugins.__path__) == expected
-    assert "system" in expected and "_handlers" in expected
-
-
-def test_submodules_match_pkgutil_on_odd_names(tmp_path: Path) -> None:
-    folder = tmp_path / "pkg"
-    folder.mkdir()
-    native = "native" + importlib.machinery.EXTENSION_SUFFIXES[0]
-    for name in ("plain.py", "two.dots.py", "__init__.py", native):
-        (folder / name).write_text("")
-    (folder / "notes.txt").write_text("")
-    (folder / "sub").mkdir()
-    (folder / "sub" / "__init__.py").write_text("")
-    (folder / "nopkg").mkdir()
-    (folder / "nopkg" / "x.py").write_text("")
-    (folder / "dotted.dir").mkdir()
-    (folder / "dotted.dir" / "__init__.py").write_text("")
-    (folder / "__pycache__").mkdir()
-    zipped = tmp_path / "plugins.zip"
-    with zipfile.ZipFile(zipped, "w") as archive:
-        archive.writestr("inzip.py", "")
-    paths = [str(folder), str(zipped), str(tmp_path / "absent")]
-    expected = sorted({info.name for info in pkgutil.iter_modules(paths)})
-    assert _submodules(paths) == expected
-    assert expected == ["inzip", "native", "plain", "sub"]
 
 
 def test_webui_dir_is_the_folder_with_the_pages() -> None:
