@@ -20,7 +20,10 @@
      sample is the count divided by the samples the window holds. Target: 0
      without WireGuard (the fixture machine has none).
    The wake-up and program windows are traced (ptrace slows the process),
-   the CPU window is not.
+   the CPU window is not. The daemon writes and reads its bytecode as an
+   installed one does (``PYTHONDONTWRITEBYTECODE`` from a development shell
+   is overridden): modules imported on the first sample (inside the window)
+   would otherwise be compiled from source on every run.
 2. **Imports**: the same daemon under ``PYTHONPROFILEIMPORTTIME=1`` until
    its first answer: the 10 slowest top-level imports (cumulative) and the
    sum of all imports' own time.
@@ -190,7 +193,7 @@ def idle_cpu(pid: int, seconds: float) -> dict[str, Any]:
 
 
 def measure_idle(seconds: float, say: Say) -> dict[str, Any]:
-    with Daemon(ready_path="/system", ready_headers=AUTH) as daemon:
+    with Daemon(ready_path="/system", ready_headers=AUTH, extra_env=BYTECODE) as daemon:
         # The first answer is in; let start-up work settle before measuring.
         time.sleep(min(5.0, seconds))
         say(f"  CPU over {seconds:g} s")
@@ -230,8 +233,10 @@ def measure_side_by_side(venv: Path, seconds: float, windows: int, say: Say) -> 
     """This build and the one in ``venv``, running at the same time (same load),
     each one's scheduler CPU over the same windows: a fair A/B on a shared machine."""
     with (
-        Daemon(ready_path="/system", ready_headers=AUTH) as this,
-        _OtherDaemon(ready_path="/system", ready_headers=AUTH, venv=venv) as other,
+        Daemon(ready_path="/system", ready_headers=AUTH, extra_env=BYTECODE) as this,
+        _OtherDaemon(
+            ready_path="/system", ready_headers=AUTH, venv=venv, extra_env=BYTECODE
+        ) as other,
     ):
         time.sleep(min(5.0, seconds))
         out: dict[str, list[float]] = {"this": [], "other": []}

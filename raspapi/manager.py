@@ -175,6 +175,8 @@ class PluginManager:
         self.collections: dict[tuple[str, str], Collection] = {}
         #: Pluggy's per-plugin hook callers, by (hook, plugin).
         self._callers: dict[tuple[str, str], Any] = {}
+        #: Whether each hook implementation is a coroutine function.
+        self._coroutine_functions: dict[Callable[..., Any], bool] = {}
 
     # -- loading ---------------------------------------------------------------
 
@@ -498,13 +500,14 @@ class PluginManager:
         """The merged samples, and each plugin's (in pluggy's call order)."""
         hook = "raspapi_samples"
         impls = [plugin for plugin, _ in self._impls(hook)]
-        plain = [p for p in impls if not self._is_async(p, hook)]
+        coroutines = self._coroutine_plugins(hook)
+        plain = [p for p in impls if p.name not in coroutines]
         batch = _Batch(self, plain, then if len(plain) == len(impls) else None)
         # The async implementations start first and run while the thread works.
         tasks = {
             p.name: asyncio.ensure_future(self._collect_one(p, hook, "samples", _check_samples))
             for p in impls
-            if p not in plain
+            if p.name in coroutines
         }
         if plain:
             await batch.run()
@@ -524,11 +527,20 @@ class PluginManager:
                 await asyncio.get_running_loop().run_in_executor(None, then, merged)
         return merged, [(p, results[p.name]) for p in impls if p.name in results]
 
-    def _is_async(self, plugin: Plugin, hook: str) -> bool:
+    def _coroutine_plugins(self, hook: str) -> set[str]:
+        """The plugins whose implementation of ``hook`` is a coroutine function
+        (asked every interval: inspect's answer is kept per function)."""
+        out: set[str] = set()
         for impl in getattr(self.pm.hook, hook).get_hookimpls():
-            if impl.plugin_name == plugin.name:
-                return inspect.iscoroutinefunction(impl.function)
-        return False
+            if _wraps(impl):
+                continue
+            known = self._coroutine_functions.get(impl.function)
+            if known is None:
+                known = inspect.iscoroutinefunction(impl.function)
+                self._coroutine_functions[impl.function] = known
+            if known:
+                out.add(impl.plugin_name)
+        return out
 
     async def _finish_sample(
         self, plugin: Plugin, awaitable: Awaitable[Any], started: float
@@ -836,10 +848,25 @@ def _check_samples(result: Any) -> dict[str, float]:
         name: float(value)
         for name, value in result.items()
         if isinstance(name, str)
-        and SAMPLE_NAME.fullmatch(name)
+        and _sample_name(name)
         and isinstance(value, int | float)
         and math.isfinite(value)
     }
+
+
+#: Sample names already found good: every interval brings the same few dozen.
+_GOOD_NAMES: set[str] = set()
+_MAX_GOOD_NAMES = 10_000
+
+
+def _sample_name(name: str) -> bool:
+    if name in _GOOD_NAMES:
+        return True
+    if SAMPLE_NAME.fullmatch(name) is None:
+        return False
+    if len(_GOOD_NAMES) < _MAX_GOOD_NAMES:
+        _GOOD_NAMES.add(name)
+    return True
 
 
 def _describe(exc: BaseException) -> str:

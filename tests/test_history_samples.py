@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -249,3 +250,23 @@ def test_cancelling_the_sampler_cancels_and_skips_then(settings: Settings, make_
     time.sleep(1.2)  # the slow plugin has returned; the thread stopped after it
     assert written == []
     assert module("b_last").THREADS == []
+
+
+def test_the_builtin_samples_read_each_file_afresh(root: Path, make_client: MakeClient):
+    # The plugins keep the paths they read every interval resolved under the root,
+    # never what the files held: each interval reads them again (issue 16).
+    client = make_client()
+    manager = client.app.state.runtime.manager  # type: ignore[attr-defined]
+    assert client.portal is not None
+    first = client.portal.call(manager.samples)
+    assert first["load.avg_1m"] == 0.42
+    assert first["temperature.thermal_zone0.celsius"] != 71.5
+    (root / "proc/loadavg").write_text("1.25 0.35 0.30 2/213 1842\n")
+    (root / "sys/class/thermal/thermal_zone0/temp").write_text("71500\n")
+    meminfo = root / "proc/meminfo"
+    meminfo.write_text(meminfo.read_text().replace("MemTotal:        3882924", "MemTotal: 4882924"))
+    again = client.portal.call(manager.samples)
+    assert again["load.avg_1m"] == 1.25
+    assert again["temperature.thermal_zone0.celsius"] == 71.5
+    assert again["memory.used_bytes"] == first["memory.used_bytes"] + 1_000_000 * 1024
+    assert again.keys() == first.keys()

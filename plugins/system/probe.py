@@ -51,10 +51,28 @@ USER_PROCESS = 7
 MAX_UTMP_RECORDS = 4096
 
 
+#: Paths read every history interval: resolved under the root once per plugin
+#: (pathlib's join was a good share of a sample's work).
+HOT_PATHS = frozenset({"/", "/proc/stat", "/proc/meminfo", "/proc/loadavg"})
+
+
+def at(ctx: PluginContext, path: str) -> str | Path:
+    """``ctx.path(path)``; kept per plugin for the :data:`HOT_PATHS`."""
+    if path not in HOT_PATHS:
+        return ctx.path(path)
+    paths: dict[str, str] | None = ctx.state.get("hot_paths")
+    if paths is None:
+        paths = ctx.state["hot_paths"] = {}
+    found = paths.get(path)
+    if found is None:
+        found = paths[path] = str(ctx.path(path))
+    return found
+
+
 def read(ctx: PluginContext, path: str, limit: int = 1 << 20) -> str | None:
     """A file's text, None when it is absent or unreadable (a process may exit mid-read)."""
     try:
-        with open(ctx.path(path), "rb") as fh:
+        with open(at(ctx, path), "rb") as fh:
             return fh.read(limit).decode("utf-8", errors="replace")
     except OSError:
         return None
@@ -162,11 +180,13 @@ def device_tree_model(ctx: PluginContext) -> str | None:
     return text.split("\0", 1)[0].strip() or None
 
 
-def meminfo(ctx: PluginContext) -> dict[str, int]:
-    """/proc/meminfo in kB."""
+def meminfo(ctx: PluginContext, keys: frozenset[str] | None = None) -> dict[str, int]:
+    """/proc/meminfo in kB (only ``keys`` when given: the history samples want five)."""
     values: dict[str, int] = {}
     for line in (read(ctx, "/proc/meminfo", 65536) or "").splitlines()[:200]:
         key, _, rest = line.partition(":")
+        if keys is not None and key.strip() not in keys:
+            continue
         number = rest.split()
         if number and number[0].isdigit():
             values[key.strip()] = int(number[0])
@@ -237,7 +257,7 @@ def is_disk(mount: Mount) -> bool:
     return not (kind in PSEUDO_FS or kind in NETWORK_FS or kind.startswith("fuse."))
 
 
-def disk_usage(path: Path) -> tuple[int, int, int] | None:
+def disk_usage(path: str | Path) -> tuple[int, int, int] | None:
     """(total, used, available) bytes of the filesystem holding ``path``, as df counts."""
     import psutil
 

@@ -14,6 +14,9 @@ from raspapi.plugin import PluginContext
 from . import probe
 from .sampler import CpuSampler
 
+#: The /proc/meminfo fields the samples use.
+_MEMINFO_KEYS = frozenset({"MemTotal", "MemAvailable", "MemFree", "SwapTotal", "SwapFree"})
+
 
 def samples(ctx: PluginContext, cpu: CpuSampler) -> dict[str, float]:
     """``cpu.percent`` (since the previous sample), memory, swap, load and the root disk."""
@@ -21,7 +24,7 @@ def samples(ctx: PluginContext, cpu: CpuSampler) -> dict[str, float]:
     busy = cpu.sample()["percent"]
     if busy is not None:
         out["cpu.percent"] = busy
-    mem = probe.meminfo(ctx)
+    mem = probe.meminfo(ctx, _MEMINFO_KEYS)
     total = mem.get("MemTotal", 0) * 1024
     if total > 0:
         available = mem.get("MemAvailable", mem.get("MemFree", 0)) * 1024
@@ -33,7 +36,7 @@ def samples(ctx: PluginContext, cpu: CpuSampler) -> dict[str, float]:
     out["swap.percent"] = probe.percent(swap_used, swap_total)
     load = probe.loadavg(ctx)
     out["load.avg_1m"], out["load.avg_5m"], out["load.avg_15m"] = load
-    disk = probe.disk_usage(ctx.path("/"))
+    disk = probe.disk_usage(probe.at(ctx, "/"))
     if disk is not None:
         out["disk.root.percent"] = probe.percent(disk[1], disk[1] + disk[2])
     return out
