@@ -193,7 +193,7 @@ def idle_cpu(pid: int, seconds: float) -> dict[str, Any]:
 
 
 def measure_idle(seconds: float, say: Say) -> dict[str, Any]:
-    with Daemon(ready_path="/system", ready_headers=AUTH, extra_env=BYTECODE) as daemon:
+    with Daemon(ready_path="/system", ready_headers=AUTH) as daemon:
         # The first answer is in; let start-up work settle before measuring.
         time.sleep(min(5.0, seconds))
         say(f"  CPU over {seconds:g} s")
@@ -233,10 +233,8 @@ def measure_side_by_side(venv: Path, seconds: float, windows: int, say: Say) -> 
     """This build and the one in ``venv``, running at the same time (same load),
     each one's scheduler CPU over the same windows: a fair A/B on a shared machine."""
     with (
-        Daemon(ready_path="/system", ready_headers=AUTH, extra_env=BYTECODE) as this,
-        _OtherDaemon(
-            ready_path="/system", ready_headers=AUTH, venv=venv, extra_env=BYTECODE
-        ) as other,
+        Daemon(ready_path="/system", ready_headers=AUTH) as this,
+        _OtherDaemon(ready_path="/system", ready_headers=AUTH, venv=venv) as other,
     ):
         time.sleep(min(5.0, seconds))
         out: dict[str, list[float]] = {"this": [], "other": []}
