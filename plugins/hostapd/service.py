@@ -41,8 +41,6 @@ MAX_CONFIRM_SECONDS = 3600.0
 CONFIRM_URL = "/api/v1/hostapd/config/confirm"
 UNIT = "hostapd.service"
 MAX_CONF_BYTES = 1 << 20
-#: Resolved paths kept at most (hostapd.conf and a control socket per BSS).
-MAX_PATHS = 256
 #: How long a control request may take (a reply is normally under a millisecond).
 CTRL_TIMEOUT = 2.0
 #: ENABLE and DISABLE set the radio up or down: allow them longer.
@@ -120,9 +118,6 @@ class Hostapd:
         #: in place: a change is made on a fresh parse), for the next read of
         #: the same bytes (every interval's samples and station sweep).
         self._parsed: tuple[bytes, HostapdConf] | None = None
-        #: Paths resolved under the root (hostapd.conf, control sockets): read on
-        #: every interval, and pathlib's join is dear next to a stat.
-        self._paths: dict[str, str] = {}
 
     # -- life cycle ------------------------------------------------------------
 
@@ -153,7 +148,7 @@ class Hostapd:
 
     def read_config(self) -> Loaded:
         """hostapd.conf as read now (blocking: a thread; :meth:`loaded` caches it)."""
-        path = self._at(hconf.PATH)
+        path = self.ctx.path(hconf.PATH)
         try:
             with open(path, "rb") as fh:
                 mode = os.fstat(fh.fileno()).st_mode & 0o7777
@@ -171,16 +166,6 @@ class Hostapd:
             self._parsed = (raw, conf)
         return Loaded(conf, raw, mode, too_big, self._ctrl_files(conf))
 
-    def _at(self, path: str) -> str:
-        """``ctx.path(path)`` as text, kept (a few paths: one dict operation each,
-        as two threads may read at once)."""
-        found = self._paths.get(path)
-        if found is None:
-            if len(self._paths) >= MAX_PATHS:
-                self._paths.clear()
-            found = self._paths[path] = str(self.ctx.path(path))
-        return found
-
     def _ctrl_files(self, conf: HostapdConf) -> dict[str, bool]:
         """Each interface whose control socket path exists: is it a socket?
         (Blocking: :meth:`read_config`'s thread.) Only a path that is not
@@ -188,7 +173,7 @@ class Hostapd:
         out: dict[str, bool] = {}
         for interface in conf.interfaces():
             try:
-                mode = os.stat(self._at(ctrl_name(conf, interface))).st_mode
+                mode = os.stat(self.ctx.path(ctrl_name(conf, interface))).st_mode
             except (FileNotFoundError, NotADirectoryError):
                 continue
             except OSError:

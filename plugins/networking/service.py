@@ -91,7 +91,7 @@ class Snapshot:
 # -- reading -------------------------------------------------------------------
 
 
-def _read(path: str | Path, limit: int = 4096) -> str | None:
+def _read(path: Path, limit: int = 4096) -> str | None:
     """A sysfs/procfs value; None when absent or unreadable (speed of a down link)."""
     try:
         with open(path, "rb") as fh:

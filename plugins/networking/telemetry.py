@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
 from typing import Any
 
 from raspapi.plugin import PluginContext
@@ -27,15 +26,10 @@ from .service import (
 def _counters(ctx: PluginContext) -> dict[str, dict[str, int]]:
     """Each interface's counters, exactly as ``read_links`` finds them (/proc/net/dev,
     else the interface's statistics folder), without reading its other attributes."""
-    # The two paths, resolved under the root once (pathlib is dear per interval).
-    paths: tuple[Path, str, str] | None = ctx.state.get("sample_paths")
-    if paths is None:
-        base = ctx.path(SYS_NET)
-        paths = ctx.state["sample_paths"] = (base, str(base), str(ctx.path(PROC_NET_DEV)))
-    base, folder, proc_net_dev = paths
-    dev = parse_proc_net_dev(_read(proc_net_dev, limit=1 << 20))
+    base = ctx.path(SYS_NET)
+    dev = parse_proc_net_dev(_read(ctx.path(PROC_NET_DEV), limit=1 << 20))
     try:
-        names = [n for n in os.listdir(folder)[:MAX_INTERFACES] if valid_ifname(n)]
+        names = [n for n in os.listdir(base)[:MAX_INTERFACES] if valid_ifname(n)]
     except OSError:
         names = list(dev)
     out: dict[str, dict[str, int]] = {}

@@ -51,28 +51,10 @@ USER_PROCESS = 7
 MAX_UTMP_RECORDS = 4096
 
 
-#: Paths read every history interval: resolved under the root once per plugin
-#: (pathlib's join was a good share of a sample's work).
-HOT_PATHS = frozenset({"/", "/proc/stat", "/proc/meminfo", "/proc/loadavg"})
-
-
-def at(ctx: PluginContext, path: str) -> str | Path:
-    """``ctx.path(path)``; kept per plugin for the :data:`HOT_PATHS`."""
-    if path not in HOT_PATHS:
-        return ctx.path(path)
-    paths: dict[str, str] | None = ctx.state.get("hot_paths")
-    if paths is None:
-        paths = ctx.state["hot_paths"] = {}
-    found = paths.get(path)
-    if found is None:
-        found = paths[path] = str(ctx.path(path))
-    return found
-
-
 def read(ctx: PluginContext, path: str, limit: int = 1 << 20) -> str | None:
     """A file's text, None when it is absent or unreadable (a process may exit mid-read)."""
     try:
-        with open(at(ctx, path), "rb") as fh:
+        with open(ctx.path(path), "rb") as fh:
             return fh.read(limit).decode("utf-8", errors="replace")
     except OSError:
         return None

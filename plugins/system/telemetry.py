@@ -36,7 +36,7 @@ def samples(ctx: PluginContext, cpu: CpuSampler) -> dict[str, float]:
     out["swap.percent"] = probe.percent(swap_used, swap_total)
     load = probe.loadavg(ctx)
     out["load.avg_1m"], out["load.avg_5m"], out["load.avg_15m"] = load
-    disk = probe.disk_usage(probe.at(ctx, "/"))
+    disk = probe.disk_usage(ctx.path("/"))
     if disk is not None:
         out["disk.root.percent"] = probe.percent(disk[1], disk[1] + disk[2])
     return out

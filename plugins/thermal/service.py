@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import stat
 import time
 from collections.abc import Awaitable
 from typing import Any
@@ -35,53 +34,12 @@ VCGENCMD_RETRY_SECONDS = 3600.0
 _VCGENCMD_FAILED = "vcgencmd_failed"
 _NUMBERED = re.compile(r"([a-z_]+?)(\d+)")
 _TEMP_INPUT = re.compile(r"temp(\d+)_input")
-#: Resolved paths kept at most (zones and sensors: a few dozen).
-_MAX_PATHS = 1024
-_MAX_READ = 4096
-
-
-def _at(ctx: PluginContext, path: str) -> str:
-    """``ctx.path(path)`` as text, kept per plugin: each interval's samples read the
-    same dozen sysfs paths, and building each anew with pathlib was a tenth of the
-    samples' work."""
-    paths: dict[str, str] | None = ctx.state.get("paths")
-    if paths is None:
-        paths = ctx.state["paths"] = {}
-    found = paths.get(path)
-    if found is None:
-        if len(paths) >= _MAX_PATHS:
-            paths.clear()
-        found = paths[path] = str(ctx.path(path))
-    return found
-
-
-def _read_file(path: str) -> str | None:
-    """What ``ctx.read_text`` answers (a regular file only, at most 4 kB), for a
-    path already resolved under the root."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            return None
-        data = b""
-        while len(data) < _MAX_READ:  # sysfs answers in one read; a file may not
-            chunk = os.read(fd, _MAX_READ - len(data))
-            if not chunk:
-                break
-            data += chunk
-        return data.decode("utf-8", errors="replace")
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
 
 
 def _numbered(ctx: PluginContext, folder: str, prefix: str) -> list[str]:
     """``prefix<N>`` entries of ``folder`` in numeric order."""
     try:
-        names = os.listdir(_at(ctx, folder))
+        names = os.listdir(ctx.path(folder))
     except OSError:
         return []
     found = []
@@ -127,7 +85,7 @@ class Thermal:
 
     def _read(self, path: str) -> str | None:
         # Absent, or a sensor that fails to answer (EIO, ENODATA): None.
-        text = _read_file(_at(self.ctx, path))
+        text = self.ctx.read_text(path, limit=4096)
         return text.strip() if text is not None else None
 
     def _celsius(self, path: str) -> float | None:
@@ -159,7 +117,7 @@ class Thermal:
         for chip in chips:
             folder = f"{HWMON}/{chip}"
             try:
-                entries = os.listdir(_at(ctx, folder))
+                entries = os.listdir(ctx.path(folder))
             except OSError:
                 continue
             inputs = sorted(
