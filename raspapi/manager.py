@@ -848,25 +848,10 @@ def _check_samples(result: Any) -> dict[str, float]:
         name: float(value)
         for name, value in result.items()
         if isinstance(name, str)
-        and _sample_name(name)
+        and SAMPLE_NAME.fullmatch(name)
         and isinstance(value, int | float)
         and math.isfinite(value)
     }
-
-
-#: Sample names already found good: every interval brings the same few dozen.
-_GOOD_NAMES: set[str] = set()
-_MAX_GOOD_NAMES = 10_000
-
-
-def _sample_name(name: str) -> bool:
-    if name in _GOOD_NAMES:
-        return True
-    if SAMPLE_NAME.fullmatch(name) is None:
-        return False
-    if len(_GOOD_NAMES) < _MAX_GOOD_NAMES:
-        _GOOD_NAMES.add(name)
-    return True
 
 
 def _describe(exc: BaseException) -> str:

@@ -239,7 +239,7 @@ def is_disk(mount: Mount) -> bool:
     return not (kind in PSEUDO_FS or kind in NETWORK_FS or kind.startswith("fuse."))
 
 
-def disk_usage(path: str | Path) -> tuple[int, int, int] | None:
+def disk_usage(path: Path) -> tuple[int, int, int] | None:
     """(total, used, available) bytes of the filesystem holding ``path``, as df counts."""
     import psutil
 
