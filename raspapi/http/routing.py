@@ -291,12 +291,7 @@ class IndexedRouter(Router):
         if self._index is None or stale:
             index: dict[str, list[Route]] = {}
             for route in self.routes:
-                if isinstance(route, ApiRoute):
-                    static = not route.has_parameters
-                else:
-                    static = isinstance(route, Route) and not route.param_convertors
-                if static:
-                    assert isinstance(route, Route)
+                if isinstance(route, Route) and not _has_parameters(route):
                     index.setdefault(route.path, []).append(route)
             self._index, self._indexed, self._size = index, self.routes, len(self.routes)
         return self._index
@@ -315,6 +310,11 @@ class IndexedRouter(Router):
                         await route.handle(scope, receive, send)
                         return
         await super().app(scope, receive, _relative_redirects(scope, send))
+
+
+def _has_parameters(route: Route) -> bool:
+    # An ApiRoute answers without compiling its path (see ApiRoute).
+    return route.has_parameters if isinstance(route, ApiRoute) else bool(route.param_convertors)
 
 
 def _relative_redirects(scope: Scope, send: Send) -> Send:
