@@ -253,8 +253,8 @@ def test_cancelling_the_sampler_cancels_and_skips_then(settings: Settings, make_
 
 
 def test_the_builtin_samples_read_each_file_afresh(root: Path, make_client: MakeClient):
-    # The plugins keep the paths they read every interval resolved under the root,
-    # never what the files held: each interval reads them again (issue 16).
+    # ctx.path keeps the paths the samples read every interval resolved under the
+    # root, never what the files held: each interval reads them again (issue 16).
     client = make_client()
     manager = client.app.state.runtime.manager  # type: ignore[attr-defined]
     assert client.portal is not None
