@@ -36,6 +36,9 @@ AUTH = {"access_token": KEY}
 LOOPBACK = ("127.0.0.1", "::1")
 HOST = "127.0.0.1"
 
+#: The daemon's default history interval (``RASPAPI_HISTORY_INTERVAL``): the idle
+#: and memory scenarios time their windows by it.
+HISTORY_INTERVAL = 10.0
 STARTUP_TIMEOUT = 30.0
 STARTUP_POLL = 0.005
 STOP_TIMEOUT = 10.0

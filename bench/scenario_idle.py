@@ -70,6 +70,7 @@ from typing import Any
 
 from bench.harness import (
     AUTH,
+    HISTORY_INTERVAL,
     REPO,
     BareApp,
     BenchError,
@@ -84,7 +85,6 @@ IDLE_CPU_TARGET = 0.05  # % of a core
 WAKEUPS_TARGET = 2.0  # event-loop wake-ups a second
 PROGRAMS_TARGET = 0.0  # programs per sample, no WireGuard
 ARM64_RATIO_TARGET = 1.3
-HISTORY_INTERVAL = 10.0
 STRACE_GRACE = 10.0
 
 Say = Callable[[str], None]

@@ -32,10 +32,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from bench.harness import AUTH, BenchError, Daemon, ServerProcess
+from bench.harness import AUTH, HISTORY_INTERVAL, BenchError, Daemon, ServerProcess
 
 MB = 1024 * 1024
-HISTORY_INTERVAL = 10.0
 CORE_PATHS = ("/", "/health", "/ready", "/openapi.json", "/docs", "/redoc", "/metrics")
 PAGE_PATHS = ("/admin", "/admin/login", "/static/admin/admin.css")
 
