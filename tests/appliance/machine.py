@@ -194,6 +194,8 @@ class Machine:
         self.name = f"raspapi-appl-{arch}-{os.getpid()}"
         self.proc: subprocess.Popen[bytes] | None = None
         self.pid1 = 0
+        #: The container's init as the host sees it: (pid, start time).
+        self._init: tuple[int, int] | None = None
         self.log = tree.parent / f"{tree.name}.console.log"
 
     # -- life ---------------------------------------------------------------------
@@ -219,6 +221,9 @@ class Machine:
                 raise AssertionError(f"the container did not start: {self.console()}")
             self.pid1 = _child_named(self.proc.pid, "systemd")
             time.sleep(0.1)
+        started = _start_time(self.pid1)
+        if started is not None:
+            self._init = (self.pid1, started)
         state = ""
         while state not in ("running", "degraded"):
             left = deadline - time.monotonic()
@@ -232,16 +237,19 @@ class Machine:
                 time.sleep(0.5)
 
     def shutdown(self, timeout: float = 120) -> None:
-        """Power the container off (SIGTERM to nspawn halts it cleanly)."""
-        proc, self.proc, self.pid1 = self.proc, None, 0
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(30)
+        """Power the container off (SIGTERM to nspawn halts it cleanly), then make
+        sure its init is gone: an arm64 container's systemd under qemu-user
+        outlived nspawn once per suite, reparented to the host's init."""
+        proc, init, self.proc, self.pid1, self._init = self.proc, self._init, None, 0, None
+        if proc is not None and proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(30)
+        if init is not None:
+            _end_init(*init)
 
     def restart(self) -> None:
         self.shutdown()
@@ -345,6 +353,29 @@ class Machine:
             if time.monotonic() > deadline:
                 raise AssertionError(f"no {what} within {timeout:g} s")
             time.sleep(0.5)
+
+
+def _start_time(pid: int) -> int | None:
+    """When ``pid`` started (clock ticks since boot), None if it is gone or a zombie."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return None if fields[0] == "Z" else int(fields[19])
+
+
+def _end_init(pid: int, started: int) -> None:
+    """SIGKILL the container's init (and with it its PID namespace) if it is
+    still the process that booted, and wait up to 10 s for it to go."""
+    if _start_time(pid) != started:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while _start_time(pid) == started:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"the container's init ({pid}) survived SIGKILL")
+        time.sleep(0.1)
 
 
 def _child_named(pid: int, comm: str, depth: int = 3) -> int:
