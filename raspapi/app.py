@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import stat
@@ -36,10 +37,11 @@ from raspapi.http.errors import ApiError
 from raspapi.http.guard import Guard
 from raspapi.http.ratelimit import RateLimiter
 from raspapi.http.routing import ApiRoute, IndexedRouter
-from raspapi.manager import PluginManager
+from raspapi.manager import Plugin, PluginManager
 from raspapi.security.adminkey import KEY_NAME, AdminKey
 from raspapi.security.auth import Authenticator
 from raspapi.settings import Settings
+from raspapi.state import manifest
 from raspapi.state.coredb import CoreDB
 from raspapi.telemetry import prometheus as metrics
 from raspapi.telemetry import requests as requestmetrics
@@ -47,44 +49,62 @@ from raspapi.telemetry import requests as requestmetrics
 log = logging.getLogger("raspapi")
 
 
-def create_app(settings: Settings, *, plugins: Sequence[ModuleType] | None = None) -> Starlette:
+def create_app(
+    settings: Settings,
+    *,
+    plugins: Sequence[ModuleType] | None = None,
+    deferred: bool = False,
+) -> Starlette:
     """Build the daemon: load plugins, collect and guard their routes.
 
-    ``plugins``: these modules instead of discovering plugins (raspapi.testing)."""
+    ``plugins``: these modules instead of discovering plugins (raspapi.testing).
+    ``deferred`` (``raspapi serve``): import no plugin here. They load once the
+    server listens (``app.state.load_plugins``) or at the first request,
+    whichever comes first; until all have, a request first loads the plugins
+    it may need (``LoadingGate``), and ``/ready`` answers once all have."""
     manager = PluginManager(settings, CommandRunner(settings.root), plugins)
-    manager.load()
+    coredb = CoreDB(settings)
+    manager.audit_log = coredb.audit
+    if deferred:
+        manager.defer(manifest.read(settings.state_dir / manifest.FILE_NAME))
+    else:
+        manager.load()
     admin_key = AdminKey(settings.env_file, settings.api_key_override)
     runtime = Runtime(settings, admin_key, Authenticator(admin_key), manager)
-    coredb = CoreDB(settings)
     runtime.keys, runtime.audit = coredb.keys, coredb.audit
-    for plugin in manager.plugins.values():
-        if plugin.ctx is not None:
-            plugin.ctx.audit_log = coredb.audit
     runtime.auth.lookups.append(coredb.keys.lookup)
     runtime.limiter = RateLimiter(settings.rate_limits) if settings.rate_limits else None
     live.setup(runtime)
 
     exporter = metrics.Exporter(runtime)
-    api_routes = (
+    core_routes = _guarded(
         endpoints.routes()
         + requestmetrics.routes()
         + live.routes()
         + metrics.routes(exporter)
-        + adminapi.routes()
-        + manager.collect_routes()
-        + _failed_plugin_routes(manager)
+        + adminapi.routes(),
+        runtime,
     )
-    runtime.routes = api_routes
-    for switch in switches.unmatched(api_routes, settings.disable_routes):
-        log.warning("%s: %r matches no route", switches.ENV_NAME, str(switch))
-    routes: list[BaseRoute] = []
-    for route in api_routes:
-        route.app = Guard(route.app, route, runtime)
-        routes.append(route)
     # The admin page and the static files are built on their first request:
     # most daemons never serve either, and their modules cost memory (issue 16).
-    routes.append(Route("/admin{rest:path}", OnFirstUse(_admin_app), name="admin"))
-    routes.append(Mount("/static", OnFirstUse(_static_files), name="static"))
+    site: list[BaseRoute] = [
+        Route("/admin{rest:path}", OnFirstUse(_admin_app), name="admin"),
+        Mount("/static", OnFirstUse(_static_files), name="static"),
+    ]
+
+    def route_table() -> list[BaseRoute]:
+        """The router's routes: the core's, the plugins' loaded so far, a 503
+        namespace for each failed one, then the admin page's."""
+        api_routes = core_routes + manager.routes() + failed.routes()
+        runtime.routes = api_routes
+        return [*api_routes, *site]
+
+    failed = _FailedPlugins(manager, runtime)
+    for plugin_route in manager.collect_routes():
+        plugin_route.app = Guard(plugin_route.app, plugin_route, runtime)
+    routes = route_table()
+    if not deferred:
+        _check_switches(runtime)
 
     # Refusals, failures and changes are logged even with the access log off;
     # RASPAPI_ACCESS_LOG=false only drops the ordinary line per request.
@@ -100,18 +120,53 @@ def create_app(settings: Settings, *, plugins: Sequence[ModuleType] | None = Non
         ),
     ]
 
+    if deferred:
+        middleware.append(Middleware(LoadingGate, manager=manager, start=lambda: start_loading()))
+
+        def loaded(plugin: Plugin) -> None:
+            for plugin_route in plugin.routes:
+                plugin_route.app = Guard(plugin_route.app, plugin_route, runtime)
+            app.router.routes = route_table()
+
+        async def all_loaded() -> None:
+            _check_switches(runtime)
+            runtime.ready = True
+            entries = manager.manifest()
+            if entries != manager.known:
+                path = settings.state_dir / manifest.FILE_NAME
+                try:
+                    await asyncio.to_thread(manifest.write, path, entries)
+                except OSError as exc:
+                    log.warning("cannot write %s: %s", path, exc.strerror or exc)
+
+        manager.on_load, manager.on_loaded = loaded, all_loaded
+
+    loader: list[asyncio.Task[None]] = []
+
+    def start_loading() -> None:
+        """Load the plugins in the background (deferred; at most once)."""
+        if not loader and manager.loading:
+            loader.append(asyncio.ensure_future(manager.load_rest()))
+
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         announce_key(admin_key, settings)
         await coredb.start()
-        await manager.startup()
+        if not deferred:
+            await manager.startup()
         exporter.start_listener()
-        runtime.ready = True
+        runtime.ready = not deferred
+        if not manager.loading:
+            await manager.ensure_all()  # deferred, with nothing to load: done
         try:
             yield
         finally:
             runtime.ready = False
             log_summary.close()
+            for task in loader:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await runtime.events.close()
             await exporter.stop_listener()
             await manager.shutdown()
@@ -127,7 +182,46 @@ def create_app(settings: Settings, *, plugins: Sequence[ModuleType] | None = Non
     app.state.runtime = runtime
     app.state.exporter = exporter
     app.state.log_summary = log_summary
+    app.state.load_plugins = start_loading
     return app
+
+
+def _guarded(routes: list[ApiRoute], runtime: Runtime) -> list[ApiRoute]:
+    for route in routes:
+        route.app = Guard(route.app, route, runtime)
+    return routes
+
+
+def _check_switches(runtime: Runtime) -> None:
+    for switch in switches.unmatched(runtime.routes, runtime.settings.disable_routes):
+        log.warning("%s: %r matches no route", switches.ENV_NAME, str(switch))
+
+
+class LoadingGate:
+    """While plugins load (``create_app(deferred=True)``), a request first loads
+    the plugins it may need (``PluginManager.needed_for``), then all of them if
+    no loaded route answers its path after all. The first request also starts
+    the background loading, for servers that do not (``app.state.load_plugins``).
+    Once every plugin has loaded, it costs a request one attribute look-up."""
+
+    def __init__(self, app: ASGIApp, manager: PluginManager, start: Callable[[], None]) -> None:
+        self.app = app
+        self.manager = manager
+        self.start = start
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        manager = self.manager
+        if not manager.loading or scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        self.start()
+        with manager.request():
+            needed = manager.needed_for(scope["path"])
+            if needed:
+                await manager.ensure(needed)
+                if manager.loading and not manager.routable(scope):
+                    await manager.ensure_all()
+            await self.app(scope, receive, send)
 
 
 async def announce_start(runtime: Runtime) -> None:
@@ -241,24 +335,40 @@ def _static_files() -> ASGIApp:
     return StaticFiles(directory=endpoints.webui_dir() / "static")
 
 
-def _failed_plugin_routes(manager: PluginManager) -> list[ApiRoute]:
-    """A plugin that failed before giving routes still answers 503 under its namespace."""
-    out: list[ApiRoute] = []
-    for name, plugin in manager.plugins.items():
-        if plugin.failure is not None and not plugin.routes:
-            for path in ("/", "/{rest:path}"):
-                route = ApiRoute(
-                    path,
-                    _never,
-                    methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
-                    include_in_schema=False,
+class _FailedPlugins:
+    """A plugin that failed before giving routes still answers 503 under its
+    namespace: its two routes, built and guarded once."""
+
+    def __init__(self, manager: PluginManager, runtime: Runtime) -> None:
+        self.manager = manager
+        self.runtime = runtime
+        self._built: dict[str, list[ApiRoute]] = {}
+
+    def routes(self) -> list[ApiRoute]:
+        out: list[ApiRoute] = []
+        for name, plugin in self.manager.plugins.items():
+            if plugin.failure is not None and not plugin.routes:
+                if name not in self._built:
+                    self._built[name] = _guarded(self._namespace(name), self.runtime)
+                out.extend(self._built[name])
+        return out
+
+    @staticmethod
+    def _namespace(name: str) -> list[ApiRoute]:
+        out: list[ApiRoute] = []
+        for path in ("/", "/{rest:path}"):
+            route = ApiRoute(
+                path,
+                _never,
+                methods=["GET", "POST", "PUT", "PATCH", "DELETE"],
+                include_in_schema=False,
+            )
+            out.append(
+                route.relocated(
+                    f"/api/v1/{name}" + ("" if path == "/" else path), name, legacy=False
                 )
-                out.append(
-                    route.relocated(
-                        f"/api/v1/{name}" + ("" if path == "/" else path), name, legacy=False
-                    )
-                )
-    return out
+            )
+        return out
 
 
 async def _never(request: Request) -> Response:  # pragma: no cover - the guard answers

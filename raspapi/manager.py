@@ -8,6 +8,9 @@ the reason, logged once, and everything else keeps serving.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import contextvars
+import functools
 import importlib
 import importlib.machinery
 import importlib.util
@@ -21,16 +24,16 @@ import sys
 import threading
 import time
 import types
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pluggy
-from starlette.routing import Route
+from starlette.routing import Match, Route, compile_path
 
-from raspapi import hookspecs
+from raspapi import __version__, hookspecs
 from raspapi.admin.panels import Panel
 from raspapi.context import PluginContext, Status
 from raspapi.events.bus import EventBus
@@ -39,10 +42,13 @@ from raspapi.http.errors import StartupError
 from raspapi.http.routing import ApiRoute
 from raspapi.http.timefmt import rfc3339
 from raspapi.settings import Settings
+from raspapi.state import manifest
 from raspapi.state.cache import Cache
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
+
+    from raspapi.security.audit import AuditLog
 
 log = logging.getLogger("raspapi.plugins")
 
@@ -56,6 +62,14 @@ SAMPLE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:@+/=-]{0,199}")
 T = TypeVar("T")
 #: How long (seconds) a plugin shows ``degraded`` after a handler raised.
 DEGRADED_SECONDS = 300.0
+#: Paths answered without waiting for any plugin while plugins load (liveness).
+LOADING_FREE_PATHS = frozenset({"/health"})
+#: Seconds the background loading waits for the requests in flight to end.
+LOADER_PATIENCE = 1.0
+#: The plugins whose start-up hook the current task runs in (or was made by).
+_STARTING: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
+    "raspapi_starting", default=frozenset()
+)
 
 
 @dataclass
@@ -67,6 +81,9 @@ class Plugin:
     #: Set for good when loading, building routes or starting failed.
     failure: str | None = None
     disabled: bool = False
+    #: Loaded but its start-up hook still running (deferred loading): hooks
+    #: other than ``raspapi_startup`` leave it out until it has started.
+    starting: bool = False
     routes: list[ApiRoute] = field(default_factory=list)
     last_status: Status | None = None
     #: Uncaught exceptions in the plugin's request handlers: how many, the last
@@ -78,7 +95,12 @@ class Plugin:
 
     @property
     def loaded(self) -> bool:
-        return self.module is not None and self.failure is None and not self.disabled
+        return (
+            self.module is not None
+            and self.failure is None
+            and not self.disabled
+            and not self.starting
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +118,8 @@ class _Candidate:
     name: str
     source: str
     load: Callable[[], object]
+    #: What the plugin's files are now (see raspapi.state.manifest); None: not known.
+    signature: str | None = None
 
 
 _NO_HOOKS = "no hooks found (is @hookimpl missing?)"
@@ -177,11 +201,35 @@ class PluginManager:
         self._callers: dict[tuple[str, str], Any] = {}
         #: Whether each hook implementation is a coroutine function.
         self._coroutine_functions: dict[Callable[..., Any], bool] = {}
+        #: Each hook's plain implementations, in the order of discovery.
+        self._impl_order: dict[str, list[tuple[Plugin, str]]] = {}
+        #: Every plugin found, in the order found; those to load (not disabled).
+        self._order: dict[str, int] = {}
+        self._candidates: dict[str, _Candidate] = {}
+        #: (method, path) of every route built, and its plugin.
+        self._taken: dict[tuple[str, str], str] = {}
+        #: Given to each plugin's context (the core database's audit log).
+        self.audit_log: AuditLog | None = None
+        # Deferred loading (``defer``): the plugins still to load, in order; the
+        # manifest's valid entries; set once each loaded plugin has started;
+        # what the app does as each plugin loads, and once all have started.
+        self._pending: dict[str, None] = {}
+        self.known: dict[str, manifest.Entry] = {}
+        self._started: dict[str, asyncio.Event] = {}
+        #: Every plugin loaded and started (always, without ``defer``).
+        self._done = True
+        #: Requests in flight while plugins load, and whether there are none.
+        self.in_flight = 0
+        self._quiet = asyncio.Event()
+        self.on_load: Callable[[Plugin], None] | None = None
+        self.on_loaded: Callable[[], Awaitable[None]] | None = None
 
     # -- loading ---------------------------------------------------------------
 
-    def load(self) -> None:
-        """Import and register every plugin not disabled; then check hook names."""
+    def discover(self) -> None:
+        """Find every plugin, importing none: names, sources, disabled ones.
+
+        Two plugins with one name are a start-up error."""
         for cand in self._discover():
             if cand.name in self.plugins:
                 raise StartupError(
@@ -190,35 +238,52 @@ class PluginManager:
                 )
             plugin = Plugin(cand.name, cand.source)
             self.plugins[cand.name] = plugin
+            self._order[cand.name] = len(self._order)
             if cand.name in self.settings.disable:
                 plugin.disabled = True
-                continue
-            try:
-                module = cand.load()
-                self.pm.register(module, name=cand.name)
-            except Exception as exc:
-                self._fail(plugin, f"cannot load: {_describe(exc)}", exc)
-                continue
-            if not self.pm.get_hookcallers(module):
-                # Routes silently missing would look like a healthy plugin.
-                bad = _unknown_hooks(module, [])
-                plugin.failure = _unknown_hook_failure(bad) if bad else _NO_HOOKS
-                log.error("plugin %r failed: %s", plugin.name, plugin.failure)
-                self.pm.unregister(module)
-                continue
-            plugin.module = module
-            plugin.ctx = PluginContext(
-                name=cand.name,
-                settings=self.settings,
-                runner=self.runner,
-                cache=Cache(ttl=self.settings.cache_ttl),
-                logger=logging.getLogger(f"raspapi.plugin.{cand.name}"),
-                hooks=self,
-                events=self.events,
-            )
+            else:
+                self._candidates[cand.name] = cand
         for name in sorted(self.settings.disable - self.plugins.keys()):
             log.warning("RASPAPI_DISABLE names %r, but no plugin has that name", name)
-        self._check_hook_names()
+
+    def load(self) -> None:
+        """Import and register every plugin not disabled."""
+        self.discover()
+        for name in self._candidates:
+            self._import(self.plugins[name])
+
+    def _import(self, plugin: Plugin) -> None:
+        """Import and register one plugin: ``failed`` if that raises, or if it has
+        no hooks or a misspelt one (then unregistered, so ``check_pending`` passes:
+        under systemd a start-up error is a restart loop)."""
+        cand = self._candidates[plugin.name]
+        try:
+            module = cand.load()
+            self.pm.register(module, name=cand.name)
+        except Exception as exc:
+            self._fail(plugin, f"cannot load: {_describe(exc)}", exc)
+            return
+        callers = [c.name for c in self.pm.get_hookcallers(module) or []]
+        bad = _unknown_hooks(module, callers)
+        if bad or not callers:
+            # Routes silently missing would look like a healthy plugin.
+            plugin.failure = _unknown_hook_failure(bad) if bad else _NO_HOOKS
+            log.error("plugin %r (%s) failed: %s", plugin.name, plugin.source, plugin.failure)
+            self.pm.unregister(module)
+            return
+        self.pm.check_pending()
+        plugin.module = module
+        plugin.ctx = PluginContext(
+            name=cand.name,
+            settings=self.settings,
+            runner=self.runner,
+            cache=Cache(ttl=self.settings.cache_ttl),
+            logger=logging.getLogger(f"raspapi.plugin.{cand.name}"),
+            hooks=self,
+            events=self.events,
+            audit_log=self.audit_log,
+        )
+        self._forget_order()
 
     def _discover(self) -> Iterator[_Candidate]:
         if self.modules is not None:
@@ -229,42 +294,231 @@ class PluginManager:
         package = importlib.import_module(BUILTIN_PACKAGE)
         for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda i: i.name):
             if not info.name.startswith("_"):
-                yield _Candidate(info.name, "builtin", _importer(f"{BUILTIN_PACKAGE}.{info.name}"))
+                yield _Candidate(
+                    info.name,
+                    "builtin",
+                    _importer(f"{BUILTIN_PACKAGE}.{info.name}"),
+                    _builtin_signature(info),
+                )
         if self.settings.entry_points and may_declare_entry_points(ENTRY_POINT_GROUP):
             from importlib import metadata
 
             for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+                # No signature: a package's code can change under one version
+                # (an editable install), so it is loaded before any need.
                 dist = ep.dist.name if ep.dist is not None else "?"
                 yield _Candidate(ep.name, f"package {dist}", ep.load)
         folder = self.settings.plugins_dir
         if folder.is_dir():
             for path in sorted(folder.glob("*.py")):
                 if not path.name.startswith((".", "_")):
-                    yield _Candidate(path.stem, f"file {path}", _file_loader(path))
+                    yield _Candidate(
+                        path.stem,
+                        f"file {path}",
+                        _file_loader(path),
+                        manifest.signature("file", path),
+                    )
 
-    def _check_hook_names(self) -> None:
-        """A plugin with a misspelt hook name is ``failed`` (and unregistered), so
-        ``check_pending`` passes: under systemd a start-up error is a restart loop."""
+    # -- loading on demand -------------------------------------------------------
+    #
+    # With ``defer``, nothing is imported at start: the daemon listens first. A
+    # request, or a hook gathered for one, loads the plugins it may need
+    # (``ensure``); ``load_rest`` loads the others in the background. What a
+    # plugin needs comes from the manifest of its last load; a plugin the
+    # manifest does not know (first start, changed files, an installed
+    # package) is loaded before anything that may need it.
+
+    def defer(self, known: Mapping[str, manifest.Entry]) -> None:
+        """Discover the plugins and leave them to load on demand. ``known``: the
+        manifest; entries whose plugin's files changed since are dropped."""
+        self.discover()
+        self._pending = dict.fromkeys(self._candidates)
+        self._done = False
+        self.known = {
+            name: entry
+            for name, entry in known.items()
+            if name in self._candidates
+            and entry.signature is not None
+            and entry.signature == self._candidates[name].signature
+        }
+
+    @property
+    def loading(self) -> bool:
+        """Whether some plugin is still to load or start (deferred loading only;
+        asked by every request, so an attribute)."""
+        return not self._done
+
+    def _unready(self) -> list[str]:
+        """The plugins not loaded, or loaded and still starting, in order found."""
+        starting = [n for n, started in self._started.items() if not started.is_set()]
+        if not starting:
+            return list(self._pending)
+        return sorted([*self._pending, *starting], key=self._order.__getitem__)
+
+    async def ensure(self, names: Iterable[str]) -> None:
+        """Load and start each of ``names`` not loaded yet, in the order found,
+        and wait for those still starting; then call ``on_loaded`` once every
+        plugin has started.
+
+        Inside a plugin's start-up (and the tasks it makes), that plugin is not
+        waited for: its start-up may gather a hook it implements itself."""
+        if self._done:
+            return
+        inside = _STARTING.get()
+        for name in sorted(set(names) & self._candidates.keys(), key=self._order.__getitem__):
+            if name in self._pending:
+                await self._load_deferred(self.plugins[name])
+            elif name in self._started and name not in inside:
+                await self._started[name].wait()
+        if not self._done and not self._unready():
+            self._done = True
+            if self.on_loaded is not None:
+                on_loaded, self.on_loaded = self.on_loaded, None
+                await on_loaded()
+
+    async def ensure_all(self) -> None:
+        await self.ensure(self._unready())
+
+    async def load_rest(self) -> None:
+        """Load every plugin not loaded yet, one at a time, each once no request
+        is in flight (or :data:`LOADER_PATIENCE` seconds passed): a request
+        loads what it needs itself, and a plugin's import holds the loop."""
+        for name in list(self._pending):
+            if self.in_flight:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(LOADER_PATIENCE):
+                        await self._quiet.wait()
+            await self.ensure([name])
+            await asyncio.sleep(0)
+
+    @contextlib.contextmanager
+    def request(self) -> Iterator[None]:
+        """Counts a request in flight while plugins load (``load_rest`` waits)."""
+        self.in_flight += 1
+        self._quiet.clear()
+        try:
+            yield
+        finally:
+            self.in_flight -= 1
+            if not self.in_flight:
+                self._quiet.set()
+
+    async def _load_deferred(self, plugin: Plugin) -> None:
+        name = plugin.name
+        del self._pending[name]
+        started = self._started[name] = asyncio.Event()
+        begun = time.perf_counter()
+        try:
+            self._import(plugin)
+            if plugin.loaded:
+                self._build_routes(plugin)
+            if self.on_load is not None:
+                self.on_load(plugin)
+            if plugin.loaded and self._implements(plugin, "raspapi_startup"):
+                plugin.starting = True
+                token = _STARTING.set(_STARTING.get() | {name})
+                try:
+                    await self.acall(plugin, "raspapi_startup")
+                except Exception as exc:
+                    self._fail(plugin, f"failed to start: {_describe(exc)}", exc)
+                finally:
+                    _STARTING.reset(token)
+                    plugin.starting = False
+                    self._forget_order()
+        finally:
+            started.set()
+        log.debug("plugin %r loaded in %.0f ms", name, (time.perf_counter() - begun) * 1000)
+
+    def needed_for(self, path: str) -> set[str]:
+        """The plugins not loaded yet that a request for ``path`` may need: the
+        unknown ones, and the known ones with a route there; all of them when
+        no known plugin has one (a core route, or one the manifest missed)."""
+        if self._done or path in LOADING_FREE_PATHS:
+            return set()
+        unready = self._unready()
+        owners = self._owners(path)
+        if not owners:
+            return set(unready)
+        return {n for n in unready if n in owners or n not in self.known}
+
+    def _owners(self, path: str) -> set[str]:
+        owners: set[str] = set()
+        for name, entry in self.known.items():
+            for _, template in entry.routes:
+                if template == path or (
+                    "{" in template
+                    and path.startswith(template.partition("{")[0])
+                    and _template_regex(template).match(path)
+                ):
+                    owners.add(name)
+                    break
+        return owners
+
+    def routable(self, scope: Mapping[str, Any]) -> bool:
+        """Whether a loaded plugin route or a core one may answer ``scope``
+        (after ``needed_for``'s plugins loaded: if not, the manifest was wrong)."""
+        path = scope["path"]
+        for plugin in self.plugins.values():
+            for route in plugin.routes:
+                if route.path == path or route.matches(dict(scope))[0] is not Match.NONE:
+                    return True
+        return False
+
+    async def _need(self, hook: str) -> None:
+        """Before gathering ``hook``: load the plugins that may implement it."""
+        if not self._done:
+            unready = self._unready()
+            await self.ensure(
+                n for n in unready if n not in self.known or hook in self.known[n].hooks
+            )
+
+    def manifest(self) -> dict[str, manifest.Entry]:
+        """Each loaded plugin's entry, as the next start will read it."""
+        out: dict[str, manifest.Entry] = {}
         for name, plugin in self.plugins.items():
-            if not plugin.loaded:
+            signature = self._candidates[name].signature if name in self._candidates else None
+            if signature is None or plugin.module is None or plugin.failure is not None:
                 continue
-            callers = [c.name for c in self.pm.get_hookcallers(plugin.module) or []]
-            if bad := _unknown_hooks(plugin.module, callers):
-                plugin.failure = _unknown_hook_failure(bad)
-                log.error("plugin %r (%s) failed: %s", name, plugin.source, plugin.failure)
-                self.pm.unregister(plugin.module)
-        self.pm.check_pending()
+            hooks = frozenset(c.name for c in self.pm.get_hookcallers(plugin.module) or [])
+            routes = tuple((frozenset(r.methods or {"GET"}), r.path) for r in plugin.routes)
+            out[name] = manifest.Entry(signature, hooks, routes)
+        return out
 
     # -- calling hooks ---------------------------------------------------------
 
     def _impls(self, hook: str) -> Iterator[tuple[Plugin, str]]:
-        """The loaded plugins implementing ``hook``, in pluggy's call order."""
-        for impl in getattr(self.pm.hook, hook).get_hookimpls():
-            if _wraps(impl):
-                continue  # a wrapper runs around the others' calls, not as one
-            plugin = self.plugins.get(impl.plugin_name)
-            if plugin is not None and plugin.loaded:
-                yield plugin, hook
+        """The loaded plugins implementing ``hook``, in the order pluggy lists
+        them when every plugin registers in the order found (whatever order
+        they loaded in: see ``defer``)."""
+        impls = self._impl_order.get(hook)
+        if impls is None:
+            found = []
+            for impl in getattr(self.pm.hook, hook).get_hookimpls():
+                if _wraps(impl):
+                    continue  # a wrapper runs around the others' calls, not as one
+                plugin = self.plugins.get(impl.plugin_name)
+                if plugin is not None:
+                    found.append((self._rank(impl), plugin))
+            impls = self._impl_order[hook] = [(p, hook) for _, p in sorted(found)]
+        for plugin, name in impls:
+            if plugin.loaded:
+                yield plugin, name
+
+    def _rank(self, impl: pluggy.HookImpl) -> tuple[int, int]:
+        # pluggy puts a new trylast implementation first, a new tryfirst one
+        # last, and any other one after the others but before the tryfirst ones.
+        order = self._order.get(impl.plugin_name, len(self._order))
+        if impl.trylast:
+            return (0, -order)
+        return (2, order) if impl.tryfirst else (1, order)
+
+    def _implements(self, plugin: Plugin, hook: str) -> bool:
+        return any(p is plugin for p, _ in self._impls(hook))
+
+    def _forget_order(self) -> None:
+        """A plugin loaded, failed or started: hook lists and callers change."""
+        self._impl_order.clear()
+        self._callers.clear()
 
     def _caller(self, plugin: Plugin, hook: str) -> Any:
         """Pluggy's caller of ``hook`` restricted to ``plugin``: each plugin is
@@ -302,18 +556,36 @@ class PluginManager:
 
     def collect_routes(self) -> list[ApiRoute]:
         """Every plugin's routes, relocated under its namespace (or the root)."""
-        taken: dict[tuple[str, str], str] = {}
         out: list[ApiRoute] = []
         for hook, legacy in (("raspapi_legacy_routes", True), ("raspapi_routes", False)):
-            for plugin, _ in self._impls(hook):
+            for plugin, _ in list(self._impls(hook)):
                 try:
-                    routes = self._plugin_routes(plugin, hook, legacy, taken)
+                    routes = self._plugin_routes(plugin, hook, legacy, self._taken)
                 except Exception as exc:
                     self._fail(plugin, f"cannot build routes: {_describe(exc)}", exc)
                     continue
                 plugin.routes.extend(routes)
                 out.extend(routes)
         return out
+
+    def _build_routes(self, plugin: Plugin) -> None:
+        """One plugin's routes (deferred loading), its RaspAP ones first."""
+        for hook, legacy in (("raspapi_legacy_routes", True), ("raspapi_routes", False)):
+            if not self._implements(plugin, hook):
+                continue
+            try:
+                routes = self._plugin_routes(plugin, hook, legacy, self._taken)
+            except Exception as exc:
+                self._fail(plugin, f"cannot build routes: {_describe(exc)}", exc)
+                return
+            plugin.routes.extend(routes)
+
+    def routes(self) -> list[ApiRoute]:
+        """The routes of every plugin loaded so far, as ``collect_routes``
+        orders them: the RaspAP ones first, each kind in the order found."""
+        plugins = sorted(self.plugins.values(), key=lambda p: self._order[p.name])
+        legacy = [r for p in plugins for r in p.routes if r.legacy]
+        return legacy + [r for p in plugins for r in p.routes if not r.legacy]
 
     def _plugin_routes(
         self, plugin: Plugin, hook: str, legacy: bool, taken: dict[tuple[str, str], str]
@@ -357,6 +629,7 @@ class PluginManager:
     async def status(self, name: str) -> Status:
         """The plugin's current status (its self-check is cached briefly)."""
         plugin = self.plugins[name]
+        await self.ensure([name])
         if plugin.disabled:
             return Status("disabled", "disabled by RASPAPI_DISABLE")
         if plugin.failure is not None:
@@ -423,6 +696,7 @@ class PluginManager:
         return status
 
     async def statuses(self) -> dict[str, Status]:
+        await self.ensure_all()
         names = list(self.plugins)
         results = await asyncio.gather(*(self.status(n) for n in names))
         return dict(zip(names, results, strict=True))
@@ -452,7 +726,8 @@ class PluginManager:
         """Asks every plugin running access points to act on a station. Maps each
         plugin that took part to None (done) or the reason it could not."""
         outcome: dict[str, str | None] = {}
-        for plugin, hook in self._impls("raspapi_station_action"):
+        await self._need("raspapi_station_action")
+        for plugin, hook in list(self._impls("raspapi_station_action")):
             try:
                 result = await self.acall(plugin, hook, action=action, mac=mac)
             except Exception as exc:
@@ -499,6 +774,7 @@ class PluginManager:
     ) -> tuple[dict[str, float], list[tuple[Plugin, dict[str, float]]]]:
         """The merged samples, and each plugin's (in pluggy's call order)."""
         hook = "raspapi_samples"
+        await self._need(hook)
         impls = [plugin for plugin, _ in self._impls(hook)]
         coroutines = self._coroutine_plugins(hook)
         plain = [p for p in impls if p.name not in coroutines]
@@ -610,6 +886,7 @@ class PluginManager:
         """Calls ``hook`` of each plugin in turn (isolated: one that raises is
         logged once and adds nothing); the results that are not None."""
         out: list[tuple[Plugin, Any]] = []
+        await self._need(hook)
         for plugin, _ in list(self._impls(hook)):
             try:
                 result = await self.acall(plugin, hook, **args)
@@ -624,6 +901,7 @@ class PluginManager:
         self, hook: str, where: str, check: Callable[[Any], T]
     ) -> list[tuple[Plugin, T]]:
         """Calls ``hook`` of every plugin at once, timing each; ``check`` vets a result."""
+        await self._need(hook)
         impls = list(self._impls(hook))
         results = await asyncio.gather(
             *(self._collect_one(plugin, hook, where, check) for plugin, _ in impls)
@@ -657,6 +935,7 @@ class PluginManager:
 
     def _fail(self, plugin: Plugin, reason: str, exc: BaseException) -> None:
         plugin.failure = reason
+        self._forget_order()
         log.error("plugin %r failed: %s", plugin.name, reason, exc_info=exc)
 
     def _log_once(self, plugin: Plugin, where: str, exc: BaseException) -> None:
@@ -678,6 +957,19 @@ def _namespaced(prefix: str, path: str) -> str:
     if path.startswith("/."):
         return prefix + path[1:]
     return prefix + path
+
+
+@functools.lru_cache(maxsize=256)
+def _template_regex(template: str) -> re.Pattern[str]:
+    return compile_path(template)[0]
+
+
+def _builtin_signature(info: pkgutil.ModuleInfo) -> str | None:
+    folder = getattr(info.module_finder, "path", None)
+    if not isinstance(folder, str):
+        return None
+    location = Path(folder) / (info.name if info.ispkg else f"{info.name}.py")
+    return manifest.signature(__version__, location)
 
 
 def _wraps(impl: pluggy.HookImpl) -> bool:

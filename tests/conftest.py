@@ -80,12 +80,13 @@ MakeClient = Callable[..., TestClient]
 
 @pytest.fixture
 def make_client(settings: Settings) -> Iterator[MakeClient]:
-    """``make_client(loop="asyncio", **setting_changes)``: a started app behind
-    a TestClient, served on the named event loop (see LOOPS)."""
+    """``make_client(loop="asyncio", deferred=False, **setting_changes)``: a
+    started app behind a TestClient, served on the named event loop (see
+    LOOPS); ``deferred``: plugins load as ``raspapi serve`` loads them."""
     with ExitStack() as stack:
 
-        def make(loop: str = "asyncio", **changes: Any) -> TestClient:
-            app = create_app(settings.with_(**changes))
+        def make(loop: str = "asyncio", *, deferred: bool = False, **changes: Any) -> TestClient:
+            app = create_app(settings.with_(**changes), deferred=deferred)
             options = {"loop_factory": loop_factory(loop)}
             return stack.enter_context(
                 TestClient(app, raise_server_exceptions=False, backend_options=options)

@@ -28,6 +28,14 @@ def raspapi_routes(ctx):
 """
 
 
+@pytest.fixture(params=["eager", "deferred"])
+def make_client(make_client: MakeClient, request: pytest.FixtureRequest) -> MakeClient:
+    """Each test once with every plugin loaded up front (``create_app``), once as
+    ``raspapi serve`` loads them (on demand): isolation holds in both."""
+    deferred = request.param == "deferred"
+    return lambda loop="asyncio", **changes: make_client(loop, deferred=deferred, **changes)
+
+
 def dropin(settings: Settings, name: str, source: str) -> Path:
     settings.plugins_dir.mkdir(parents=True, exist_ok=True)
     path = settings.plugins_dir / f"{name}.py"

@@ -28,6 +28,11 @@ log = logging.getLogger("raspapi")
 #: plugin's self-check (some start programs: ``wg pubkey``, ``systemctl``);
 #: waiting a moment lets the first requests be answered first.
 SUMMARY_DELAY = 1.0
+#: Seconds between listening and loading the plugins in the background. The
+#: first requests often come at once (a service manager's check, a dashboard
+#: that was waiting): each loads only the plugins it needs, with the loop to
+#: itself; a plugin's import would hold the loop for tens of ms on a Pi.
+LOAD_DELAY = 0.25
 
 
 class _Connections(set[Any]):
@@ -65,6 +70,10 @@ class _Server(uvicorn.Server):
         #: Run once listening, in the background and :data:`SUMMARY_DELAY`
         #: later: the start-up summary line.
         self.after_startup: Callable[[], Awaitable[None]] | None = None
+        #: Run :data:`LOAD_DELAY` after the sockets accept connections: starts
+        #: loading the plugins (``create_app(deferred=True)``).
+        self.after_listen: Callable[[], None] | None = None
+        self._load_timer: asyncio.TimerHandle | None = None
         self._after: asyncio.Future[None] | None = None
 
     @property
@@ -109,6 +118,9 @@ class _Server(uvicorn.Server):
         if self.started:
             # Sent once the sockets accept connections, not before.
             self.notifier.ready(f"listening on {self.config.host}:{self.config.port}")
+            if self.after_listen is not None:
+                loop = asyncio.get_running_loop()
+                self._load_timer = loop.call_later(LOAD_DELAY, self.after_listen)
             self._watchdog = asyncio.ensure_future(self.notifier.watchdog())
             if self.after_startup is not None:
                 self._after = asyncio.ensure_future(self._run_after_startup(self.after_startup))
@@ -122,6 +134,8 @@ class _Server(uvicorn.Server):
         self.notifier.stopping()
         if self.before_shutdown is not None:
             await self.before_shutdown()
+        if self._load_timer is not None:
+            self._load_timer.cancel()
         for task in (self._watchdog, self._after):
             if task is not None:
                 task.cancel()
@@ -131,10 +145,11 @@ class _Server(uvicorn.Server):
 
 
 def serve(settings: Settings) -> None:
-    app = create_app(settings)
+    app = create_app(settings, deferred=True)
     config = uvicorn_config(app, settings.host, settings.port)
     server = _Server(config, Notifier())
     server.before_shutdown = app.state.runtime.events.close
+    server.after_listen = app.state.load_plugins
     server.after_startup = functools.partial(announce_start, app.state.runtime)
     log.info("raspapi listening on http://%s:%d (docs at /docs)", settings.host, settings.port)
     # uvicorn re-raises the signal that stopped it once it has shut down
