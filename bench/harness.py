@@ -294,13 +294,15 @@ class Daemon(ServerProcess):
 
     ``prepare_root`` may change the copied root (add 200 stations, 500 peers...);
     ``plugin_files`` are copied into the drop-in folder; ``extra_env`` is added
-    last (e.g. ``RASPAPI_DISABLE``).
+    last (e.g. ``RASPAPI_DISABLE``). ``state_dir``: a state folder kept from one
+    start to the next (as an installed daemon's is), instead of a fresh one.
     """
 
     fixture_root: Path = FIXTURE_ROOT
     prepare_root: Callable[[Path], None] | None = None
     plugin_files: Sequence[Path] = ()
     extra_env: Mapping[str, str] = field(default_factory=dict)
+    state_dir: Path | None = None
 
     @property
     def root(self) -> Path:
@@ -333,7 +335,7 @@ class Daemon(ServerProcess):
         env.update(
             RASPAPI_ROOT=str(self.root),
             RASPAPI_ENV_FILE=str(self.env_file),
-            RASPAPI_STATE_DIR=str(self.workdir / "state"),
+            RASPAPI_STATE_DIR=str(self.state_dir or self.workdir / "state"),
             RASPAPI_PLUGINS_DIR=str(self.workdir / "plugins.d"),
             RASPAPI_HOST=self.host,
             RASPAPI_PORT=str(self.port),
