@@ -41,7 +41,9 @@
    tree is built once with debootstrap under
    ``/var/cache/raspapi-bench/arm64-<hash>`` and raspapi plus its
    dependencies are installed there from an arm64 wheelhouse downloaded on
-   the host. Target: raspapi at most 1.3 times the bare app.
+   the host. Target: raspapi at most 1.3 times the bare app. With
+   ``--arm64-compare DIR``, the raspapi built from ``DIR`` is started in the
+   same rounds (installed beside the venv's, first on ``PYTHONPATH``).
 
 5. **A/B** (``--compare-venv``, alone): this build and another one (a venv
    with its ``bin/raspapi``, e.g. a worktree of the branch point) run at the
@@ -68,7 +70,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -509,7 +511,45 @@ def _arm64_servers(tree: Path, venv: Path, port: int) -> tuple[Chrooted, Chroote
     return raspapi, bare
 
 
-def measure_arm64(runs: int, say: Say, source: Path = REPO) -> dict[str, Any]:
+def install_arm64_compare(tree: Path, say: Say, source: Path) -> str:
+    """Another raspapi (``source``, e.g. a worktree of the branch point) in
+    the tree beside the venv's, for the venv's Python to run with it first on
+    ``PYTHONPATH`` (the dependencies are the venv's). Returns that folder."""
+    wheels = tree / "opt/compare-wheels"
+    shutil.rmtree(wheels, ignore_errors=True)
+    wheels.mkdir(parents=True)
+    say(f"  wheel of {source}")
+    _run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(wheels), str(source)],
+        600,
+    )
+    site = "/opt/compare-site"
+    shutil.rmtree(tree / site.lstrip("/"), ignore_errors=True)
+    (wheel,) = wheels.glob("raspapi-*.whl")
+    _run(
+        [
+            "chroot",
+            str(tree),
+            "/opt/raspapi-venv/bin/pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-index",
+            "--target",
+            site,
+            f"/opt/compare-wheels/{wheel.name}",
+        ],
+        900,
+    )
+    return site
+
+
+def measure_arm64(
+    runs: int, say: Say, source: Path = REPO, compare: Path | None = None
+) -> dict[str, Any]:
+    """raspapi against the bare app in the arm64 tree, alternating; with
+    ``compare``, that build too, in the same rounds (the machine's load
+    then weighs on all three alike)."""
     if os.geteuid() != 0:
         raise BenchError("the arm64 scenario needs root (debootstrap, chroot, binfmt_misc)")
     tree = build_arm64_tree(say)
@@ -519,11 +559,26 @@ def measure_arm64(runs: int, say: Say, source: Path = REPO) -> dict[str, Any]:
     # daemon's is; the first start (fresh state, no plugin manifest yet) is
     # reported on its own and left out of the median.
     raspapi, bare = _arm64_servers(tree, venv, free_port())
+    servers = [("raspapi", raspapi), ("bare", bare)]
+    if compare is not None:
+        site = install_arm64_compare(tree, say, compare)
+        other = replace(
+            raspapi,
+            inner_env={
+                **raspapi.inner_env,
+                "PYTHONPATH": site,
+                "RASPAPI_STATE_DIR": raspapi.inner_env["RASPAPI_STATE_DIR"] + "-compare",
+            },
+        )
+        servers.insert(1, ("compare", other))
+        times["compare"] = []
+        with other:  # its bytecode, and its own first start
+            pass
     with raspapi:
         first = raspapi.startup_seconds
     say(f"  arm64 first start (no manifest yet): raspapi {first:.2f} s")
     for i in range(runs):
-        for name, server in (("raspapi", raspapi), ("bare", bare)):
+        for name, server in servers:
             with server:
                 times[name].append(server.startup_seconds)
                 if name == "raspapi":
@@ -531,11 +586,15 @@ def measure_arm64(runs: int, say: Say, source: Path = REPO) -> dict[str, Any]:
                     if status != 200:
                         raise BenchError(f"arm64 raspapi /ready answered {status}")
         say(
-            f"  arm64 start {i + 1}/{runs}: raspapi {times['raspapi'][-1]:.2f} s,"
-            f" bare {times['bare'][-1]:.2f} s"
+            f"  arm64 start {i + 1}/{runs}: "
+            + ", ".join(f"{name} {values[-1]:.2f} s" for name, values in times.items())
         )
     result = _startup_result(times)
     result["raspapi_first_seconds"] = first
+    if compare is not None:
+        result["compare_seconds"] = times["compare"]
+        result["compare_median"] = statistics.median(times["compare"])
+        result["compare_ratio"] = result["compare_median"] / result["bare_median"]
     result["tree"] = str(tree)
     return result
 
@@ -554,6 +613,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         type=Path,
         default=REPO,
         help="the raspapi source tree installed in the arm64 tree (default: this checkout)",
+    )
+    parser.add_argument(
+        "--arm64-compare",
+        type=Path,
+        default=None,
+        help="another raspapi source tree (e.g. a worktree of the branch point) started"
+        " in the same arm64 rounds, for a side-by-side start-up figure",
     )
     parser.add_argument("--skip-idle", action="store_true")
     parser.add_argument(
@@ -633,13 +699,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if args.arm64:
             say("start-up (arm64)")
-            arm = figures["arm64"] = measure_arm64(args.arm64_startups, say, args.arm64_source)
+            arm = figures["arm64"] = measure_arm64(
+                args.arm64_startups, say, args.arm64_source, args.arm64_compare
+            )
             verdicts.append(
                 (
                     "start-up vs bare Starlette, arm64",
                     f"{arm['raspapi_median']:.2f} s / {arm['bare_median']:.2f} s"
                     f" = {arm['ratio']:.2f}"
-                    f" (first start, no manifest: {arm['raspapi_first_seconds']:.2f} s)",
+                    f" (first start, no manifest: {arm['raspapi_first_seconds']:.2f} s)"
+                    + (
+                        f"; compared build {arm['compare_median']:.2f} s"
+                        f" = {arm['compare_ratio']:.2f}"
+                        if "compare_median" in arm
+                        else ""
+                    ),
                     f"<= {ARM64_RATIO_TARGET}",
                     arm["ratio"] <= ARM64_RATIO_TARGET,
                 )
