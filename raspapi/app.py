@@ -120,8 +120,15 @@ def create_app(
         ),
     ]
 
+    loader: list[asyncio.Task[None]] = []
+
+    def start_loading() -> None:
+        """Load the plugins in the background (deferred; at most once)."""
+        if not loader and manager.loading:
+            loader.append(asyncio.ensure_future(manager.load_rest()))
+
     if deferred:
-        middleware.append(Middleware(LoadingGate, manager=manager, start=lambda: start_loading()))
+        middleware.append(Middleware(LoadingGate, manager=manager, start=start_loading))
 
         def loaded(plugin: Plugin) -> None:
             for plugin_route in plugin.routes:
@@ -140,13 +147,6 @@ def create_app(
                     log.warning("cannot write %s: %s", path, exc.strerror or exc)
 
         manager.on_load, manager.on_loaded = loaded, all_loaded
-
-    loader: list[asyncio.Task[None]] = []
-
-    def start_loading() -> None:
-        """Load the plugins in the background (deferred; at most once)."""
-        if not loader and manager.loading:
-            loader.append(asyncio.ensure_future(manager.load_rest()))
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -62,6 +62,8 @@ SAMPLE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:@+/=-]{0,199}")
 T = TypeVar("T")
 #: How long (seconds) a plugin shows ``degraded`` after a handler raised.
 DEGRADED_SECONDS = 300.0
+#: The hooks giving routes, RaspAP's (at the root) first.
+_ROUTE_HOOKS = (("raspapi_legacy_routes", True), ("raspapi_routes", False))
 #: Paths answered without waiting for any plugin while plugins load (liveness).
 LOADING_FREE_PATHS = frozenset({"/health"})
 #: Seconds the background loading waits for the requests in flight to end.
@@ -118,8 +120,9 @@ class _Candidate:
     name: str
     source: str
     load: Callable[[], object]
-    #: What the plugin's files are now (see raspapi.state.manifest); None: not known.
-    signature: str | None = None
+    #: What the plugin's files are now (see raspapi.state.manifest), asked only
+    #: when loading is deferred; None: never known (an installed package).
+    sign: Callable[[], str | None] | None = None
 
 
 _NO_HOOKS = "no hooks found (is @hookimpl missing?)"
@@ -215,6 +218,8 @@ class PluginManager:
         # what the app does as each plugin loads, and once all have started.
         self._pending: dict[str, None] = {}
         self.known: dict[str, manifest.Entry] = {}
+        #: Each plugin's signature at ``defer`` (None when it cannot have one).
+        self._signatures: dict[str, str | None] = {}
         self._started: dict[str, asyncio.Event] = {}
         #: Every plugin loaded and started (always, without ``defer``).
         self._done = True
@@ -298,7 +303,7 @@ class PluginManager:
                     info.name,
                     "builtin",
                     _importer(f"{BUILTIN_PACKAGE}.{info.name}"),
-                    _builtin_signature(info),
+                    functools.partial(_builtin_signature, info),
                 )
         if self.settings.entry_points and may_declare_entry_points(ENTRY_POINT_GROUP):
             from importlib import metadata
@@ -316,7 +321,7 @@ class PluginManager:
                         path.stem,
                         f"file {path}",
                         _file_loader(path),
-                        manifest.signature("file", path),
+                        functools.partial(manifest.signature, "file", path),
                     )
 
     # -- loading on demand -------------------------------------------------------
@@ -334,12 +339,13 @@ class PluginManager:
         self.discover()
         self._pending = dict.fromkeys(self._candidates)
         self._done = False
+        self._signatures = {
+            name: cand.sign() for name, cand in self._candidates.items() if cand.sign is not None
+        }
         self.known = {
             name: entry
             for name, entry in known.items()
-            if name in self._candidates
-            and entry.signature is not None
-            and entry.signature == self._candidates[name].signature
+            if entry.signature == self._signatures.get(name)
         }
 
     @property
@@ -476,7 +482,7 @@ class PluginManager:
         """Each loaded plugin's entry, as the next start will read it."""
         out: dict[str, manifest.Entry] = {}
         for name, plugin in self.plugins.items():
-            signature = self._candidates[name].signature if name in self._candidates else None
+            signature = self._signatures.get(name)
             if signature is None or plugin.module is None or plugin.failure is not None:
                 continue
             hooks = frozenset(c.name for c in self.pm.get_hookcallers(plugin.module) or [])
@@ -557,28 +563,27 @@ class PluginManager:
     def collect_routes(self) -> list[ApiRoute]:
         """Every plugin's routes, relocated under its namespace (or the root)."""
         out: list[ApiRoute] = []
-        for hook, legacy in (("raspapi_legacy_routes", True), ("raspapi_routes", False)):
+        for hook, legacy in _ROUTE_HOOKS:
             for plugin, _ in list(self._impls(hook)):
-                try:
-                    routes = self._plugin_routes(plugin, hook, legacy, self._taken)
-                except Exception as exc:
-                    self._fail(plugin, f"cannot build routes: {_describe(exc)}", exc)
-                    continue
-                plugin.routes.extend(routes)
-                out.extend(routes)
+                out.extend(self._add_routes(plugin, hook, legacy) or [])
         return out
 
     def _build_routes(self, plugin: Plugin) -> None:
         """One plugin's routes (deferred loading), its RaspAP ones first."""
-        for hook, legacy in (("raspapi_legacy_routes", True), ("raspapi_routes", False)):
-            if not self._implements(plugin, hook):
-                continue
-            try:
-                routes = self._plugin_routes(plugin, hook, legacy, self._taken)
-            except Exception as exc:
-                self._fail(plugin, f"cannot build routes: {_describe(exc)}", exc)
+        for hook, legacy in _ROUTE_HOOKS:
+            if self._implements(plugin, hook) and self._add_routes(plugin, hook, legacy) is None:
                 return
-            plugin.routes.extend(routes)
+
+    def _add_routes(self, plugin: Plugin, hook: str, legacy: bool) -> list[ApiRoute] | None:
+        """Builds and keeps the routes ``plugin`` gives through ``hook``; None
+        (and the plugin ``failed``) when that raised."""
+        try:
+            routes = self._plugin_routes(plugin, hook, legacy, self._taken)
+        except Exception as exc:
+            self._fail(plugin, f"cannot build routes: {_describe(exc)}", exc)
+            return None
+        plugin.routes.extend(routes)
+        return routes
 
     def routes(self) -> list[ApiRoute]:
         """The routes of every plugin loaded so far, as ``collect_routes``
