@@ -78,6 +78,26 @@ def settings(root: Path, tmp_path: Path) -> Settings:
 MakeClient = Callable[..., TestClient]
 
 
+def http_scope(method: str, path: str, **changes: Any) -> dict[str, Any]:
+    """An ASGI HTTP scope for ``method`` and ``path``, as uvicorn makes one,
+    with ``changes`` (``headers``, ``client``, ``app``...) on top."""
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": method,
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [],
+        "client": ("127.0.0.1", 1),
+        "server": ("127.0.0.1", 8081),
+        **changes,
+    }
+
+
 @pytest.fixture
 def make_client(settings: Settings) -> Iterator[MakeClient]:
     """``make_client(loop="asyncio", deferred=False, **setting_changes)``: a

@@ -15,7 +15,6 @@ import importlib.util
 import json
 import os
 import re
-import signal
 import subprocess
 import time
 import urllib.parse
@@ -28,7 +27,7 @@ import pytest
 
 from raspapi.settings import Settings
 from tests.conftest import KEY
-from tests.test_cli import CLI, env_for, free_port
+from tests.test_cli import CLI, env_for, free_port, stop
 
 if TYPE_CHECKING:
     from playwright.sync_api import BrowserContext, Locator, Page, ViewportSize
@@ -149,12 +148,7 @@ def daemon(settings: Settings) -> Iterator[Daemon]:
             pytest.fail("the daemon did not answer /health")
         yield running
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            _, stderr = proc.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _, stderr = proc.communicate()
+        stderr = stop(proc)
     assert proc.returncode == 0, stderr
     for secret in running.secrets:
         assert secret not in stderr, "a key reached the log"

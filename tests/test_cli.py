@@ -143,6 +143,17 @@ def get(port: int, path: str, headers: dict[str, str] | None = None) -> tuple[in
         conn.close()
 
 
+def stop(proc: subprocess.Popen[str]) -> str:
+    """SIGTERM the daemon, wait for it (SIGKILL after 15 s); its stderr."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        _, stderr = proc.communicate(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        _, stderr = proc.communicate()
+    return str(stderr)
+
+
 @pytest.mark.integration
 def test_serve_runs_the_daemon_and_stops_cleanly(settings: Settings):
     settings.env_file.unlink()  # first start: the daemon makes a key
@@ -168,12 +179,7 @@ def test_serve_runs_the_daemon_and_stops_cleanly(settings: Settings):
         assert get(port, "/", {"access_token": key})[0] == 200
         assert get(port, "/", {"access_token": "wrong"})[0] == 401
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            _, stderr = proc.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _, stderr = proc.communicate()
+        stderr = stop(proc)
     assert proc.returncode == 0, stderr
     assert str(settings.env_file) in stderr
     assert key not in stderr

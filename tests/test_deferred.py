@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -24,8 +23,8 @@ from raspapi.host.runner import CommandRunner
 from raspapi.manager import PluginManager
 from raspapi.settings import Settings
 from raspapi.state import manifest
-from tests.conftest import AUTH, MakeClient
-from tests.test_cli import env_for, free_port, get
+from tests.conftest import AUTH, MakeClient, http_scope
+from tests.test_cli import env_for, free_port, get, stop
 from tests.test_plugins import HEALTHY, dropin
 
 #: GET paths whose answers do not change from one call to the next on the
@@ -236,21 +235,7 @@ async def _asgi_get(app: Any, path: str) -> int:
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "GET",
-        "scheme": "http",
-        "path": path,
-        "raw_path": path.encode(),
-        "root_path": "",
-        "query_string": b"",
-        "headers": [],
-        "client": ("127.0.0.1", 1),
-        "server": ("test", 80),
-    }
-    await app(scope, receive, send)
+    await app(http_scope("GET", path), receive, send)
     return int(sent[0]["status"])
 
 
@@ -381,12 +366,7 @@ def _serve_once(settings: Settings, env: dict[str, str]) -> tuple[int, dict[str,
             time.sleep(0.05)
         assert ready == 200, "never ready"
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            _, stderr = proc.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            _, stderr = proc.communicate()
+        stderr = stop(proc)
     assert proc.returncode == 0, stderr
     return status, json.loads(body), stderr
 

@@ -11,7 +11,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from raspapi.http.routing import INT_MAX, parse_int
-from tests.conftest import AUTH, MakeClient
+from tests.conftest import AUTH, MakeClient, http_scope
 
 API = "/api/v1/sensors"
 
@@ -129,22 +129,14 @@ def test_a_client_that_leaves_mid_body_is_no_server_error(make_client: MakeClien
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {
-        "type": "http",
-        "asgi": {"version": "3.0"},
-        "http_version": "1.1",
-        "method": "POST",
-        "scheme": "http",
-        "path": "/api/v1/keys",
-        "raw_path": b"/api/v1/keys",
-        "query_string": b"",
-        "root_path": "",
-        "headers": [(b"access_token", AUTH["access_token"].encode()), (b"host", b"t")],
-        "client": ("127.0.0.1", 5000),
-        "server": ("127.0.0.1", 8081),
-        "state": {},
-        "app": app,
-    }
+    scope = http_scope(
+        "POST",
+        "/api/v1/keys",
+        headers=[(b"access_token", AUTH["access_token"].encode()), (b"host", b"t")],
+        client=("127.0.0.1", 5000),
+        state={},
+        app=app,
+    )
     from tests.conftest import run_on
 
     before = app.state.runtime.counters.server_errors

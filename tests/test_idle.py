@@ -17,7 +17,7 @@ from raspapi.app import create_app
 from raspapi.daemon.server import SUMMARY_DELAY
 from raspapi.settings import Settings
 from tests.conftest import AUTH, MakeClient
-from tests.test_cli import CLI, env_for, free_port, get
+from tests.test_cli import CLI, env_for, free_port, get, stop
 from tests.wg_fixture import FakeWg, install_fake_wg
 
 WG = "/api/v1/wireguard"
@@ -157,12 +157,7 @@ def _serve(settings: Settings, **env: str) -> tuple[subprocess.Popen[str], int]:
 
 
 def _stop(proc: subprocess.Popen[str]) -> None:
-    proc.send_signal(signal.SIGTERM)
-    try:
-        _, stderr = proc.communicate(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        _, stderr = proc.communicate()
+    stderr = stop(proc)
     assert proc.returncode == 0, stderr
 
 
