@@ -23,7 +23,7 @@ from raspapi.host.files import atomic_write
 FILE_NAME = "plugins.json"
 #: Bumped when the file's meaning changes: an older file is then ignored.
 FORMAT = 1
-#: A manifest larger than this is not ours to trust (190 routes are about 12 kB).
+#: A manifest larger than this is not ours to trust (the built-in plugins: about 9 kB).
 MAX_BYTES = 1 << 20
 
 
