@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from raspapi import __version__
 from raspapi.context import Status
-from raspapi.daemon import installation, logs
+from raspapi.daemon import logs
 from raspapi.http.errors import StartupError
 from raspapi.security.adminkey import (
     GUI_GROUP,
@@ -183,6 +183,8 @@ def _check(settings: Settings) -> int:
                 f"{settings.env_file} is not readable by this user",
                 "run the check as the service's user (root)",
             )
+    from raspapi.daemon import installation  # `check` only: http.client, the unit file
+
     for finding in installation.check(settings):
         if finding.ok:
             ok(finding.text)

@@ -8,13 +8,15 @@ be a coroutine function where the docstring says "may be async".
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 from starlette.routing import Route
 
-from raspapi.admin.panels import Panel
 from raspapi.context import PluginContext, Status
+
+if TYPE_CHECKING:
+    from raspapi.admin.panels import Panel  # imported when the admin page gathers panels
 
 hookspec = pluggy.HookspecMarker("raspapi")
 

@@ -34,7 +34,6 @@ import pluggy
 from starlette.routing import Match, Route, compile_path
 
 from raspapi import __version__, hookspecs
-from raspapi.admin.panels import Panel
 from raspapi.context import PluginContext, Status
 from raspapi.events.bus import EventBus
 from raspapi.host.runner import CommandRunner
@@ -48,6 +47,7 @@ from raspapi.state.cache import Cache
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
+    from raspapi.admin.panels import Panel
     from raspapi.security.audit import AuditLog
 
 log = logging.getLogger("raspapi.plugins")
@@ -744,6 +744,8 @@ class PluginManager:
 
     async def admin_panels(self) -> dict[str, list[Panel]]:
         """Every plugin's admin-page panels, by plugin (one that raises adds none)."""
+        from raspapi.admin.panels import Panel
+
         out: dict[str, list[Panel]] = {}
         for plugin, result in await self._gather("raspapi_admin_panels"):
             try:
