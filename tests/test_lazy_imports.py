@@ -103,6 +103,7 @@ def test_webui_dir_is_the_folder_with_the_pages() -> None:
 #: add nothing to /system (issue 16: start-up on a Pi).
 NOT_BEFORE_FIRST_ANSWER = (
     "psutil",  # disk usage is one statvfs(3); the process table waits for its route
+    "raspapi.plugins.system.processes",
     "raspapi.admin.panels",
     "raspapi.daemon.installation",
     "raspapi.plugins.wireguard",

@@ -673,7 +673,7 @@ def test_the_process_baseline_is_taken_off_the_start_up_path(
 ):
     import threading
 
-    from raspapi.plugins.system.sampler import ProcessSampler
+    from raspapi.plugins.system.processes import ProcessSampler
 
     release, primed = threading.Event(), threading.Event()
     prime = ProcessSampler.prime
@@ -762,7 +762,7 @@ def test_a_name_the_kernel_cut_is_completed_from_the_command_line(
 
 def test_state_letters_are_the_kernels_for_every_psutil_status():
     from psutil import _pslinux
-    from raspapi.plugins.system.sampler import STATE_LETTERS
+    from raspapi.plugins.system.processes import STATE_LETTERS
 
     for letter, status in _pslinux.PROC_STATUSES.items():
         assert STATE_LETTERS[status] == ("X" if letter == "x" else letter), status
@@ -784,7 +784,7 @@ def test_psutil_reads_each_apps_own_root_and_is_set_back(make_client: MakeClient
 
 def test_the_process_table_of_the_machine_is_psutils():
     import psutil
-    from raspapi.plugins.system.sampler import CLOCK_TICKS
+    from raspapi.plugins.system.processes import CLOCK_TICKS
 
     with make_machine_app() as client:
         sampler = plugin_ctx(client).service(system_service()).processes
@@ -894,7 +894,7 @@ def test_without_a_request_the_process_baseline_waits_prime_delay(
     import threading
 
     from raspapi.plugins.system import service as service_module
-    from raspapi.plugins.system.sampler import ProcessSampler
+    from raspapi.plugins.system.processes import ProcessSampler
 
     primed = threading.Event()
     prime = ProcessSampler.prime

@@ -1,14 +1,15 @@
 """The ``system`` plugin: RaspAP's ``GET /system`` and the fuller ``GET /api/v1/system``.
 
 Everything is read from /proc, /sys and /etc under the configured root (some
-of it through psutil, see ``probe.py`` and ``sampler.py``), in cache loaders
+of it through psutil, see ``probe.py`` and ``processes.py``), in cache loaders
 (so in a thread, and at most once per cache period however many dashboards
 poll). Other plugins add their RaspAP fields (``systemTemperature``,
 ``hostapdStatus``) through ``raspapi_system_fields``.
 
 Layout: the hooks here; ``service.py`` the domain; ``api.py`` the handlers;
 ``schema.py`` the schemas and the ``limit`` query; ``telemetry.py`` the
-history samples and metrics; ``probe.py``, ``sampler.py``, ``board.py`` and
+history samples and metrics; ``probe.py``, ``sampler.py`` (CPU),
+``processes.py`` (the process table, imported on first use), ``board.py`` and
 ``node.py`` read and decode the machine.
 """
 

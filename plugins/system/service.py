@@ -12,13 +12,16 @@ import contextlib
 import math
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from raspapi.plugin import PluginContext, rfc3339
 
 from . import board, probe
-from .sampler import CpuSampler, ProcessSampler, parse_stat
+from .sampler import CpuSampler, parse_stat
 from .schema import LEGACY_TYPES
+
+if TYPE_CHECKING:
+    from .processes import ProcessSampler
 
 #: Seconds after start at which the process table's first baseline is taken,
 #: unless a request needs it sooner: psutil is not imported before the first answers.
@@ -33,12 +36,21 @@ class SystemService:
     def __init__(self, ctx: PluginContext) -> None:
         self.ctx = ctx
         self.cpu = CpuSampler(ctx)
-        self.processes = ProcessSampler(ctx)
+        self._processes: ProcessSampler | None = None
         #: The history's own baseline: its CPU figure covers the whole interval.
         self.history_cpu = CpuSampler(ctx)
         self._warned: set[str] = set()
         self._priming: asyncio.Task[None] | None = None
         self._wanted = asyncio.Event()
+
+    @property
+    def processes(self) -> ProcessSampler:
+        """The process table's sampler, made (and psutil imported) on first use."""
+        if self._processes is None:
+            from .processes import ProcessSampler
+
+            self._processes = ProcessSampler(self.ctx)
+        return self._processes
 
     async def start(self) -> None:
         """Take the first baselines: /proc/stat's now, the process table's later.
