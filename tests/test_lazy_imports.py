@@ -10,8 +10,8 @@ import json
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
+from bench.first_answer import first_answers
 from raspapi.http.endpoints import webui_dir
 from tests.conftest import FIXTURE_ROOT, KEY
 
@@ -29,7 +29,6 @@ LAZY = (
 PROGRAM = """
 import asyncio, json, sys
 from pathlib import Path
-from typing import Any
 from raspapi.app import create_app
 from raspapi.settings import Settings
 
@@ -112,62 +111,15 @@ NOT_BEFORE_FIRST_ANSWER = (
     "raspapi.plugins.clients",
 )
 
-FIRST_ANSWER = """
-import asyncio, json, sys
-from pathlib import Path
-from typing import Any
-import raspapi.cli, raspapi.daemon.server  # what `raspapi serve` imports
-from raspapi.app import create_app
-from raspapi.settings import Settings
 
-tmp = Path(sys.argv[1])
-settings = Settings(env_file=tmp / ".env", root=Path(sys.argv[2]), state_dir=tmp / "state",
-                    plugins_dir=tmp / "plugins.d", access_log=False, entry_points=False)
-
-async def first_answer() -> dict:
-    app = create_app(settings, deferred=True)
-    seen = {}
-
-    async def receive() -> dict:
-        return {"type": "http.request", "body": b"", "more_body": False}
-
-    async def send(message: dict) -> None:
-        if message["type"] == "http.response.start":  # the modules as the answer leaves
-            seen.update(status=message["status"], modules=sorted(sys.modules))
-
-    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-             "method": "GET", "scheme": "http", "path": "/system", "raw_path": b"/system",
-             "query_string": b"", "root_path": "", "client": ("127.0.0.1", 50000),
-             "server": ("127.0.0.1", 8081), "headers": [(b"access_token", sys.argv[3].encode())]}
-    async with app.router.lifespan_context(app):
-        await app(scope, receive, send)
-    return seen
-
-print(json.dumps(asyncio.run(first_answer())))
-"""
-
-
-def test_the_first_system_answer_imports_only_what_it_needs(tmp_path: Path) -> None:
-    env = tmp_path / ".env"
-    env.write_text(f"RASPAP_API_KEY={KEY}\n")
-    env.chmod(0o600)
-
-    def serve_once() -> dict[str, Any]:
-        done = subprocess.run(
-            [sys.executable, "-c", FIRST_ANSWER, str(tmp_path), str(FIXTURE_ROOT), KEY],
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert done.returncode == 0, done.stderr[-2000:]
-        result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
-        assert result["status"] == 200
-        return result
-
-    first = serve_once()  # no manifest yet: every plugin loads before the answer
+def test_the_first_system_answer_imports_only_what_it_needs() -> None:
+    """What bench.first_answer reports: two starts of the deferred app, each
+    answering one /system in a fresh process."""
+    first, second = first_answers()
+    assert first["status"] == second["status"] == 200
+    # No manifest yet: every plugin loads before the first start's answer.
     assert "raspapi.plugins.wireguard" in first["modules"]
-    modules = serve_once()["modules"]
+    modules = second["modules"]
     assert [m for m in NOT_BEFORE_FIRST_ANSWER if m in modules] == []
     # /system's own plugins did load (a list this short is no accident).
     assert {"raspapi.plugins.system", "raspapi.plugins.hostapd", "raspapi.plugins.thermal"} <= set(
