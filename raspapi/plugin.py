@@ -59,19 +59,14 @@ from raspapi.state.storage import Store, transaction
 if TYPE_CHECKING:
     from raspapi.admin.panels import Bar, Panel
 
-#: Names imported on first use, and the module each comes from.
-_ON_FIRST_USE = {"Bar": "raspapi.admin.panels", "Panel": "raspapi.admin.panels"}
-
 
 def __getattr__(name: str) -> Any:
-    module = _ON_FIRST_USE.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    import importlib
+    """``Bar`` and ``Panel``, from the admin page's module (imported when first asked for)."""
+    if name in ("Bar", "Panel"):
+        from raspapi.admin import panels
 
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+        return getattr(panels, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def __dir__() -> list[str]:
