@@ -4,7 +4,14 @@ the dataclasses made before it, and what one costs on this machine.
 ``python -m bench.first_answer`` builds the deferred app (as ``serve`` does) on
 a copy of the fixture machine, answers one ``/system`` to write the plugin
 manifest, then, in a fresh process, answers one more and lists the modules
-imported and the dataclasses made by the time the answer leaves.
+imported and the dataclasses made by the time the answer leaves, with the
+time making them took (``dataclasses.dataclass``'s own work, in that process).
+
+``--arm64`` (root) does the same inside the arm64 tree of
+``bench.scenario_idle --arm64`` under qemu, with this checkout installed in
+its venv, which is where the dataclasses' cost shows::
+
+    sudo .venv/bin/python -m bench.first_answer --arm64
 
 ``python bench/first_answer.py --cost`` needs neither raspapi nor the fixture
 machine, so it also runs inside the arm64 tree under qemu::
@@ -27,7 +34,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -68,13 +75,17 @@ _ANSWER = """
 import asyncio, dataclasses, json, sys
 from pathlib import Path
 
+import time
+
 made = []
 _process_class = dataclasses._process_class
 
 
 def counting(cls, *args, **kwargs):
-    made.append(f"{cls.__module__}.{cls.__qualname__}")
-    return _process_class(cls, *args, **kwargs)
+    start = time.perf_counter()
+    made_cls = _process_class(cls, *args, **kwargs)
+    made.append((f"{cls.__module__}.{cls.__qualname__}", time.perf_counter() - start))
+    return made_cls
 
 
 dataclasses._process_class = counting
@@ -97,7 +108,8 @@ async def first_answer() -> dict:
     async def send(message: dict) -> None:
         if message["type"] == "http.response.start":
             seen.update(status=message["status"], modules=sorted(sys.modules),
-                        dataclasses=list(made))
+                        dataclasses=[name for name, _ in made],
+                        dataclass_ms={name: round(t * 1000, 2) for name, t in made})
 
     scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
              "method": "GET", "scheme": "http", "path": "/system", "raw_path": b"/system",
@@ -112,25 +124,32 @@ print(json.dumps(asyncio.run(first_answer())))
 """
 
 
-def first_answers() -> tuple[dict[str, Any], dict[str, Any]]:
+def first_answers(
+    prefix: Sequence[str] = (sys.executable,), tree: Path | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Two starts' first /system, each in a fresh process on one state folder:
     the first without a plugin manifest (it writes one, as a first boot does),
     the second with it. Each: its status, the modules imported and the
-    dataclasses made by the time the answer left."""
-    with tempfile.TemporaryDirectory(prefix="raspapi-first-") as folder:
-        tmp = Path(folder)
-        root = tmp / "root"
-        shutil.copytree(REPO / "tests/fixtures/root", root, symlinks=True)
+    dataclasses made (and their milliseconds) by the time the answer left.
+
+    ``prefix`` runs Python: ``chroot TREE ... python`` for the arm64 tree, then
+    ``tree`` is that tree (the folder is made in its /var/tmp, and the program
+    gets the paths as the tree sees them)."""
+    folder = tree / "var/tmp" if tree is not None else None
+    with tempfile.TemporaryDirectory(prefix="raspapi-first-", dir=folder) as name:
+        tmp = Path(name)
+        inside = Path("/") / tmp.relative_to(tree) if tree is not None else tmp
+        shutil.copytree(REPO / "tests/fixtures/root", tmp / "root", symlinks=True)
         env = tmp / ".env"
         env.write_text(f"RASPAP_API_KEY={KEY}\n", encoding="ascii")
         env.chmod(0o600)
         results = []
         for _ in range(2):
             done = subprocess.run(
-                [sys.executable, "-c", _ANSWER, str(tmp), str(root), KEY],
+                [*prefix, "-c", _ANSWER, str(inside), str(inside / "root"), KEY],
                 capture_output=True,
                 text=True,
-                timeout=120,
+                timeout=300,
                 check=False,
             )
             if done.returncode != 0:
@@ -139,19 +158,50 @@ def first_answers() -> tuple[dict[str, Any], dict[str, Any]]:
         return results[0], results[1]
 
 
+def arm64_first_answers() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """:func:`first_answers` in the arm64 tree, this checkout installed there,
+    and :func:`cost` there (this file run by the tree's Python)."""
+    from bench.scenario_idle import build_arm64_tree, install_arm64
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr)
+
+    tree = build_arm64_tree(say)
+    venv = install_arm64(tree, say)
+    prefix = ["chroot", str(tree), "/usr/bin/env", "-i", "PATH=/usr/bin:/bin", f"{venv}/bin/python"]
+    costs = subprocess.run(
+        [*prefix, "-", "--cost"],
+        input=Path(__file__).read_text(encoding="utf-8"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    return json.loads(costs.stdout), *first_answers(prefix, tree)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--cost", action="store_true", help="only time making the classes")
+    parser.add_argument("--arm64", action="store_true", help="the first answer in the arm64 tree")
     args = parser.parse_args(argv)
-    out: dict[str, Any] = {"python": sys.version.split()[0], **cost()}
-    if not args.cost:
+    out: dict[str, Any]
+    if args.cost:
+        print(json.dumps({"python": sys.version.split()[0], **cost()}, indent=2))
+        return 0
+    if args.arm64:
+        out, _, answer = arm64_first_answers()
+    else:
+        out = {"python": sys.version.split()[0], **cost()}
         _, answer = first_answers()
-        if answer.get("status") != 200:
-            print(f"/system answered {answer.get('status')}", file=sys.stderr)
-            return 2
-        out["modules_at_first_answer"] = len(answer["modules"])
-        out["dataclasses_before_first_answer"] = len(answer["dataclasses"])
-        out["dataclasses"] = answer["dataclasses"]
+    if answer.get("status") != 200:
+        print(f"/system answered {answer.get('status')}", file=sys.stderr)
+        return 2
+    made: dict[str, float] = answer["dataclass_ms"]
+    out["modules_at_first_answer"] = len(answer["modules"])
+    out["dataclasses_before_first_answer"] = len(answer["dataclasses"])
+    out["dataclasses_ms"] = round(sum(made.values()), 1)
+    out["dataclasses"] = dict(sorted(made.items(), key=lambda item: -item[1]))
     print(json.dumps(out, indent=2))
     return 0
 
