@@ -20,7 +20,8 @@ machine, so it also runs inside the arm64 tree under qemu::
         < bench/first_answer.py
 
 It times making a frozen dataclass of four fields (the commonest shape here),
-the same without ``frozen``, and a ``typing.NamedTuple``, the median of 50.
+the same with ``slots=True`` and without ``frozen``, and a
+``typing.NamedTuple``, the median of 50.
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ def cost(runs: int = 50) -> dict[str, float]:
     def frozen() -> object:
         return dataclasses.dataclass(frozen=True)(type("C", (), {"__annotations__": dict(fields)}))
 
+    def frozen_slots() -> object:
+        cls = type("C", (), {"__annotations__": dict(fields)})
+        return dataclasses.dataclass(frozen=True, slots=True)(cls)
+
     def plain() -> object:
         return dataclasses.dataclass(type("C", (), {"__annotations__": dict(fields)}))
 
@@ -66,6 +71,7 @@ def cost(runs: int = 50) -> dict[str, float]:
 
     return {
         "frozen_dataclass_ms": median_ms(frozen),
+        "frozen_slots_dataclass_ms": median_ms(frozen_slots),
         "dataclass_ms": median_ms(plain),
         "namedtuple_ms": median_ms(named),
     }
