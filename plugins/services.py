@@ -143,7 +143,7 @@ def _entry(unit: str, state: UnitState | None, error: str | None) -> dict[str, A
     fields = (
         state.as_dict()
         if state is not None
-        else {k: None for k in UnitState.__dataclass_fields__ if k != "unit"}
+        else {k: None for k in UnitState._fields if k != "unit"}
     )
     fields.pop("unit", None)
     return {

@@ -9,7 +9,8 @@ import stat
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from raspapi.plugin import (
     ApiError,
@@ -64,8 +65,7 @@ class Rejected(Exception):
         self.was_up = was_up
 
 
-@dataclass(frozen=True)
-class Loaded:
+class Loaded(NamedTuple):
     """hostapd.conf as read: None when absent; ``ctrl``: each interface in it
     whose control socket path exists then, and whether it is a socket (an
     absent one is not asked: no thread hop, no connect, until the next read)."""
@@ -74,7 +74,7 @@ class Loaded:
     raw: bytes | None = None
     mode: int = 0o644
     too_big: bool = False
-    ctrl: Mapping[str, bool] = field(default_factory=dict)
+    ctrl: Mapping[str, bool] = MappingProxyType({})
 
     def check_ctrl(self, interface: str) -> None:
         """Raise CtrlUnavailable, as connecting would, when ``interface``'s control

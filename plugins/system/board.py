@@ -9,7 +9,7 @@ https://www.raspberrypi.com/documentation/computers/raspberry-pi.html#raspberry-
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from typing import NamedTuple
 
 UNKNOWN = "Unknown Device"
 
@@ -116,8 +116,7 @@ OLD_STYLE: dict[int, tuple[int, str, int | None, str]] = {
 }
 
 
-@dataclass(frozen=True)
-class Board:
+class Board(NamedTuple):
     code: str
     #: The /system ``rpiRevision`` string.
     name: str
@@ -139,7 +138,7 @@ def decode(code: str | None) -> Board:
         return Board(code, UNKNOWN)
     board = _decode_new(code, value) if value & (1 << 23) else _decode_old(code, value)
     raspap = RASPAP_NAMES.get(code)
-    return board if raspap is None else replace(board, name=raspap)
+    return board if raspap is None else board._replace(name=raspap)
 
 
 def _name(type_code: int, revision: str, memory_mb: int | None) -> str:

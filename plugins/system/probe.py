@@ -18,9 +18,8 @@ import shlex
 import struct
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from raspapi.plugin import PluginContext, rfc3339
 
@@ -129,8 +128,7 @@ def os_release(ctx: PluginContext) -> dict[str, str]:
     return values
 
 
-@dataclass(frozen=True)
-class CpuInfo:
+class CpuInfo(NamedTuple):
     processors: int
     revision: str | None
     model: str | None
@@ -211,8 +209,7 @@ def raspap_version(ctx: PluginContext) -> str:
 # -- disks ------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Mount:
+class Mount(NamedTuple):
     device: str
     mount_point: str
     fs_type: str

@@ -22,8 +22,7 @@ import logging
 import re
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from raspapi.http.timefmt import rfc3339
 
@@ -47,14 +46,13 @@ class TooManySubscribers(Exception):
     pass
 
 
-@dataclass(frozen=True, slots=True)
-class Event:
+class Event(NamedTuple):
     id: int
     type: str
     data: dict[str, Any]
     at: float
     #: The Server-Sent Events frame, encoded once for every subscriber.
-    frame: bytes = field(repr=False)
+    frame: bytes
 
     def payload(self) -> dict[str, Any]:
         """The event's data with its time, as the stream's ``data:`` line carries it."""

@@ -9,8 +9,8 @@ import os
 import shutil
 import signal
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 log = logging.getLogger("raspapi.runner")
 
@@ -52,8 +52,7 @@ class CommandFailed(CommandError):
         self.stderr = stderr
 
 
-@dataclass(frozen=True, slots=True)
-class CommandResult:
+class CommandResult(NamedTuple):
     args: tuple[str, ...]
     returncode: int
     stdout: bytes

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from raspapi.host.runner import CommandError, CommandFailed, CommandRunner
 
@@ -19,8 +18,7 @@ _PROPERTIES = (
 )
 
 
-@dataclass(frozen=True)
-class UnitState:
+class UnitState(NamedTuple):
     unit: str
     load_state: str
     active_state: str

@@ -20,8 +20,8 @@ import socket
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 #: The largest reply read (hostapd's and wpa_supplicant's replies stay under 4 KiB,
 #: SCAN_RESULTS of a crowded place under 64 KiB).
@@ -53,16 +53,14 @@ class CtrlFailed(CtrlError):
     """The daemon answered ``FAIL`` (or ``UNKNOWN COMMAND``)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Station:
+class Station(NamedTuple):
     """One associated station, as hostapd reports it (``STA-FIRST``/``STA-NEXT``)."""
 
     mac: str
     fields: dict[str, str]
 
 
-@dataclass(frozen=True, slots=True)
-class CtrlEvent:
+class CtrlEvent(NamedTuple):
     """One unsolicited message: ``<level>text``; ``name`` is its first word."""
 
     level: int

@@ -11,7 +11,7 @@ Matching happens once, when the app is built: a request pays one set look-up.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from starlette.responses import JSONResponse
 
@@ -25,8 +25,7 @@ METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 RETRY_AFTER = 3600
 
 
-@dataclass(frozen=True)
-class RouteSwitch:
+class RouteSwitch(NamedTuple):
     """One entry: ``method`` None for every method; ``prefix`` for a trailing ``*``."""
 
     method: str | None

@@ -14,8 +14,7 @@ import logging
 import sqlite3
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from starlette.requests import Request
 from starlette.types import Scope
@@ -61,8 +60,7 @@ def note(request: Request, detail: str) -> None:
     request.scope[_DETAIL] = detail[:500]
 
 
-@dataclass(frozen=True, slots=True)
-class Entry:
+class Entry(NamedTuple):
     at: float
     key_id: str | None
     key_name: str
@@ -74,17 +72,7 @@ class Entry:
     detail: str | None
 
     def row(self) -> tuple[Any, ...]:
-        return (
-            self.at,
-            self.key_id,
-            self.key_name,
-            self.client,
-            self.method,
-            self.path,
-            self.route,
-            self.status,
-            self.detail,
-        )
+        return tuple(self)
 
 
 class AuditLog:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from starlette.requests import Request
 from starlette.types import Scope
@@ -13,8 +13,7 @@ from raspapi.http.routing import SCOPES
 from raspapi.security.adminkey import AdminKey
 
 
-@dataclass(frozen=True, slots=True)
-class Principal:
+class Principal(NamedTuple):
     """An authenticated caller: the key's name and the scopes it carries."""
 
     name: str

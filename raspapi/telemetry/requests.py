@@ -17,8 +17,7 @@ import bisect
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -47,8 +46,7 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 _NBUCKETS = len(BOUNDS) + 1
 
 
-@dataclass(frozen=True, slots=True)
-class Window:
+class Window(NamedTuple):
     """Figures over one period: since start, or the last five minutes."""
 
     requests: int
@@ -77,8 +75,7 @@ class Window:
         }
 
 
-@dataclass(frozen=True, slots=True)
-class RouteStats:
+class RouteStats(NamedTuple):
     """One route template and method (``route == "unmatched"``, ``method == "*"``
     for every request no route matched)."""
 
