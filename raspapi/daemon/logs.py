@@ -29,7 +29,6 @@ import os
 import sys
 import time
 import traceback
-from dataclasses import dataclass
 from typing import Any
 
 from starlette.types import Scope
@@ -158,10 +157,14 @@ def describe_command_failure(exc: CommandError, told: str = "") -> str:
     return f"{program}: {_text(exc.message, 400)}"
 
 
-@dataclass(slots=True)
 class _Window:
-    started: float
-    count: int = 0
+    """One open window: when it started, and the occurrences after the first."""
+
+    __slots__ = ("count", "started")
+
+    def __init__(self, started: float) -> None:
+        self.started = started
+        self.count = 0
 
 
 class Summary:
