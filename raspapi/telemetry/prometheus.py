@@ -19,6 +19,7 @@ scrapes never loads it.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import math
 import socket
@@ -36,13 +37,13 @@ from raspapi import __version__
 from raspapi.http.routing import ApiRoute
 from raspapi.state.cache import Cache
 from raspapi.telemetry import exposition
-from raspapi.telemetry.ahead import Key, ScrapeAhead
 from raspapi.telemetry.exposition import Families, RenderCache
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
 
     from raspapi.daemon.runtime import Runtime
+    from raspapi.telemetry.ahead import Key, ScrapeAhead
 
 log = logging.getLogger("raspapi.metrics")
 
@@ -68,10 +69,16 @@ class Exporter:
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self._collection: asyncio.Future[list[Metric]] | None = None
-        self.ahead = ScrapeAhead(self._render_ahead, ttl=runtime.settings.cache_ttl)
         #: The text rendered ahead for a scraper's expected scrape: (when, body, type).
         self._ready: dict[Key, tuple[float, bytes, str]] = {}
         self._listener_failing = False
+
+    @functools.cached_property
+    def ahead(self) -> ScrapeAhead:
+        """What learns each scraper's cadence, made (and imported) at the first scrape."""
+        from raspapi.telemetry.ahead import ScrapeAhead
+
+        return ScrapeAhead(self._render_ahead, ttl=self.runtime.settings.cache_ttl)
 
     async def families(self) -> list[Metric]:
         """Every family; a collection already running is shared, not run twice."""
@@ -293,7 +300,8 @@ class Exporter:
     async def stop_listener(self) -> None:
         """Stops the listener, the scrape-ahead timer, a collection, the rendering
         thread and a status refresh (at shutdown)."""
-        await self.ahead.close()
+        if "ahead" in self.__dict__:  # made by a scrape
+            await self.ahead.close()
         self._ready.clear()
         collection, self._collection = self._collection, None
         if collection is not None and not collection.done():
