@@ -8,7 +8,7 @@ import os
 import stat
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from raspapi import __version__
 from raspapi.context import Status
@@ -96,8 +96,7 @@ def _keygen(settings: Settings, save: bool) -> int:
     return 0
 
 
-@dataclass
-class _Report:
+class _Report(NamedTuple):
     name: str
     source: str
     status: Status

@@ -105,8 +105,7 @@ class Plugin:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class Collection:
+class Collection(NamedTuple):
     """How one plugin's last samples or metrics collection went."""
 
     plugin: str
