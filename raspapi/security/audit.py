@@ -61,6 +61,8 @@ def note(request: Request, detail: str) -> None:
 
 
 class Entry(NamedTuple):
+    """One row of the ``audit`` table, its fields in ``_COLUMNS``' order."""
+
     at: float
     key_id: str | None
     key_name: str
@@ -70,9 +72,6 @@ class Entry(NamedTuple):
     route: str
     status: int
     detail: str | None
-
-    def row(self) -> tuple[Any, ...]:
-        return tuple(self)
 
 
 class AuditLog:
@@ -151,13 +150,12 @@ class AuditLog:
             batch, self._pending = self._pending, []
             if not batch:
                 return
-            rows = [entry.row() for entry in batch]
 
             def insert(conn: sqlite3.Connection) -> None:
                 with transaction(conn):
                     conn.executemany(
                         f"INSERT INTO audit ({_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?)",  # noqa: S608
-                        rows,
+                        batch,
                     )
                     conn.execute(
                         "DELETE FROM audit WHERE id <= (SELECT MAX(id) FROM audit) - ?", (KEEP,)
