@@ -80,10 +80,8 @@ def cost(runs: int = 50) -> dict[str, float]:
 
 
 _ANSWER = """
-import asyncio, dataclasses, json, sys
+import asyncio, dataclasses, json, sys, time
 from pathlib import Path
-
-import time
 
 made = []
 _process_class = dataclasses._process_class
@@ -169,14 +167,14 @@ def first_answers(
 def arm64_first_answers() -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """:func:`first_answers` in the arm64 tree, this checkout installed there,
     and :func:`cost` there (this file run by the tree's Python)."""
-    from bench.scenario_idle import build_arm64_tree, install_arm64
+    from bench.scenario_idle import build_arm64_tree, in_tree, install_arm64
 
     def say(line: str) -> None:
         print(line, file=sys.stderr)
 
     tree = build_arm64_tree(say)
     venv = install_arm64(tree, say)
-    prefix = ["chroot", str(tree), "/usr/bin/env", "-i", "PATH=/usr/bin:/bin", f"{venv}/bin/python"]
+    prefix = in_tree(tree, [f"{venv}/bin/python"])
     costs = subprocess.run(
         [*prefix, "-", "--cost"],
         input=Path(__file__).read_text(encoding="utf-8"),

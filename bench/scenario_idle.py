@@ -69,7 +69,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -452,6 +452,20 @@ def install_arm64(tree: Path, say: Say, source: Path = REPO) -> Path:
     return venv
 
 
+def in_tree(tree: Path, inner: Sequence[str], env: Mapping[str, str] | None = None) -> list[str]:
+    """``inner`` run in ``tree`` with a clean environment (nothing of this shell's,
+    such as PYTHONDONTWRITEBYTECODE, leaks in): ``PATH`` and ``env`` only."""
+    settings = {"PATH": "/usr/bin:/bin", **(env or {})}
+    return [
+        "chroot",
+        str(tree),
+        "/usr/bin/env",
+        "-i",
+        *(f"{k}={v}" for k, v in settings.items()),
+        *inner,
+    ]
+
+
 @dataclass
 class Chrooted(ServerProcess):
     """A server run inside the arm64 tree; ``inner`` is the command there."""
@@ -461,10 +475,7 @@ class Chrooted(ServerProcess):
     inner_env: dict[str, str] = field(default_factory=dict)
 
     def command(self) -> list[str]:
-        return ["chroot", str(self.tree), "/usr/bin/env", "-i", *self._env_args(), *self.inner]
-
-    def _env_args(self) -> list[str]:
-        return [f"{k}={v}" for k, v in {"PATH": "/usr/bin:/bin", **self.inner_env}.items()]
+        return in_tree(self.tree, self.inner, self.inner_env)
 
 
 def _arm64_servers(tree: Path, venv: Path, port: int) -> tuple[Chrooted, Chrooted]:

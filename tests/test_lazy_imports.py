@@ -105,7 +105,7 @@ NOT_BEFORE_FIRST_ANSWER = (
     "raspapi.plugins.system.processes",
     "raspapi.admin.panels",
     "raspapi.daemon.installation",
-    "raspapi.telemetry.ahead",  # a scrape's first collection makes the scrape-ahead
+    "raspapi.telemetry.ahead",  # the first scrape makes the scrape-ahead
     "raspapi.plugins.wireguard",
     "raspapi.plugins.wifi",
     "raspapi.plugins.usage",
