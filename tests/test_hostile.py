@@ -273,7 +273,7 @@ def test_a_full_rate_limit_table_starves_no_known_caller(make_client: MakeClient
         limiter.check("open", scope(host), None)
         limiter.auth_failed(scope(host))
     # The table plus the shared counters (one per group, and per key and group).
-    assert len(limiter.storage.storage) <= 64 + 2 * 6
+    assert len(limiter.windows) <= 64 + 2 * 6
     # The overflow bucket is refused for open routes and for failures ...
     assert limiter.check("open", scope("10.200.0.1"), None) is not None
     assert limiter.auth_failed(scope("10.200.0.2")) is not None

@@ -215,7 +215,7 @@ def test_counters_are_bounded_whatever_the_number_of_addresses():
         scope = {"client": (f"10.{n // 65536}.{n // 256 % 256}.{n % 256}", 1000)}
         if limiter.check("open", scope, None) is not None:
             refused += 1
-    assert len(limiter.storage.storage) <= 101
+    assert len(limiter.windows) <= 101
     # Past the bound, new addresses share one counter: a flood is still limited.
     assert refused > 4000
 
@@ -225,8 +225,8 @@ def test_expired_counters_are_swept_without_a_thread():
     limiter = RateLimiter(limits("open=5/1s"))
     for n in range(50):
         limiter.check("open", {"client": (f"10.0.0.{n}", 1000)}, None)
-    assert len(limiter.storage.storage) == 50
+    assert len(limiter.windows) == 50
     assert threading.active_count() == threads
     time.sleep(1.1)
     limiter.sweep()
-    assert len(limiter.storage.storage) == 0 and not limiter.storage.expirations
+    assert not limiter.windows

@@ -7,48 +7,40 @@ to the group named by the scope it needs (``read``, ``control``, ``admin``,
 authentications per address: past the limit, that address gets 429 on every
 route that needs a key, the right key included, until the window passes.
 
-Counting is the ``limits`` library's fixed window in memory. At most
-:data:`MAX_COUNTERS` counters are kept at once (each lives one window); past
-that, callers already counted keep their own counters, and new ones are
-counted per key alone, or together when without one, so memory stays bounded
-whatever the number of client addresses. Failed authentications from new
-addresses then share one counter too, which refuses only further failures
-(429 instead of 403): a right key is never turned away because of others'
-wrong ones.
+Each counter is a fixed window in memory: it starts at a caller's first
+request, lives the group's ``seconds`` and lets ``count`` requests through.
+At most :data:`MAX_COUNTERS` counters are kept at once; past that, callers
+already counted keep their own counters, and new ones are counted per key
+alone, or together when without one, so memory stays bounded whatever the
+number of client addresses. Failed authentications from new addresses then
+share one counter too, which refuses only further failures (429 instead of
+403): a right key is never turned away because of others' wrong ones.
+Expired counters are swept on the event loop, every :data:`SWEEP_SECONDS`.
 
-``limits``' memory storage removes expired counters from a timer thread it
-starts anew every 10 ms under load; each start waits for the GIL, which cost
-a quarter of a request's time here. The limiter sweeps them itself instead,
-on the event loop, every :data:`SWEEP_SECONDS`.
-
-Only ``limits``' memory storage is imported (see :func:`_memory_storage`):
-the package's own ``__init__`` imports its asyncio storages, their
-``deprecated`` decorators and ``wrapt``, a third of the daemon's import time
-on a Pi for code it never runs.
+The counters are a dict of windows (:class:`Window`), not the ``limits``
+library: of its memory storage this used a counter and an expiry per key,
+not its strategies, and it cost more than it gave on a Pi. Its import (with
+``packaging``, which it imports to check its optional storages' versions)
+was a tenth of ``raspapi serve``'s start before the first answer under arm64
+emulation, a lock was made per key, and its expiry thread, started anew
+every 10 ms under load, had to be replaced (BENCHMARKS.md, "Session 8").
 """
 
 from __future__ import annotations
 
 import functools
-import importlib
-import importlib.util
 import ipaddress
 import math
 import re
-import sys
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from starlette.responses import JSONResponse
 from starlette.types import Scope
 
 from raspapi.http.errors import StartupError
 from raspapi.security.auth import Principal
-
-if TYPE_CHECKING:
-    from limits.storage import MemoryStorage
 
 GROUPS = ("read", "control", "admin", "ingest", "open", "auth")
 ENV_NAME = "RASPAPI_RATE_LIMITS"
@@ -155,62 +147,25 @@ def client_address(host: str) -> str:
     return f"{network.network_address}/64"
 
 
-def _memory_storage() -> type[MemoryStorage]:
-    """``limits.storage.MemoryStorage``, importing only the modules it is made of.
+class Window:
+    """One counter: requests counted so far, and when (monotonic) its window ends."""
 
-    ``import limits.storage.memory`` would first run ``limits/__init__.py``
-    (which imports ``limits.aio``: every asyncio storage, ``deprecated`` and
-    ``wrapt``) and ``limits/storage/__init__.py`` (the Redis, Memcached and
-    MongoDB storages). Here both packages stand as bare module objects while
-    ``limits.storage.memory`` and what it imports (``limits.storage.base``,
-    ``limits.util``, ``limits.typing``...) load, and are taken out of
-    ``sys.modules`` again: a later ``import limits`` anywhere runs the real
-    ``__init__`` files, which then find the same submodules (the same
-    ``MemoryStorage``) already loaded. tests/test_startup.py checks both.
-    """
-    loaded = sys.modules.get("limits.storage.memory")
-    if loaded is None and "limits" not in sys.modules:
-        shells: list[str] = []
-        try:
-            for name in ("limits", "limits.storage"):
-                spec = importlib.util.find_spec(name)
-                if spec is None:  # pragma: no cover - limits is a dependency
-                    raise ModuleNotFoundError(name)
-                sys.modules[name] = importlib.util.module_from_spec(spec)
-                shells.append(name)
-            setattr(sys.modules["limits"], "storage", sys.modules["limits.storage"])  # noqa: B010
-            loaded = importlib.import_module("limits.storage.memory")
-        finally:
-            for name in shells:
-                del sys.modules[name]
-    if loaded is None:
-        loaded = importlib.import_module("limits.storage.memory")
-    storage: type[MemoryStorage] = loaded.MemoryStorage
-    return storage
+    __slots__ = ("count", "ends")
 
-
-class _NoTimer:
-    """Stands in for MemoryStorage's expiry thread (see the module's docstring)."""
-
-    def is_alive(self) -> bool:
-        return True
-
-    def cancel(self) -> None:
-        return None
+    def __init__(self, ends: float) -> None:
+        self.count = 0
+        self.ends = ends
 
 
 class RateLimiter:
-    """The counters. Each is ``limits``' fixed window: it starts at a caller's
-    first request and lives ``seconds``; ``count`` requests pass in it."""
+    """The counters. Each is a fixed window: it starts at a caller's first
+    request and lives ``seconds``; ``count`` requests pass in it."""
 
     def __init__(self, limits: Iterable[RateLimit], *, max_counters: int = MAX_COUNTERS) -> None:
         self.limits = {limit.group: limit for limit in limits}
         self.max_counters = max_counters
-        self.storage = _memory_storage()()
-        started = self.storage.timer
-        started.cancel()
-        started.join()
-        self.storage.timer = _NoTimer()  # type: ignore[assignment]
+        #: The counters by caller and group (``read/admin@192.0.2.7``).
+        self.windows: dict[str, Window] = {}
         self._next_sweep = time.monotonic() + SWEEP_SECONDS
         self._auth = self.limits.get("auth")
         #: When (monotonic) the latest failed authentication was: until one
@@ -226,7 +181,7 @@ class RateLimiter:
         address = client_address(str(client[0])) if client else "-"
         who = "" if caller is None else f"{caller.key_id or caller.name}@"
         key = f"{group}/{who}{address}"
-        if len(self.storage.storage) < self.max_counters or key in self.storage.storage:
+        if len(self.windows) < self.max_counters or key in self.windows:
             return key
         return f"{group}/{who}*"
 
@@ -238,7 +193,7 @@ class RateLimiter:
         if time.monotonic() >= self._next_sweep:
             self.sweep()
         key = self._counter(group, scope, caller)
-        if self.storage.incr(key, limit.seconds) <= limit.count:
+        if self._hit(key, limit.seconds) <= limit.count:
             return None
         self.refused[group] = self.refused.get(group, 0) + 1
         wait = self._wait(key)
@@ -252,7 +207,7 @@ class RateLimiter:
         if limit is None or time.monotonic() - self._last_failure > limit.seconds:
             return None
         key = self._counter("auth", scope)
-        if key.endswith("/*") or self.storage.get(key) < limit.count:
+        if key.endswith("/*") or self._count(key) < limit.count:
             # The shared counter of addresses that came once the table was full
             # refuses only their failures (see auth_failed), never a right key.
             return None
@@ -271,7 +226,7 @@ class RateLimiter:
             return None
         self._last_failure = time.monotonic()
         key = self._counter("auth", scope)
-        if self.storage.incr(key, limit.seconds) <= limit.count:
+        if self._hit(key, limit.seconds) <= limit.count:
             return None
         self.refused["auth"] = self.refused.get("auth", 0) + 1
         wait = self._wait(key)
@@ -280,13 +235,26 @@ class RateLimiter:
             wait,
         )
 
+    def _hit(self, key: str, seconds: int) -> int:
+        """Count one request on ``key``'s counter (a new window if none is
+        running); the count so far in this window."""
+        now = time.monotonic()
+        window = self.windows.get(key)
+        if window is None or window.ends <= now:
+            window = self.windows[key] = Window(now + seconds)
+        window.count += 1
+        return window.count
+
+    def _count(self, key: str) -> int:
+        window = self.windows.get(key)
+        return 0 if window is None or window.ends <= time.monotonic() else window.count
+
     def sweep(self) -> None:
         """Forget counters whose window has passed."""
-        self._next_sweep = time.monotonic() + SWEEP_SECONDS
-        now = time.time()
-        for key, expires in list(self.storage.expirations.items()):
-            if expires <= now:
-                self.storage.clear(key)
+        now = time.monotonic()
+        self._next_sweep = now + SWEEP_SECONDS
+        for key in [k for k, window in self.windows.items() if window.ends <= now]:
+            del self.windows[key]
 
     def _wait(self, key: str) -> int:
-        return max(1, math.ceil(self.storage.get_expiry(key) - time.time()))
+        return max(1, math.ceil(self.windows[key].ends - time.monotonic()))
