@@ -324,6 +324,9 @@ def _admin_app() -> ASGIApp:
         # Request metrics name the admin route that matches, or count the
         # request as unmatched, as before: never the catch-all in front.
         scope.pop("route", None)
+        keys = scope["app"].state.runtime.keys
+        if keys is not None:
+            await keys.loaded()  # sign-in with a scoped key, the keys page
         await router(scope, receive, send)
 
     return app

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import re
 import sqlite3
 import textwrap
+import threading
 import time
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
@@ -15,6 +17,7 @@ from starlette.testclient import TestClient
 
 from raspapi.app import create_app
 from raspapi.daemon.runtime import Runtime
+from raspapi.security.keystore import KeyStore
 from raspapi.settings import Settings
 from tests.conftest import AUTH, KEY, MakeClient
 
@@ -254,6 +257,72 @@ def test_keys_survive_a_restart(settings: Settings):
             k["name"]: k["state"] for k in client.get("/api/v1/keys", headers=AUTH).json()["keys"]
         }
         assert states == {"persistent": "active", "gone": "revoked"}
+
+
+def test_the_daemon_serves_before_the_keys_load_and_what_needs_them_waits(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+):
+    """The key database opens in the background at start (issue 16): the
+    admin key's reads answer meanwhile; a scoped key, and the key routes,
+    wait for it instead of being refused."""
+    with TestClient(create_app(settings)) as client:
+        made = create(client, "dashboard")
+    held = threading.Event()
+    load = KeyStore.load
+
+    async def slow_load(self: KeyStore) -> None:
+        await asyncio.to_thread(held.wait, 10)
+        await load(self)
+
+    monkeypatch.setattr(KeyStore, "load", slow_load)
+    with TestClient(create_app(settings)) as client:
+        assert runtime_of(client).keys.loading  # type: ignore[union-attr]
+        assert client.get("/system", headers=AUTH).status_code == 200
+        assert runtime_of(client).keys.loading  # type: ignore[union-attr]
+        timer = threading.Timer(0.3, held.set)
+        timer.start()
+        try:
+            began = time.monotonic()
+            scoped = client.get("/system", headers={"access_token": made["key"]})
+            waited = time.monotonic() - began
+        finally:
+            timer.cancel()
+        assert scoped.status_code == 200 and waited >= 0.2
+        assert not runtime_of(client).keys.loading  # type: ignore[union-attr]
+        assert [k["name"] for k in client.get("/api/v1/keys", headers=AUTH).json()["keys"]] == [
+            "dashboard"
+        ]
+        wrong = client.get("/system", headers={"access_token": "x" * 32})
+        assert wrong.status_code == 403
+
+
+def test_the_key_routes_wait_for_the_keys_to_load(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+):
+    with TestClient(create_app(settings)) as client:
+        create(client, "first")
+    held = threading.Event()
+    load = KeyStore.load
+
+    async def slow_load(self: KeyStore) -> None:
+        await asyncio.to_thread(held.wait, 10)
+        await load(self)
+
+    monkeypatch.setattr(KeyStore, "load", slow_load)
+    with TestClient(create_app(settings)) as client:
+        timer = threading.Timer(0.3, held.set)
+        timer.start()
+        try:
+            listed = client.get("/api/v1/keys", headers=AUTH)
+        finally:
+            timer.cancel()
+        assert listed.status_code == 200
+        assert [k["name"] for k in listed.json()["keys"]] == ["first"]
+        # And a name taken before the restart is still taken.
+        again = client.post(
+            "/api/v1/keys", json={"name": "first", "scopes": ["read"]}, headers=AUTH
+        )
+        assert again.status_code == 409
 
 
 def test_last_use_is_written_in_batches_not_per_request(settings: Settings):

@@ -16,7 +16,7 @@ from raspapi.http.switches import disabled_methods
 from raspapi.http.switches import refusal as route_disabled
 from raspapi.security import refusals
 from raspapi.security.audit import AUDITED_SCOPES
-from raspapi.security.auth import Principal
+from raspapi.security.auth import ADMIN, Principal
 
 if TYPE_CHECKING:
     from raspapi.daemon.runtime import Runtime
@@ -49,6 +49,12 @@ class Guard:
                 await refused(scope, receive, send)
                 return
             caller = self.runtime.auth.from_scope(scope)
+            keys = self.runtime.keys
+            if (caller is not ADMIN or route.scope != "read") and keys is not None and keys.loading:
+                # The scoped keys load in the background at start (CoreDB): a
+                # request that may need them waits; the admin key reading does not.
+                await keys.loaded()
+                caller = caller or self.runtime.auth.from_scope(scope)
             if caller is None:
                 refused = limiter.auth_failed(scope) if limiter is not None else None
                 if refused is not None:

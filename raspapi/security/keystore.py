@@ -133,6 +133,8 @@ class KeyStore:
         self._creating: set[str] = set()
         #: Called with ("created" or "revoked", record) after a change (live events).
         self.on_change: Callable[[str, KeyRecord], None] | None = None
+        #: :meth:`load` run by :meth:`start_loading`, while it runs.
+        self._loading: asyncio.Future[None] | None = None
 
     # -- every request ------------------------------------------------------------
 
@@ -168,6 +170,22 @@ class KeyStore:
 
     # -- reading and changing ----------------------------------------------------
 
+    def start_loading(self) -> None:
+        """Run :meth:`load` in the background: the daemon starts serving
+        without waiting for the database. What needs the keys awaits
+        :meth:`loaded` first (``create`` and ``revoke`` do it themselves)."""
+        self._loading = asyncio.ensure_future(self.load())
+
+    @property
+    def loading(self) -> bool:
+        """Whether :meth:`start_loading`'s load is still running."""
+        return self._loading is not None and not self._loading.done()
+
+    async def loaded(self) -> None:
+        """Once the keys are loaded (or failed to load): at once if no load runs."""
+        if self._loading is not None and not self._loading.done():
+            await asyncio.shield(self._loading)
+
     async def load(self) -> None:
         try:
             rows = await self.store.run(
@@ -195,6 +213,7 @@ class KeyStore:
         self, name: str, scopes: Sequence[str], expires_at: float | None = None
     ) -> tuple[KeyRecord, str]:
         """A new key: its record, and the key itself (the only time it is known)."""
+        await self.loaded()
         self.require()
         now = self.clock()
         active = [r for r in self._records.values() if r.state(now) == "active"]
@@ -241,6 +260,7 @@ class KeyStore:
 
     async def revoke(self, key_id: str) -> KeyRecord:
         """Revoke a key; it stops working before this returns. Revoking twice is fine."""
+        await self.loaded()
         self.require()
         record = self._records.get(key_id)
         if record is None:
