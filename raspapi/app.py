@@ -59,9 +59,10 @@ def create_app(
 
     ``plugins``: these modules instead of discovering plugins (raspapi.testing).
     ``deferred`` (``raspapi serve``): import no plugin here. They load once the
-    server listens (``app.state.load_plugins``) or at the first request,
+    server listens (``app.state.after_first_answers``) or at the first request,
     whichever comes first; until all have, a request first loads the plugins
-    it may need (``LoadingGate``), and ``/ready`` answers once all have."""
+    it may need (``LoadingGate``), and ``/ready`` answers once all have. The
+    scoped keys load with them, or when a request needs them sooner."""
     manager = PluginManager(settings, CommandRunner(settings.root), plugins)
     coredb = CoreDB(settings)
     manager.audit_log = coredb.audit
@@ -127,6 +128,13 @@ def create_app(
         if not loader and manager.loading:
             loader.append(asyncio.ensure_future(manager.load_rest()))
 
+    def after_first_answers() -> None:
+        """What the first answers do not need, in the background: the plugins
+        not loaded yet, and the scoped keys (deferred: the server calls it
+        once it has listened a moment)."""
+        start_loading()
+        coredb.keys.start_loading()
+
     if deferred:
         middleware.append(Middleware(LoadingGate, manager=manager, start=start_loading))
 
@@ -151,7 +159,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         announce_key(admin_key, settings)
-        await coredb.start()
+        if not deferred:
+            coredb.keys.start_loading()
         if not deferred:
             await manager.startup()
         exporter.start_listener()
@@ -182,7 +191,7 @@ def create_app(
     app.state.runtime = runtime
     app.state.exporter = exporter
     app.state.log_summary = log_summary
-    app.state.load_plugins = start_loading
+    app.state.after_first_answers = after_first_answers
     return app
 
 
@@ -201,7 +210,7 @@ class LoadingGate:
     """While plugins load (``create_app(deferred=True)``), a request first loads
     the plugins it may need (``PluginManager.needed_for``), then all of them if
     no loaded route answers its path after all. The first request also starts
-    the background loading, for servers that do not (``app.state.load_plugins``).
+    the background loading, for servers that do not (``app.state.after_first_answers``).
     Once every plugin has loaded, it costs a request one attribute look-up."""
 
     def __init__(self, app: ASGIApp, manager: PluginManager, start: Callable[[], None]) -> None:

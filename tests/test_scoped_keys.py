@@ -296,6 +296,31 @@ def test_the_daemon_serves_before_the_keys_load_and_what_needs_them_waits(
         assert wrong.status_code == 403
 
 
+def test_deferred_the_keys_load_after_the_first_answers_or_when_needed(settings: Settings):
+    """``raspapi serve``: the key database is not touched before the first
+    answers; the server's ``after_first_answers`` loads it, or the first
+    request that needs it does."""
+    with TestClient(create_app(settings)) as client:
+        made = create(client, "dashboard")
+    for trigger in ("request", "server"):
+        app = create_app(settings, deferred=True)
+        with TestClient(app) as client:
+            keys = runtime_of(client).keys
+            assert keys is not None
+            assert client.get("/system", headers=AUTH).status_code == 200
+            assert keys.loading and keys._loading is None  # not even started
+            if trigger == "server":
+                assert client.portal is not None  # the app's event loop, in its thread
+                client.portal.call(app.state.after_first_answers)
+                deadline = time.monotonic() + 10
+                while keys.loading and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                assert not keys.loading
+            scoped = client.get("/system", headers={"access_token": made["key"]})
+            assert scoped.status_code == 200
+            assert not keys.loading
+
+
 def test_the_key_routes_wait_for_the_keys_to_load(
     settings: Settings, monkeypatch: pytest.MonkeyPatch
 ):

@@ -28,7 +28,8 @@ log = logging.getLogger("raspapi")
 #: plugin's self-check (some start programs: ``wg pubkey``, ``systemctl``);
 #: waiting a moment lets the first requests be answered first.
 SUMMARY_DELAY = 1.0
-#: Seconds between listening and loading the plugins in the background. The
+#: Seconds between listening and loading the plugins (and the scoped keys) in
+#: the background. The
 #: first requests often come at once (a service manager's check, a dashboard
 #: that was waiting): each loads only the plugins it needs, with the loop to
 #: itself; a plugin's import would hold the loop for tens of ms on a Pi.
@@ -71,7 +72,7 @@ class _Server(uvicorn.Server):
         #: later: the start-up summary line.
         self.after_startup: Callable[[], Awaitable[None]] | None = None
         #: Run :data:`LOAD_DELAY` after the sockets accept connections: starts
-        #: loading the plugins (``create_app(deferred=True)``).
+        #: loading the plugins and the scoped keys (``create_app(deferred=True)``).
         self.after_listen: Callable[[], None] | None = None
         self._load_timer: asyncio.TimerHandle | None = None
         self._after: asyncio.Future[None] | None = None
@@ -149,7 +150,7 @@ def serve(settings: Settings) -> None:
     config = uvicorn_config(app, settings.host, settings.port)
     server = _Server(config, Notifier())
     server.before_shutdown = app.state.runtime.events.close
-    server.after_listen = app.state.load_plugins
+    server.after_listen = app.state.after_first_answers
     server.after_startup = functools.partial(announce_start, app.state.runtime)
     log.info("raspapi listening on http://%s:%d (docs at /docs)", settings.host, settings.port)
     # uvicorn re-raises the signal that stopped it once it has shut down

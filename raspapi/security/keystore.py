@@ -9,6 +9,7 @@ hash reaches the database; the key itself is handed out once, at creation.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
 import secrets
@@ -47,6 +48,9 @@ CREATE TABLE api_keys (
     revoked_at REAL
 );
 """
+
+#: :attr:`KeyStore.failure` until the keys are loaded.
+NOT_LOADED = "not loaded yet"
 
 _COLUMNS = "id, name, key_sha256, scopes, created_at, last_used_at, expires_at, revoked_at"
 
@@ -120,7 +124,7 @@ class KeyStore:
         self.flush_interval = flush_interval
         self.max_active = max_active
         #: Why the store cannot be used (None once loaded).
-        self.failure: str | None = "not loaded yet"
+        self.failure: str | None = NOT_LOADED
         self._records: dict[str, KeyRecord] = {}
         self._live: dict[str, KeyRecord] = {}  # by key_sha256; never revoked ones
         self._by_digest: dict[str, KeyRecord] = {}  # every key, revoked ones too
@@ -133,8 +137,9 @@ class KeyStore:
         self._creating: set[str] = set()
         #: Called with ("created" or "revoked", record) after a change (live events).
         self.on_change: Callable[[str, KeyRecord], None] | None = None
-        #: :meth:`load` run by :meth:`start_loading`, while it runs.
+        #: :meth:`start_loading`'s load, and the flusher it starts.
         self._loading: asyncio.Future[None] | None = None
+        self._flusher: asyncio.Task[None] | None = None
 
     # -- every request ------------------------------------------------------------
 
@@ -171,20 +176,39 @@ class KeyStore:
     # -- reading and changing ----------------------------------------------------
 
     def start_loading(self) -> None:
-        """Run :meth:`load` in the background: the daemon starts serving
-        without waiting for the database. What needs the keys awaits
-        :meth:`loaded` first (``create`` and ``revoke`` do it themselves)."""
-        self._loading = asyncio.ensure_future(self.load())
+        """Load the keys in the background, then write their last use from time
+        to time (:meth:`run_flusher`); once, whoever asks first. ``raspapi
+        serve`` asks once its first answers are out; :meth:`loaded` asks when
+        something needs the keys sooner."""
+        if self._loading is None:
+            self._loading = asyncio.ensure_future(self._open())
+
+    async def _open(self) -> None:
+        await self.load()
+        if self.failure is None:
+            self._flusher = asyncio.create_task(self.run_flusher())
 
     @property
     def loading(self) -> bool:
-        """Whether :meth:`start_loading`'s load is still running."""
-        return self._loading is not None and not self._loading.done()
+        """Whether the keys are still to load (neither loaded nor failed to)."""
+        return self.failure is NOT_LOADED
 
     async def loaded(self) -> None:
-        """Once the keys are loaded (or failed to load): at once if no load runs."""
-        if self._loading is not None and not self._loading.done():
+        """Once the keys are loaded, or failed to: loads them if nothing has yet."""
+        if self.failure is NOT_LOADED:
+            self.start_loading()
+            assert self._loading is not None
             await asyncio.shield(self._loading)
+
+    async def close(self) -> None:
+        """Stop writing last use, and write what is left (the daemon's stop)."""
+        if self._loading is not None:
+            await self._loading
+        if self._flusher is not None:
+            self._flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._flusher
+        await self.flush()
 
     async def load(self) -> None:
         try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 from raspapi.security.audit import MIGRATION as AUDIT_MIGRATION
 from raspapi.security.audit import AuditLog
@@ -17,35 +16,19 @@ MIGRATIONS = [KEYS_MIGRATION + AUDIT_MIGRATION]
 
 
 class CoreDB:
-    """Opened when the daemon starts serving, flushed and closed when it stops.
+    """The keys and the audit log; flushed and closed when the daemon stops.
 
-    ``start`` does not wait for the keys to load: a request that needs them
-    waits for them instead (the Guard, the admin page), and the first answers
-    with the admin key never do (BENCHMARKS.md, "Session 8")."""
+    The keys load in the background (``keys.start_loading``), not before the
+    daemon serves: a request that needs them waits for them (the Guard, the
+    admin page), and the admin key's reads never do (BENCHMARKS.md, "Session
+    8"). The audit log opens the database on its first write."""
 
     def __init__(self, settings: Settings) -> None:
         self.store = Store(settings.state_dir / "raspapi.db", MIGRATIONS)
         self.keys = KeyStore(self.store)
         self.audit = AuditLog(self.store)
-        self._flusher: asyncio.Task[None] | None = None
-        self._starting: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        self.keys.start_loading()
-        self._starting = asyncio.create_task(self._start_flusher())
-
-    async def _start_flusher(self) -> None:
-        await self.keys.loaded()
-        if self.keys.failure is None:
-            self._flusher = asyncio.create_task(self.keys.run_flusher())
 
     async def stop(self) -> None:
-        if self._starting is not None:
-            await self._starting
-        if self._flusher is not None:
-            self._flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._flusher
-        await self.keys.flush()
+        await self.keys.close()
         await self.audit.close()
         await asyncio.to_thread(self.store.close)
