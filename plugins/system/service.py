@@ -81,11 +81,18 @@ class SystemService:
 
     async def legacy(self) -> dict[str, Any]:
         """RaspAP's 14 keys in RaspAP's order and types, other plugins' fields merged."""
-        facts = await self.ctx.cache.get("legacy", self._legacy_facts)
+        # The other plugins' fields are asked for first: their reads (in
+        # threads) overlap this plugin's own when neither is cached yet.
+        fields = asyncio.ensure_future(self.ctx.hooks.system_fields())
+        try:
+            facts = await self.ctx.cache.get("legacy", self._legacy_facts)
+        except BaseException:
+            fields.cancel()
+            raise
         body: dict[str, Any] = dict.fromkeys(LEGACY_TYPES)
         body.update(facts)
         body.update(systime=probe.systime(clock()), systemTemperature=0.0, hostapdStatus=0)
-        for key, value in (await self.ctx.hooks.system_fields()).items():
+        for key, value in (await fields).items():
             kind = LEGACY_TYPES.get(key)
             if kind is None:
                 continue
