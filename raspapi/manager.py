@@ -25,7 +25,6 @@ import threading
 import time
 import types
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
@@ -74,26 +73,28 @@ _STARTING: contextvars.ContextVar[frozenset[str]] = contextvars.ContextVar(
 )
 
 
-@dataclass
 class Plugin:
-    name: str
-    source: str
-    module: object | None = None
-    ctx: PluginContext | None = None
-    #: Set for good when loading, building routes or starting failed.
-    failure: str | None = None
-    disabled: bool = False
-    #: Loaded but its start-up hook still running (deferred loading): hooks
-    #: other than ``raspapi_startup`` leave it out until it has started.
-    starting: bool = False
-    routes: list[ApiRoute] = field(default_factory=list)
-    last_status: Status | None = None
-    #: Uncaught exceptions in the plugin's request handlers: how many, the last
-    #: one (exception type, method and route template: no message, as /ready is
-    #: open to anyone) and when (epoch seconds).
-    handler_errors: int = 0
-    last_error: str | None = None
-    last_error_at: float = 0.0
+    """A plugin found, loaded or not, and what the daemon knows of it."""
+
+    def __init__(self, name: str, source: str) -> None:
+        self.name = name
+        self.source = source
+        self.module: object | None = None
+        self.ctx: PluginContext | None = None
+        #: Set for good when loading, building routes or starting failed.
+        self.failure: str | None = None
+        self.disabled = False
+        #: Loaded but its start-up hook still running (deferred loading): hooks
+        #: other than ``raspapi_startup`` leave it out until it has started.
+        self.starting = False
+        self.routes: list[ApiRoute] = []
+        self.last_status: Status | None = None
+        #: Uncaught exceptions in the plugin's request handlers: how many, the
+        #: last one (exception type, method and route template: no message, as
+        #: /ready is open to anyone) and when (epoch seconds).
+        self.handler_errors = 0
+        self.last_error: str | None = None
+        self.last_error_at = 0.0
 
     @property
     def loaded(self) -> bool:

@@ -143,7 +143,7 @@ def test_defaults():
     assert {str(limit) for limit in DEFAULT_RATE_LIMITS} >= {"1200/minute", "10/minute"}
     assert parse_rate_limits("") == DEFAULT_RATE_LIMITS
     read = {lim.group: lim for lim in DEFAULT_RATE_LIMITS}["read"]
-    assert read.count / read.seconds >= 10, "ten times a 1/s poll of one route"
+    assert read.requests / read.seconds >= 10, "ten times a 1/s poll of one route"
 
 
 @pytest.mark.parametrize(
@@ -168,7 +168,7 @@ def test_syntax(text: str, group: str, count: int, seconds: int):
 def test_a_group_can_be_turned_off_and_several_changed():
     parsed = {lim.group: lim for lim in parse_rate_limits("control=off; read=10/minute, auth=5/m")}
     assert "control" not in parsed
-    assert parsed["read"].count == 10 and parsed["auth"].count == 5
+    assert parsed["read"].requests == 10 and parsed["auth"].requests == 5
 
 
 @pytest.mark.parametrize(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from raspapi.events.bus import EventBus
@@ -19,13 +18,15 @@ from raspapi.settings import Settings
 from raspapi.telemetry.requests import RequestMetrics
 
 
-@dataclass
 class Counters:
     """Requests answered since start, and how many were errors (cheap: three ints)."""
 
-    requests: int = 0
-    client_errors: int = 0
-    server_errors: int = 0
+    __slots__ = ("client_errors", "requests", "server_errors")
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.client_errors = 0
+        self.server_errors = 0
 
     def count(self, status: int) -> None:
         self.requests += 1
@@ -35,28 +36,34 @@ class Counters:
             self.client_errors += 1
 
 
-@dataclass
 class Runtime:
-    settings: Settings
-    admin_key: AdminKey
-    auth: Authenticator
-    manager: PluginManager
-    routes: list[ApiRoute] = field(default_factory=list)
-    ready: bool = False
-    started_at: float = field(default_factory=time.time)
-    openapi_body: bytes | None = None
-    #: Scoped keys and the audit log (``raspapi.db`` in the state folder).
-    keys: KeyStore | None = None
-    audit: AuditLog | None = None
-    counters: Counters = field(default_factory=Counters)
-    #: The admin page's state (sessions, templates), made on its first use.
-    admin_site: Any = None
-    #: Count, errors and latency per route template: ``requests.snapshot()``.
-    requests: RequestMetrics = field(default_factory=RequestMetrics)
-    #: Rate limits, checked by the Guard (None: no limits at all).
-    limiter: RateLimiter | None = None
-    #: Plugin states and stations as event streams last saw them.
-    core_watch: CoreWatch | None = None
+    """The daemon's parts (``app.state.runtime``). Plain classes, not
+    dataclasses: a dataclass compiles its methods at every start, a few ms
+    each on a Pi before the first answer (BENCHMARKS.md, "Session 8")."""
+
+    def __init__(
+        self, settings: Settings, admin_key: AdminKey, auth: Authenticator, manager: PluginManager
+    ) -> None:
+        self.settings = settings
+        self.admin_key = admin_key
+        self.auth = auth
+        self.manager = manager
+        self.routes: list[ApiRoute] = []
+        self.ready = False
+        self.started_at = time.time()
+        self.openapi_body: bytes | None = None
+        #: Scoped keys and the audit log (``raspapi.db`` in the state folder).
+        self.keys: KeyStore | None = None
+        self.audit: AuditLog | None = None
+        self.counters = Counters()
+        #: The admin page's state (sessions, templates), made on its first use.
+        self.admin_site: Any = None
+        #: Count, errors and latency per route template: ``requests.snapshot()``.
+        self.requests = RequestMetrics()
+        #: Rate limits, checked by the Guard (None: no limits at all).
+        self.limiter: RateLimiter | None = None
+        #: Plugin states and stations as event streams last saw them.
+        self.core_watch: CoreWatch | None = None
 
     @property
     def events(self) -> EventBus:

@@ -8,7 +8,7 @@ authentications per address: past the limit, that address gets 429 on every
 route that needs a key, the right key included, until the window passes.
 
 Each counter is a fixed window in memory: it starts at a caller's first
-request, lives the group's ``seconds`` and lets ``count`` requests through.
+request, lives the group's ``seconds`` and lets ``requests`` through.
 At most :data:`MAX_COUNTERS` counters are kept at once; past that, callers
 already counted keep their own counters, and new ones are counted per key
 alone, or together when without one, so memory stays bounded whatever the
@@ -34,7 +34,7 @@ import math
 import re
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from starlette.responses import JSONResponse
 from starlette.types import Scope
@@ -57,22 +57,21 @@ _UNITS = {
 _LIMIT = re.compile(r"(\d{1,9})\s*/\s*(\d{1,6})?\s*([a-z]+)")
 
 
-@dataclass(frozen=True)
-class RateLimit:
-    """``count`` requests per ``seconds`` for one group."""
+class RateLimit(NamedTuple):
+    """``requests`` per ``seconds`` for one group."""
 
     group: str
-    count: int
+    requests: int
     seconds: int
 
     def __str__(self) -> str:
         for name, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
             if self.seconds % size == 0:
                 n = self.seconds // size
-                return f"{self.count}/{name}" if n == 1 else f"{self.count}/{n} {name}s"
-        return (
-            f"{self.count}/second" if self.seconds == 1 else f"{self.count}/{self.seconds} seconds"
-        )
+                return f"{self.requests}/{name}" if n == 1 else f"{self.requests}/{n} {name}s"
+        if self.seconds == 1:
+            return f"{self.requests}/second"
+        return f"{self.requests}/{self.seconds} seconds"
 
 
 #: Far above a dashboard polling every second (60 a minute per route).
@@ -159,7 +158,7 @@ class Window:
 
 class RateLimiter:
     """The counters. Each is a fixed window: it starts at a caller's first
-    request and lives ``seconds``; ``count`` requests pass in it."""
+    request and lives ``seconds``; ``requests`` requests pass in it."""
 
     def __init__(self, limits: Iterable[RateLimit], *, max_counters: int = MAX_COUNTERS) -> None:
         self.limits = {limit.group: limit for limit in limits}
@@ -193,7 +192,7 @@ class RateLimiter:
         if time.monotonic() >= self._next_sweep:
             self.sweep()
         key = self._counter(group, scope, caller)
-        if self._hit(key, limit.seconds) <= limit.count:
+        if self._hit(key, limit.seconds) <= limit.requests:
             return None
         self.refused[group] = self.refused.get(group, 0) + 1
         wait = self._wait(key)
@@ -207,7 +206,7 @@ class RateLimiter:
         if limit is None or time.monotonic() - self._last_failure > limit.seconds:
             return None
         key = self._counter("auth", scope)
-        if key.endswith("/*") or self._count(key) < limit.count:
+        if key.endswith("/*") or self._count(key) < limit.requests:
             # The shared counter of addresses that came once the table was full
             # refuses only their failures (see auth_failed), never a right key.
             return None
@@ -226,7 +225,7 @@ class RateLimiter:
             return None
         self._last_failure = time.monotonic()
         key = self._counter("auth", scope)
-        if self._hit(key, limit.seconds) <= limit.count:
+        if self._hit(key, limit.seconds) <= limit.requests:
             return None
         self.refused["auth"] = self.refused.get("auth", 0) + 1
         wait = self._wait(key)

@@ -6,14 +6,12 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable, Hashable
-from dataclasses import dataclass
-from typing import Any, TypeVar, overload
+from typing import Any, NamedTuple, TypeVar, overload
 
 T = TypeVar("T")
 
 
-@dataclass(slots=True)
-class _Entry:
+class _Entry(NamedTuple):
     loaded: float
     expires: float
     value: Any
