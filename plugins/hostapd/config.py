@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 PATH = "/etc/hostapd/hostapd.conf"
 DEFAULT_CTRL_DIR = "/var/run/hostapd"
@@ -23,21 +23,22 @@ DEFAULT_CTRL_DIR = "/var/run/hostapd"
 SECRET = re.compile(r"pass|psk|secret|wep_key|r[01]kh|private_key", re.IGNORECASE)
 
 
-@dataclass
-class _Line:
+class _Line(NamedTuple):
     text: str
     key: str | None = None
     value: str | None = None
     section: int = 0
 
 
-@dataclass
 class HostapdConf:
     """A parsed hostapd.conf that can render itself back."""
 
-    lines: list[_Line] = field(default_factory=list)
-    newline: str = "\n"
-    final_newline: bool = True
+    def __init__(
+        self, lines: list[_Line] | None = None, newline: str = "\n", final_newline: bool = True
+    ) -> None:
+        self.lines = lines if lines is not None else []
+        self.newline = newline
+        self.final_newline = final_newline
 
     @classmethod
     def parse(cls, text: str) -> HostapdConf:

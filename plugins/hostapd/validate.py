@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import string
 import unicodedata
-from dataclasses import dataclass, field
 from typing import Any
 
 from raspapi.plugin import Invalid
@@ -71,13 +70,15 @@ BODY_SCHEMA: dict[str, Any] = {
 }
 
 
-@dataclass
 class Change:
     """hostapd settings to write (in order) and to drop, and the API fields behind them."""
 
-    sets: dict[str, str] = field(default_factory=dict)
-    deletes: list[str] = field(default_factory=list)
-    fields: list[str] = field(default_factory=list)
+    __slots__ = ("deletes", "fields", "sets")
+
+    def __init__(self, deletes: list[str] | None = None) -> None:
+        self.sets: dict[str, str] = {}
+        self.deletes: list[str] = deletes if deletes is not None else []
+        self.fields: list[str] = []
 
 
 def plan(body: Any, conf: HostapdConf) -> Change:
