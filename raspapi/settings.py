@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from types import MappingProxyType
+from typing import Any, NamedTuple
 
 from dotenv import dotenv_values
 
@@ -21,9 +21,12 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Everything the daemon is configured with. See ``etc/raspapi.env``."""
+class Settings(NamedTuple):
+    """Everything the daemon is configured with. See ``etc/raspapi.env``.
+
+    A named tuple, not a dataclass: a frozen dataclass of this size compiles
+    its methods for about 10 ms of every arm64 start (BENCHMARKS.md).
+    """
 
     env_file: Path
     host: str = "127.0.0.1"
@@ -36,12 +39,12 @@ class Settings:
     log_level: str = "info"
     access_log: bool = True
     #: RASPAP_API_KEY from the process environment; it wins over the file.
-    api_key_override: str | None = field(default=None, repr=False)
+    api_key_override: str | None = None
     #: Whether entry-point plugins of installed packages are loaded.
     entry_points: bool = True
     #: Every RASPAPI_* value of the .env file and the environment, for plugin
     #: options the core does not know (read them with ``option``).
-    options: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    options: Mapping[str, str] = MappingProxyType({})
     #: Rate limits by route group (RASPAPI_RATE_LIMITS); a group absent is unlimited.
     rate_limits: tuple[RateLimit, ...] = DEFAULT_RATE_LIMITS
     #: Routes turned off (RASPAPI_DISABLE_ROUTES): they answer 503.
@@ -152,7 +155,16 @@ class Settings:
         return self.options.get(name)
 
     def with_(self, **changes: Any) -> Settings:
-        return replace(self, **changes)
+        return self._replace(**changes)
+
+    def __repr__(self) -> str:
+        # Never the key (RASPAP_API_KEY from the environment), nor every option.
+        shown = (
+            f"{name}={value!r}"
+            for name, value in zip(self._fields, self, strict=True)
+            if name not in ("api_key_override", "options")
+        )
+        return f"Settings({', '.join(shown)})"
 
 
 def _int(name: str, value: str, low: int, high: int) -> int:

@@ -86,3 +86,23 @@ def test_plugin_options_come_from_the_file_and_the_environment(
     assert settings.option("RASPAPI_SENSORS_MAX_BATCH") == "7"
     assert settings.option("RASPAPI_NOTHING") is None
     assert "RASPAP_API_KEY" not in settings.options
+
+
+def test_the_settings_never_show_the_key_or_the_options(tmp_path: Path):
+    """A settings object logged or printed in a traceback shows neither
+    RASPAP_API_KEY from the environment nor the .env file's other values."""
+    key = "k" * 32
+    settings = Settings.from_env(
+        {
+            "RASPAPI_ENV_FILE": str(tmp_path / ".env"),
+            "RASPAP_API_KEY": key,
+            "RASPAPI_DDNS_PASSWORD": "hunter2",
+        },
+        cwd=tmp_path,
+    )
+    assert settings.api_key_override == key
+    assert settings.option("RASPAPI_DDNS_PASSWORD") == "hunter2"
+    for text in (repr(settings), str(settings), f"{settings}"):
+        assert key not in text and "hunter2" not in text
+        assert "port=8081" in text
+    assert settings.with_(port=9).port == 9 and settings.port == 8081
