@@ -55,30 +55,47 @@ class Hooks(Protocol):
     ) -> dict[str, float]: ...
 
 
-@dataclass
 class PluginContext:
-    """One per plugin; passed to every hook as ``ctx``."""
+    """One per plugin; passed to every hook as ``ctx``.
 
-    name: str
-    settings: Settings
-    runner: CommandRunner
-    cache: Cache
-    logger: logging.Logger
-    hooks: Hooks
-    #: The plugin's own in-memory state (previous samples, timers...).
-    state: dict[str, Any] = field(default_factory=dict, repr=False)
-    #: The daemon's event bus: ``ctx.events.publish("thermal.throttling", {...})``
-    #: reaches every ``GET /api/v1/events`` stream; ``ctx.events.watch(fn)``
-    #: calls ``fn`` every few seconds while a stream is open.
-    events: EventBus = field(default_factory=EventBus, repr=False)
-    #: The daemon's audit log, set by the app (None in a bare context).
-    audit_log: AuditLog | None = field(default=None, repr=False)
-    _stores: dict[str, Store] = field(default_factory=dict, repr=False)
-    #: ``path()``'s answers, by path, for ``_resolved_root``: each interval's
-    #: samples resolve the same few dozen paths, and pathlib's join cost a fifth
-    #: of their work. Cleared past :data:`MAX_RESOLVED_PATHS`.
-    _resolved: dict[str, Path] = field(default_factory=dict, repr=False)
-    _resolved_root: Path | None = field(default=None, repr=False)
+    A plain class (not a dataclass, which compiles its methods at every
+    start: a few ms each on a Pi, before the first answer)."""
+
+    def __init__(
+        self,
+        name: str,
+        settings: Settings,
+        runner: CommandRunner,
+        cache: Cache,
+        logger: logging.Logger,
+        hooks: Hooks,
+        *,
+        events: EventBus | None = None,
+        audit_log: AuditLog | None = None,
+    ) -> None:
+        self.name = name
+        self.settings = settings
+        self.runner = runner
+        self.cache = cache
+        self.logger = logger
+        self.hooks = hooks
+        #: The plugin's own in-memory state (previous samples, timers...).
+        self.state: dict[str, Any] = {}
+        #: The daemon's event bus: ``ctx.events.publish("thermal.throttling", {...})``
+        #: reaches every ``GET /api/v1/events`` stream; ``ctx.events.watch(fn)``
+        #: calls ``fn`` every few seconds while a stream is open.
+        self.events = events if events is not None else EventBus()
+        #: The daemon's audit log, set by the app (None in a bare context).
+        self.audit_log = audit_log
+        self._stores: dict[str, Store] = {}
+        #: ``path()``'s answers, by path, for ``_resolved_root``: each interval's
+        #: samples resolve the same few dozen paths, and pathlib's join cost a
+        #: fifth of their work. Cleared past :data:`MAX_RESOLVED_PATHS`.
+        self._resolved: dict[str, Path] = {}
+        self._resolved_root: Path | None = None
+
+    def __repr__(self) -> str:
+        return f"PluginContext(name={self.name!r})"
 
     def audit(self, event: str, detail: str) -> None:
         """Record what the plugin did on its own (no request behind it) in the

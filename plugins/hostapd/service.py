@@ -8,7 +8,6 @@ import os
 import stat
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NamedTuple
 
@@ -84,16 +83,18 @@ class Loaded(NamedTuple):
             raise CtrlUnavailable(f"hostapd is not running (no control socket at {name})")
 
 
-@dataclass
 class Pending:
     """An unconfirmed change: what to put back, and when."""
 
-    backup: bytes
-    mode: int
-    keys: set[str]
-    fields: list[str]
-    deadline: float
-    task: asyncio.Task[None] | None = field(default=None, repr=False)
+    def __init__(
+        self, backup: bytes, mode: int, keys: set[str], fields: list[str], deadline: float
+    ) -> None:
+        self.backup = backup
+        self.mode = mode
+        self.keys = keys
+        self.fields = fields
+        self.deadline = deadline
+        self.task: asyncio.Task[None] | None = None
 
     def view(self) -> dict[str, Any]:
         return {
