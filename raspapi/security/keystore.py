@@ -16,7 +16,6 @@ import secrets
 import sqlite3
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from raspapi.http.errors import Conflict, NotFound, Unavailable
@@ -66,22 +65,46 @@ def normalize_scopes(scopes: Iterable[str]) -> tuple[str, ...]:
     return tuple(s for s in SCOPES if s in wanted)
 
 
-@dataclass(slots=True)
 class KeyRecord:
-    id: str
-    name: str
-    key_sha256: str
-    scopes: tuple[str, ...]
-    created_at: float
-    last_used_at: float | None = None
-    expires_at: float | None = None
-    revoked_at: float | None = None
-    principal: Principal = field(init=False, repr=False)
+    """One scoped key as stored (never the key itself: its SHA-256)."""
 
-    def __post_init__(self) -> None:
+    __slots__ = (
+        "created_at",
+        "expires_at",
+        "id",
+        "key_sha256",
+        "last_used_at",
+        "name",
+        "principal",
+        "revoked_at",
+        "scopes",
+    )
+
+    def __init__(
+        self,
+        id: str,
+        name: str,
+        key_sha256: str,
+        scopes: tuple[str, ...],
+        created_at: float,
+        last_used_at: float | None = None,
+        expires_at: float | None = None,
+        revoked_at: float | None = None,
+    ) -> None:
+        self.id = id
+        self.name = name
+        self.key_sha256 = key_sha256
+        self.scopes = scopes
+        self.created_at = created_at
+        self.last_used_at = last_used_at
+        self.expires_at = expires_at
+        self.revoked_at = revoked_at
         # ``admin`` carries every scope, as the .env admin key does.
-        effective = frozenset(SCOPES) if "admin" in self.scopes else frozenset(self.scopes)
-        self.principal = Principal(self.name, effective, self.id)
+        effective = frozenset(SCOPES) if "admin" in scopes else frozenset(scopes)
+        self.principal = Principal(name, effective, id)
+
+    def __repr__(self) -> str:
+        return f"KeyRecord(id={self.id!r}, name={self.name!r}, scopes={self.scopes!r})"
 
     def state(self, now: float) -> str:
         if self.revoked_at is not None:
