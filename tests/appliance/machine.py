@@ -55,6 +55,7 @@ HOST_PROGRAMS = {
     "debootstrap": "debootstrap",
     "systemd-nspawn": "systemd-container",
     "nsenter": "util-linux",
+    "setpriv": "util-linux",
 }
 #: pip's platform tags of the container's Python (bookworm: CPython 3.11, glibc 2.36).
 PLATFORMS = {
@@ -204,8 +205,11 @@ class Machine:
         assert self.proc is None
         log = open(self.log, "ab")  # noqa: SIM115 - closed right after Popen
         try:
+            # setpriv: if pytest dies without tearing down (SIGKILL, SIGTERM),
+            # the kernel sends nspawn SIGTERM, which powers the container off.
             self.proc = subprocess.Popen(
                 [
+                    "setpriv", "--pdeathsig", "TERM", "--",
                     "systemd-nspawn", "--register=no", "--keep-unit", "--quiet",
                     f"--machine={self.name}", "--capability=CAP_NET_ADMIN",
                     "--bind=/dev/net/tun", "--private-network", "-b", "-D", str(self.tree),
