@@ -259,14 +259,8 @@ def test_keys_survive_a_restart(settings: Settings):
         assert states == {"persistent": "active", "gone": "revoked"}
 
 
-def test_the_daemon_serves_before_the_keys_load_and_what_needs_them_waits(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
-):
-    """The key database opens in the background at start (issue 16): the
-    admin key's reads answer meanwhile; a scoped key, and the key routes,
-    wait for it instead of being refused."""
-    with TestClient(create_app(settings)) as client:
-        made = create(client, "dashboard")
+def hold_key_loads(monkeypatch: pytest.MonkeyPatch) -> threading.Event:
+    """Key stores load only once the event is set (10 s at most)."""
     held = threading.Event()
     load = KeyStore.load
 
@@ -275,6 +269,18 @@ def test_the_daemon_serves_before_the_keys_load_and_what_needs_them_waits(
         await load(self)
 
     monkeypatch.setattr(KeyStore, "load", slow_load)
+    return held
+
+
+def test_the_daemon_serves_before_the_keys_load_and_what_needs_them_waits(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch
+):
+    """The key database opens in the background at start (issue 16): the
+    admin key's reads answer meanwhile; a scoped key, and the key routes,
+    wait for it instead of being refused."""
+    with TestClient(create_app(settings)) as client:
+        made = create(client, "dashboard")
+    held = hold_key_loads(monkeypatch)
     with TestClient(create_app(settings)) as client:
         assert runtime_of(client).keys.loading  # type: ignore[union-attr]
         assert client.get("/system", headers=AUTH).status_code == 200
@@ -326,14 +332,7 @@ def test_the_key_routes_wait_for_the_keys_to_load(
 ):
     with TestClient(create_app(settings)) as client:
         create(client, "first")
-    held = threading.Event()
-    load = KeyStore.load
-
-    async def slow_load(self: KeyStore) -> None:
-        await asyncio.to_thread(held.wait, 10)
-        await load(self)
-
-    monkeypatch.setattr(KeyStore, "load", slow_load)
+    held = hold_key_loads(monkeypatch)
     with TestClient(create_app(settings)) as client:
         timer = threading.Timer(0.3, held.set)
         timer.start()
