@@ -159,9 +159,8 @@ def create_app(
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         announce_key(admin_key, settings)
-        if not deferred:
+        if not deferred:  # else after_first_answers loads both
             coredb.keys.start_loading()
-        if not deferred:
             await manager.startup()
         exporter.start_listener()
         runtime.ready = not deferred

@@ -29,10 +29,10 @@ log = logging.getLogger("raspapi")
 #: waiting a moment lets the first requests be answered first.
 SUMMARY_DELAY = 1.0
 #: Seconds between listening and loading the plugins (and the scoped keys) in
-#: the background. The
-#: first requests often come at once (a service manager's check, a dashboard
-#: that was waiting): each loads only the plugins it needs, with the loop to
-#: itself; a plugin's import would hold the loop for tens of ms on a Pi.
+#: the background. The first requests often come at once (a service manager's
+#: check, a dashboard that was waiting): each loads only the plugins it needs,
+#: with the loop to itself; a plugin's import would hold the loop for tens of
+#: ms on a Pi.
 LOAD_DELAY = 0.25
 
 

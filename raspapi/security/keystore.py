@@ -218,7 +218,7 @@ class KeyStore:
 
     async def loaded(self) -> None:
         """Once the keys are loaded, or failed to: loads them if nothing has yet."""
-        if self.failure is NOT_LOADED:
+        if self.loading:
             self.start_loading()
             assert self._loading is not None
             await asyncio.shield(self._loading)
